@@ -1,0 +1,3 @@
+from burstsr.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""The classical half of burstsr: many aligned frames -> one image."""

@@ -1,0 +1,378 @@
+"""Estimating the transform that maps the reference frame onto another frame.
+
+Every aligner returns a 3x3 float64 homography ``T`` that maps *reference* pixel coordinates to
+*frame* pixel coordinates, pixel centres at integer coordinates: the frame pixel that shows what
+the reference shows at ``(x, y)`` is at ``T @ (x, y, 1)`` (after the homogeneous divide). This is
+the ``warpMatrix`` convention of OpenCV's ``findTransformECC`` (use with ``WARP_INVERSE_MAP``).
+
+Methods (``ALIGNERS``):
+
+``orb``   ORB keypoints, ratio-tested matches and a RANSAC fit of the motion model, on a
+          pyramid level of at most ``orb_pixels``.
+``ecc``   Evangelidis & Psarakis' enhanced correlation coefficient (``cv2.findTransformECC``),
+          coarse-to-fine over a 2x pyramid, started from a phase-correlation translation on the
+          coarsest level, refined down to the finest level of at most ``max_align_pixels``.
+``auto``  ORB for the estimate, ECC from the ORB level down for the refinement; when ECC fails
+          the ORB estimate is kept, when ORB fails ECC runs on its own.
+
+Each result carries a score: the correlation coefficient between the reference and the aligned
+frame over their overlap on the finest level used. Frames below ``min_score`` are rejected.
+
+Reference: G. D. Evangelidis, E. Z. Psarakis, "Parametric Image Alignment using Enhanced
+Correlation Coefficient Maximization", IEEE TPAMI 30(10), 2008.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+MOTIONS = {
+    "translation": cv2.MOTION_TRANSLATION,
+    "euclidean": cv2.MOTION_EUCLIDEAN,
+    "affine": cv2.MOTION_AFFINE,
+    "homography": cv2.MOTION_HOMOGRAPHY,
+}
+ALIGN_METHODS = ("auto", "orb", "ecc")
+
+
+@dataclass(frozen=True)
+class AlignOptions:
+    """Tuning of :func:`estimate_transform`; the defaults suit handheld bursts."""
+
+    method: str = "auto"
+    motion: str = "homography"
+    max_align_pixels: int = 1_000_000  # the finest pyramid level used has at most this many pixels
+    orb_pixels: int = 500_000  # ORB runs on the finest level with at most this many pixels
+    min_score: float = 0.5  # frames whose aligned correlation is lower are rejected
+    ecc_iterations: int = 50
+    ecc_eps: float = 1e-6
+    ecc_blur: int = 5  # Gaussian kernel size ECC applies to both images at each level
+
+
+@dataclass(frozen=True)
+class Alignment:
+    """What :func:`estimate_transform` found for one frame.
+
+    Attributes:
+        transform: 3x3 float64, reference pixel coordinates -> frame pixel coordinates.
+        ok: whether the frame is aligned well enough to be merged.
+        score: correlation coefficient of reference and aligned frame on their overlap.
+        method: what produced ``transform`` ("orb", "ecc", "orb+ecc").
+        inlier_ratio: RANSAC inliers / ratio-tested matches, when ORB ran.
+        overlap: fraction of the reference covered by the aligned frame.
+        message: why the frame was rejected ("" when ok).
+    """
+
+    transform: np.ndarray
+    ok: bool
+    score: float
+    method: str
+    inlier_ratio: float | None = None
+    overlap: float = 0.0
+    message: str = ""
+
+
+# --------------------------------------------------------------------------------------------
+# Gray images and pyramids
+
+
+def to_gray(pixels: np.ndarray, *, linear: bool = False) -> np.ndarray:
+    """Rec. 709 luma of an RGB float image, float32 (H, W). Linear input is gamma-encoded first
+    so that alignment sees shadows and highlights in proportion, as on a display."""
+    if pixels.ndim == 2:
+        gray = pixels.astype(np.float32, copy=False)
+    else:
+        gray = cv2.cvtColor(np.ascontiguousarray(pixels, dtype=np.float32), cv2.COLOR_RGB2GRAY)
+    if linear:
+        gray = np.power(np.maximum(gray, 0.0), 1 / 2.2, dtype=np.float32)
+    return gray
+
+
+def build_pyramid(gray: np.ndarray, *, coarsest_side: int = 128) -> list[np.ndarray]:
+    """2x box-filter pyramid, finest first, down to a level whose longer side is at most
+    ``coarsest_side`` (or whose shorter side would drop below 16 px).
+
+    Level ``l`` pixel ``x_l`` covers level-0 pixels centred at ``2**l * x_l + (2**l - 1) / 2``.
+    """
+    levels = [np.ascontiguousarray(gray, dtype=np.float32)]
+    while max(levels[-1].shape) > coarsest_side and min(levels[-1].shape) >= 32:
+        h, w = levels[-1].shape
+        levels.append(
+            cv2.resize(
+                levels[-1][: h // 2 * 2, : w // 2 * 2],
+                (w // 2, h // 2),
+                interpolation=cv2.INTER_AREA,
+            )
+        )
+    return levels
+
+
+def level_to_full(transform: np.ndarray, level: int) -> np.ndarray:
+    """Express a level-``level`` transform in level-0 pixel coordinates."""
+    s = float(2**level)
+    scale = np.array([[s, 0, (s - 1) / 2], [0, s, (s - 1) / 2], [0, 0, 1]])
+    return scale @ transform @ np.linalg.inv(scale)
+
+
+def full_to_level(transform: np.ndarray, level: int) -> np.ndarray:
+    """Express a level-0 transform in level-``level`` pixel coordinates."""
+    s = float(2**level)
+    scale = np.array([[s, 0, (s - 1) / 2], [0, s, (s - 1) / 2], [0, 0, 1]])
+    return np.linalg.inv(scale) @ transform @ scale
+
+
+def _finest_level(pyramid: list[np.ndarray], max_pixels: int) -> int:
+    for level, img in enumerate(pyramid):
+        if img.size <= max_pixels:
+            return level
+    return len(pyramid) - 1
+
+
+# --------------------------------------------------------------------------------------------
+# The public entry point
+
+
+def estimate_transform(
+    reference: np.ndarray | list[np.ndarray],
+    frame: np.ndarray | list[np.ndarray],
+    *,
+    options: AlignOptions = AlignOptions(),
+) -> Alignment:
+    """Estimate the transform from ``reference`` to ``frame`` pixel coordinates.
+
+    Args:
+        reference: gray ``float32 (H, W)`` image in [0, 1] (RGB is converted with
+            :func:`to_gray`), or its pyramid from :func:`build_pyramid` to reuse across frames.
+        frame: the frame to align, same size and kinds as ``reference``.
+        options: method (auto|orb|ecc), motion model and tuning, see :class:`AlignOptions`.
+
+    Returns:
+        An :class:`Alignment`; ``ok`` is False (with a ``message``) when the frame could not be
+        aligned. Nothing is raised for frames that merely fail to align.
+    """
+    if options.method not in ALIGN_METHODS:
+        raise ValueError(f"method must be one of {ALIGN_METHODS}, got {options.method!r}")
+    if options.motion not in MOTIONS:
+        raise ValueError(f"motion must be one of {tuple(MOTIONS)}, got {options.motion!r}")
+    ref_pyr = reference if isinstance(reference, list) else build_pyramid(_gray(reference))
+    frm_pyr = frame if isinstance(frame, list) else build_pyramid(_gray(frame))
+    if ref_pyr[0].shape != frm_pyr[0].shape:
+        raise ValueError(f"shapes differ: {ref_pyr[0].shape} vs {frm_pyr[0].shape}")
+
+    finest = _finest_level(ref_pyr, options.max_align_pixels)
+    start = None  # (level, transform at level 0) to start ECC from
+    method, inlier_ratio, orb_transform = "ecc", None, None
+    failures = []
+
+    if options.method in ("orb", "auto"):
+        orb_level = max(finest, _finest_level(ref_pyr, options.orb_pixels))
+        found = _orb_estimate(ref_pyr[orb_level], frm_pyr[orb_level], options.motion)
+        if isinstance(found, str):
+            failures.append(f"ORB: {found}")
+        else:
+            orb_transform = level_to_full(found[0], orb_level)
+            inlier_ratio = found[1]
+            start = (orb_level, orb_transform)
+            method = "orb"
+
+    transform = orb_transform
+    if options.method == "ecc" or (options.method == "auto"):
+        if start is None:
+            coarsest = len(ref_pyr) - 1
+            start = (
+                coarsest,
+                level_to_full(_phase_shift(ref_pyr[coarsest], frm_pyr[coarsest]), coarsest),
+            )
+        refined = _ecc_coarse_to_fine(ref_pyr, frm_pyr, start, finest, options)
+        if isinstance(refined, str):
+            failures.append(f"ECC: {refined}")
+        else:
+            transform = refined
+            method = "orb+ecc" if orb_transform is not None else "ecc"
+
+    if transform is None:
+        return Alignment(
+            np.eye(3),
+            False,
+            0.0,
+            options.method,
+            inlier_ratio,
+            0.0,
+            "; ".join(failures) or "no estimate",
+        )
+    transform = transform / transform[2, 2]
+    implausible = _implausible(transform, ref_pyr[0].shape)
+    score, overlap = alignment_score(
+        ref_pyr[finest], frm_pyr[finest], full_to_level(transform, finest)
+    )
+    message = ""
+    if implausible:
+        message = implausible
+    elif overlap < 0.5:
+        message = f"the aligned frame covers only {overlap:.0%} of the reference"
+    elif score < options.min_score:
+        message = f"alignment score {score:.2f} is below --min-score {options.min_score:g}"
+    if message and failures:
+        message += " (" + "; ".join(failures) + ")"
+    return Alignment(transform, not message, score, method, inlier_ratio, overlap, message)
+
+
+def _gray(img: np.ndarray) -> np.ndarray:
+    return img if img.ndim == 2 else to_gray(img)
+
+
+# --------------------------------------------------------------------------------------------
+# ORB + RANSAC
+
+
+def _orb_estimate(ref: np.ndarray, frm: np.ndarray, motion: str) -> tuple[np.ndarray, float] | str:
+    """Fit the motion model to ORB matches; returns (transform at this level, inlier ratio) or
+    the reason it failed."""
+    orb = cv2.ORB_create(nfeatures=int(np.clip(ref.size / 150, 500, 3000)), fastThreshold=8)
+    ref8, frm8 = (_to_uint8(cv2.GaussianBlur(g, (0, 0), 1.0)) for g in (ref, frm))
+    kp1, d1 = orb.detectAndCompute(ref8, None)
+    kp2, d2 = orb.detectAndCompute(frm8, None)
+    if d1 is None or d2 is None or len(kp1) < 8 or len(kp2) < 8:
+        return "too few keypoints (a flat or very dark image?)"
+    pairs = cv2.BFMatcher(cv2.NORM_HAMMING).knnMatch(d1, d2, k=2)
+    good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < 0.8 * p[1].distance]
+    if len(good) < 8:
+        return f"only {len(good)} distinctive matches"
+    src = np.float32([kp1[m.queryIdx].pt for m in good])
+    dst = np.float32([kp2[m.trainIdx].pt for m in good])
+    threshold = 2.0
+    if motion == "homography":
+        transform, mask = cv2.findHomography(
+            src, dst, cv2.RANSAC, threshold, maxIters=4000, confidence=0.999
+        )
+    elif motion == "affine":
+        affine, mask = cv2.estimateAffine2D(
+            src, dst, method=cv2.RANSAC, ransacReprojThreshold=threshold, maxIters=4000
+        )
+        transform = None if affine is None else np.vstack([affine, [0, 0, 1]])
+    else:
+        partial, mask = cv2.estimateAffinePartial2D(
+            src, dst, method=cv2.RANSAC, ransacReprojThreshold=threshold, maxIters=4000
+        )
+        transform = None
+        if partial is not None:
+            inl = mask.ravel().astype(bool)
+            transform = _fit_rigid(src[inl], dst[inl], translation_only=motion == "translation")
+    if transform is None or mask is None:
+        return "RANSAC found no consistent motion"
+    inliers = int(mask.sum())
+    if inliers < max(8, 0.1 * len(good)):
+        return f"only {inliers} of {len(good)} matches agree on one motion"
+    return transform.astype(np.float64), inliers / len(good)
+
+
+def _to_uint8(gray: np.ndarray) -> np.ndarray:
+    return np.clip(gray * 255 + 0.5, 0, 255).astype(np.uint8)
+
+
+def _fit_rigid(src: np.ndarray, dst: np.ndarray, *, translation_only: bool) -> np.ndarray:
+    """Least-squares rotation + translation (or translation alone) taking src points to dst."""
+    s_mean, d_mean = src.mean(0), dst.mean(0)
+    rot = np.eye(2)
+    if not translation_only:
+        u, _, vt = np.linalg.svd((dst - d_mean).T @ (src - s_mean))
+        rot = u @ np.diag([1.0, np.sign(np.linalg.det(u @ vt))]) @ vt
+    out = np.eye(3)
+    out[:2, :2] = rot
+    out[:2, 2] = d_mean - rot @ s_mean
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# ECC, coarse to fine
+
+
+def _phase_shift(ref: np.ndarray, frm: np.ndarray) -> np.ndarray:
+    """Translation (reference -> frame) from phase correlation, as a 3x3 matrix."""
+    window = cv2.createHanningWindow(ref.shape[::-1], cv2.CV_32F)
+    (dx, dy), _ = cv2.phaseCorrelate(ref, frm, window)
+    return np.array([[1, 0, dx], [0, 1, dy], [0, 0, 1]], dtype=np.float64)
+
+
+def _ecc_coarse_to_fine(
+    ref_pyr: list[np.ndarray],
+    frm_pyr: list[np.ndarray],
+    start: tuple[int, np.ndarray],
+    finest: int,
+    options: AlignOptions,
+) -> np.ndarray | str:
+    """Refine ``start`` (level, level-0 transform) with ECC on each level down to ``finest``."""
+    start_level, transform = start
+    motion = MOTIONS[options.motion]
+    criteria = (
+        cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS,
+        options.ecc_iterations,
+        options.ecc_eps,
+    )
+    for level in range(max(start_level, finest), finest - 1, -1):
+        warp = full_to_level(transform, level)
+        warp = warp / warp[2, 2]
+        init = (warp if motion == cv2.MOTION_HOMOGRAPHY else warp[:2]).astype(np.float32)
+        try:
+            _, found = cv2.findTransformECC(
+                ref_pyr[level], frm_pyr[level], init, motion, criteria, None, options.ecc_blur
+            )
+        except cv2.error:
+            return (
+                f"did not converge on the {ref_pyr[level].shape[1]}x{ref_pyr[level].shape[0]} level"
+            )
+        found = found.astype(np.float64)
+        if found.shape[0] == 2:
+            found = np.vstack([found, [0, 0, 1]])
+        if not np.all(np.isfinite(found)):
+            return "diverged"
+        transform = level_to_full(found, level)
+    return transform
+
+
+# --------------------------------------------------------------------------------------------
+# Checks
+
+
+def alignment_score(ref: np.ndarray, frm: np.ndarray, transform: np.ndarray) -> tuple[float, float]:
+    """Correlation coefficient of ``ref`` and ``frm`` warped by ``transform`` (ref -> frame
+    coordinates) over their overlap, after a light blur; and the overlap fraction."""
+    h, w = ref.shape
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    warped = cv2.warpPerspective(frm, transform, (w, h), flags=flags)
+    mask = cv2.warpPerspective(np.ones_like(frm), transform, (w, h), flags=flags) > 0.999
+    overlap = float(mask.mean())
+    if mask.sum() < 64:
+        return 0.0, overlap
+    a = cv2.GaussianBlur(ref, (0, 0), 1.0)[mask].astype(np.float64)
+    b = cv2.GaussianBlur(warped, (0, 0), 1.0)[mask].astype(np.float64)
+    a -= a.mean()
+    b -= b.mean()
+    denom = np.sqrt((a * a).sum() * (b * b).sum())
+    return (float((a * b).sum() / denom) if denom > 0 else 0.0), overlap
+
+
+def _implausible(transform: np.ndarray, shape: tuple[int, int]) -> str:
+    """A reason the transform cannot be a handheld motion, or "" when it can."""
+    h, w = shape
+    corners = np.array([[0, 0, 1], [w - 1, 0, 1], [w - 1, h - 1, 1], [0, h - 1, 1]], float).T
+    mapped = transform @ corners
+    if np.any(mapped[2] <= 0):
+        return "the estimated transform folds the image (points behind the camera)"
+    pts = (mapped[:2] / mapped[2]).T
+    edges = np.roll(pts, -1, axis=0) - pts
+    cross = (
+        edges[:, 0] * np.roll(edges, -1, axis=0)[:, 1]
+        - edges[:, 1] * np.roll(edges, -1, axis=0)[:, 0]
+    )
+    if not (np.all(cross > 0) or np.all(cross < 0)):
+        return "the estimated transform is not a plausible camera motion (twisted corners)"
+    x, y = pts[:, 0], pts[:, 1]
+    area = 0.5 * abs(np.sum(x * np.roll(y, -1) - y * np.roll(x, -1)))
+    ratio = area / float((w - 1) * (h - 1))
+    if not 0.5 < ratio < 2.0:
+        return f"the estimated transform scales the image area by {ratio:.2f}"
+    return ""

@@ -1,0 +1,144 @@
+"""Merging aligned frames into one image.
+
+Every merger takes an iterable of ``(image, mask)`` pairs: ``image`` a ``float32 (C, H, W)``
+tensor already warped onto the reference grid, ``mask`` a ``bool (H, W)`` tensor, True where the
+image is valid. Pixels are merged only from the frames whose mask covers them.
+
+``mean``        the classic stack. Streams: one accumulator, memory independent of frame count.
+``median``      per-pixel median of the valid samples (mean of the two middle ones for even counts).
+``sigma-clip``  per-pixel rejection of samples further than ``sigma`` robust standard deviations
+                (median / MAD, floored by the burst's typical spread) from the centre, then a
+                second pass around the mean of the kept samples; the mean of what is kept.
+
+``median`` and ``sigma-clip`` hold every warped frame, so their memory grows with the burst.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import torch
+
+Frames = Iterable[tuple[torch.Tensor, torch.Tensor]]
+_MAD_TO_STD = 1.4826
+_ROWS = 256  # rows processed at once by the stacking mergers (bounds sort temporaries)
+
+
+@dataclass(frozen=True)
+class Merged:
+    """A merged image: ``image`` float32 (C, H, W); ``count`` (H, W), valid frames per pixel."""
+
+    image: torch.Tensor
+    count: torch.Tensor
+
+
+def merge_mean(frames: Frames) -> Merged:
+    """Average of the valid samples at each pixel, streaming over ``frames``."""
+    total = count = None
+    for image, mask in frames:
+        weight = mask.to(image.dtype)
+        if total is None:
+            total = image * weight
+            count = weight.clone()
+        else:
+            total.addcmul_(image, weight)
+            count += weight
+    if total is None:
+        raise ValueError("merge_mean needs at least one frame")
+    return Merged(total / count.clamp(min=1.0), count)
+
+
+def _stack(frames: Frames) -> tuple[torch.Tensor, torch.Tensor]:
+    images, masks = [], []
+    for image, mask in frames:
+        images.append(image)
+        masks.append(mask)
+    if not images:
+        raise ValueError("merging needs at least one frame")
+    return torch.stack(images), torch.stack(masks)
+
+
+def _sorted_median(values: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Median over dim 0 of ``values`` (N, ...) using only ``valid`` samples (each column has
+    at least one). Even counts give the mean of the two middle samples."""
+    filled = values.masked_fill(~valid, float("inf"))
+    ordered, _ = torch.sort(filled, dim=0)
+    count = valid.sum(dim=0, keepdim=True).clamp(min=1)
+    low = ordered.gather(0, (count - 1) // 2)
+    high = ordered.gather(0, count // 2)
+    return ((low + high) * 0.5)[0]
+
+
+def merge_median(frames: Frames) -> Merged:
+    """Per-pixel median of the valid samples."""
+    images, masks = _stack(frames)
+    n, c, h, w = images.shape
+    out = torch.empty((c, h, w), dtype=images.dtype, device=images.device)
+    for top in range(0, h, _ROWS):
+        rows = slice(top, min(top + _ROWS, h))
+        valid = masks[:, None, rows].expand(n, c, -1, w)
+        out[:, rows] = _sorted_median(images[:, :, rows], valid)
+    return Merged(out, masks.sum(dim=0).to(images.dtype))
+
+
+def merge_sigma_clip(frames: Frames, *, sigma: float = 3.0) -> Merged:
+    """Mean of the samples within ``sigma`` robust standard deviations of the per-pixel centre."""
+    images, masks = _stack(frames)
+    n, c, h, w = images.shape
+    # A floor for the per-pixel spread: with few (and quantised) samples the per-pixel MAD can be
+    # zero, which would reject every sample that is not an exact copy of the median.
+    floor = _typical_spread(images, masks)
+    out = torch.empty((c, h, w), dtype=images.dtype, device=images.device)
+    for top in range(0, h, _ROWS):
+        rows = slice(top, min(top + _ROWS, h))
+        x = images[:, :, rows]
+        valid = masks[:, None, rows].expand(n, c, -1, w)
+        centre = _sorted_median(x, valid)
+        spread = _MAD_TO_STD * _sorted_median((x - centre).abs(), valid)
+        keep = valid & ((x - centre).abs() <= sigma * spread.clamp(min=floor))
+        # Second pass: centre and spread of what survived.
+        kept = keep.to(x.dtype)
+        k = kept.sum(0).clamp(min=1)
+        mean = (x * kept).sum(0) / k
+        std = (((x - mean) ** 2 * kept).sum(0) / (k - 1).clamp(min=1)).sqrt()
+        keep = valid & ((x - mean).abs() <= sigma * std.clamp(min=floor))
+        kept = keep.to(x.dtype)
+        k = kept.sum(0)
+        merged = (x * kept).sum(0) / k.clamp(min=1)
+        out[:, rows] = torch.where(k > 0, merged, centre)
+    return Merged(out, masks.sum(dim=0).to(images.dtype))
+
+
+def _typical_spread(images: torch.Tensor, masks: torch.Tensor) -> float:
+    """Median over a subsample of pixels of the per-pixel robust spread (MAD x 1.4826)."""
+    n, c, h, w = images.shape
+    step = max(1, int((h * w / 65536) ** 0.5))
+    x = images[:, :, ::step, ::step]
+    valid = masks[:, None, ::step, ::step].expand_as(x)
+    centre = _sorted_median(x, valid)
+    spread = _MAD_TO_STD * _sorted_median((x - centre).abs(), valid)
+    return max(float(spread.median()), 1e-4)
+
+
+MERGERS: dict[str, Callable[[Frames], Merged]] = {
+    "mean": merge_mean,
+    "median": merge_median,
+    "sigma-clip": merge_sigma_clip,
+}
+
+
+def merge_frames(frames: Frames, *, method: str = "mean") -> Merged:
+    """Merge aligned frames with one of :data:`MERGERS` (``mean``, ``median``, ``sigma-clip``).
+
+    Args:
+        frames: iterable of ``(image float32 (C, H, W), mask bool (H, W))`` on one device; a
+            generator is consumed lazily (the mean never holds more than one frame).
+        method: the merger's name.
+
+    Returns:
+        :class:`Merged` on the frames' device.
+    """
+    if method not in MERGERS:
+        raise ValueError(f"method must be one of {tuple(MERGERS)}, got {method!r}")
+    return MERGERS[method](frames)

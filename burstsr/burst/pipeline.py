@@ -1,0 +1,327 @@
+"""``merge_burst``: frames on disk -> load -> align -> warp -> merge -> one image.
+
+Frames are decoded one at a time and handed to the merger as they are warped, so with the mean
+merge the memory holds the reference, one frame and the accumulator, whatever the burst's length.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from burstsr.burst.align import AlignOptions, build_pyramid, estimate_transform, to_gray
+from burstsr.burst.merge import MERGERS, merge_frames
+from burstsr.burst.warp import INTERPOLATIONS, is_identity, warp_frame
+from burstsr.errors import AlignmentError, InputError
+from burstsr.io import WRITE_DEPTHS, Burst, Image, load_burst, write_image
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int, str], None]  # (frames done, frames in all, name of the last one)
+
+
+@dataclass(frozen=True)
+class MergeConfig:
+    """Options of ``burstsr merge``; the CLI takes its defaults from here."""
+
+    align: str = "auto"  # auto | orb | ecc
+    motion: str = "homography"  # translation | euclidean | affine | homography
+    reference: str = "first"  # first | sharpest | a 0-based frame index
+    merge: str = "mean"  # a key of MERGERS
+    interpolation: str = "bicubic"  # bicubic | bilinear
+    min_score: float = 0.5
+    max_align_pixels: int = 1_000_000
+    skip_bad: bool = False
+
+    def align_options(self) -> AlignOptions:
+        return AlignOptions(
+            method=self.align,
+            motion=self.motion,
+            min_score=self.min_score,
+            max_align_pixels=self.max_align_pixels,
+        )
+
+
+@dataclass
+class FrameReport:
+    """What happened to one frame."""
+
+    path: str
+    index: int
+    used: bool
+    reference: bool = False
+    score: float | None = None
+    method: str | None = None
+    inlier_ratio: float | None = None
+    overlap: float | None = None
+    transform: list[list[float]] | None = None
+    message: str = ""
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class MergeResult:
+    """The merged image and how it was made.
+
+    Attributes:
+        image: ``float32 (H, W, 3)`` RGB in [0, 1], display-encoded (sRGB); RAW bursts are merged
+            in linear light and encoded once at the end.
+        bit_depth: the depth the output should have by default (16 for 16-bit or RAW input).
+        gray: every frame was single-channel (write a gray image).
+        reference: path of the reference frame.
+        frames: one :class:`FrameReport` per input file, in input order.
+        seconds: wall time per stage (load, align, warp+merge, total).
+    """
+
+    image: np.ndarray
+    bit_depth: int
+    gray: bool
+    reference: str
+    frames: list[FrameReport]
+    seconds: dict[str, float]
+
+    @property
+    def used(self) -> int:
+        return sum(f.used for f in self.frames)
+
+    def write(self, path: str | os.PathLike, *, bit_depth: int | None = None) -> Path:
+        """Write the merged image atomically (gray when every frame was gray). Without
+        ``bit_depth``, the default depth, lowered to 8 for formats that hold no more."""
+        pixels = self.image[:, :, 0] if self.gray else self.image
+        if bit_depth is None:
+            bit_depth = min(self.bit_depth, max(WRITE_DEPTHS.get(Path(path).suffix.lower(), (8,))))
+        return write_image(path, pixels, bit_depth=bit_depth)
+
+    def report(self) -> dict:
+        """A JSON-serialisable summary (what ``--report`` writes)."""
+        return {
+            "reference": self.reference,
+            "frames_used": self.used,
+            "frames_total": len(self.frames),
+            "seconds": self.seconds,
+            "frames": [asdict(f) for f in self.frames],
+        }
+
+
+def merge_burst(
+    source: str | os.PathLike | Sequence[str | os.PathLike] | Burst,
+    *,
+    config: MergeConfig = MergeConfig(),
+    device: torch.device | str = "cpu",
+    progress: Progress | None = None,
+    save_aligned: str | os.PathLike | None = None,
+) -> MergeResult:
+    """Align every frame of a burst to its reference and merge them.
+
+    Args:
+        source: a folder of frames, a list of frame files, or a :class:`Burst`.
+        config: alignment, reference and merge options.
+        device: torch device for warping and merging (alignment runs on the CPU with OpenCV).
+        progress: called after each frame with (done, total, frame name).
+        save_aligned: a folder to write every aligned frame into (created if missing).
+
+    Raises:
+        InputError: unreadable frames (unless ``config.skip_bad``), frames of different sizes,
+            a bad ``reference``, fewer than two usable frames.
+        AlignmentError: no frame besides the reference could be aligned.
+    """
+    if config.merge not in MERGERS:
+        raise InputError(f"--merge {config.merge}: expected one of {', '.join(MERGERS)}")
+    if config.interpolation not in INTERPOLATIONS:
+        raise InputError(
+            f"--interpolation {config.interpolation}: expected one of {', '.join(INTERPOLATIONS)}"
+        )
+    device = torch.device(device)
+    burst = source if isinstance(source, Burst) else load_burst(source)
+    start = time.perf_counter()
+    seconds = {"load": 0.0, "align": 0.0, "warp_merge": 0.0}
+    reports = [FrameReport(str(p), i, used=False) for i, p in enumerate(burst.paths)]
+
+    def read(index: int) -> Image | None:
+        t0 = time.perf_counter()
+        try:
+            image = burst.read(index)
+        except InputError as exc:
+            if not config.skip_bad:
+                raise
+            log.warning("%s; skipped (--skip-bad)", exc)
+            reports[index].message = str(exc)
+            return None
+        finally:
+            seconds["load"] += time.perf_counter() - t0
+        reports[index].seconds["load"] = time.perf_counter() - t0
+        return image
+
+    ref_index, ref = _reference(burst, config, read)
+    ref_report = reports[ref_index]
+    ref_report.used, ref_report.reference = True, True
+    ref_report.transform, ref_report.score = np.eye(3).tolist(), 1.0
+    ref_pyramid = build_pyramid(to_gray(ref.pixels, linear=ref.linear))
+    options = config.align_options()
+    aligned_dir = Path(save_aligned) if save_aligned is not None else None
+    if aligned_dir is not None:
+        aligned_dir.mkdir(parents=True, exist_ok=True)
+    order = [ref_index] + [i for i in range(len(burst)) if i != ref_index]
+    readable = 1
+
+    def warped_frames() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        nonlocal readable
+        for done, index in enumerate(order, start=1):
+            path, report = burst.paths[index], reports[index]
+            image = ref if index == ref_index else read(index)
+            if image is not None and index != ref_index:
+                readable += 1
+                _check_compatible(image, ref, path, burst.paths[ref_index])
+                t0 = time.perf_counter()
+                found = estimate_transform(
+                    ref_pyramid,
+                    build_pyramid(to_gray(image.pixels, linear=image.linear)),
+                    options=options,
+                )
+                report.seconds["align"] = time.perf_counter() - t0
+                seconds["align"] += report.seconds["align"]
+                report.score, report.method = round(found.score, 5), found.method
+                report.inlier_ratio, report.overlap = found.inlier_ratio, round(found.overlap, 4)
+                report.transform = found.transform.tolist()
+                if not found.ok:
+                    report.message = found.message
+                    log.warning("%s: left out, not aligned: %s", path.name, found.message)
+                    image = None
+                else:
+                    report.used = True
+            if image is not None:
+                t0 = time.perf_counter()
+                transform = np.asarray(report.transform)
+                frame = torch.from_numpy(image.pixels).permute(2, 0, 1).to(device)
+                if is_identity(transform):
+                    warped, mask = (
+                        frame,
+                        torch.ones(frame.shape[1:], dtype=torch.bool, device=device),
+                    )
+                else:
+                    warped, mask = warp_frame(frame, transform, interpolation=config.interpolation)
+                if aligned_dir is not None:
+                    _save_aligned(aligned_dir, path, warped, mask, image)
+                yield warped, mask
+                report.seconds["warp_merge"] = time.perf_counter() - t0
+                seconds["warp_merge"] += report.seconds["warp_merge"]
+            if progress is not None:
+                progress(done, len(order), path.name)
+
+    merged = merge_frames(warped_frames(), method=config.merge)
+    used = sum(r.used for r in reports)
+    if readable < 2:
+        raise InputError(
+            f"{burst.paths[ref_index].parent}: fewer than 2 usable frames "
+            f"(only {readable} of {len(burst)} could be read)"
+        )
+    if used < 2:
+        raise AlignmentError(
+            f"none of the other {readable - 1} frames could be aligned to "
+            f"{burst.paths[ref_index].name}; try another --align (ecc, orb), a simpler --motion, "
+            f"or a lower --min-score"
+        )
+    image = merged.image.permute(1, 2, 0).float().cpu().numpy()
+    if ref.linear:
+        image = srgb_encode(image)
+    seconds["total"] = time.perf_counter() - start
+    seconds = {k: round(v, 4) for k, v in seconds.items()}
+    for r in reports:
+        r.seconds = {k: round(v, 4) for k, v in r.seconds.items()}
+    return MergeResult(
+        image=np.ascontiguousarray(image),
+        bit_depth=16 if (ref.bit_depth > 8 or ref.linear) else 8,
+        gray=ref.gray,
+        reference=str(burst.paths[ref_index]),
+        frames=reports,
+        seconds=seconds,
+    )
+
+
+def _reference(
+    burst: Burst, config: MergeConfig, read: Callable[[int], Image | None]
+) -> tuple[int, Image]:
+    """Pick and decode the reference frame as ``config.reference`` asks."""
+    choice = config.reference.strip().lower()
+    if choice == "first":
+        for index in range(len(burst)):
+            image = read(index)
+            if image is not None:
+                return index, image
+        raise InputError(f"{burst.paths[0].parent}: none of the frames could be read")
+    if choice == "sharpest":
+        best, best_sharpness = None, -1.0
+        for index in range(len(burst)):
+            image = read(index)
+            if image is None:
+                continue
+            value = sharpness(image.pixels)
+            if value > best_sharpness:
+                best, best_sharpness = (index, image), value
+        if best is None:
+            raise InputError(f"{burst.paths[0].parent}: none of the frames could be read")
+        log.info("reference: %s (sharpest)", burst.paths[best[0]].name)
+        return best
+    try:
+        index = int(choice)
+    except ValueError:
+        raise InputError(
+            f"--reference {config.reference}: expected first, sharpest or a frame index"
+        ) from None
+    if not 0 <= index < len(burst):
+        raise InputError(
+            f"--reference {index}: the burst has {len(burst)} frames "
+            f"(indices 0 to {len(burst) - 1})"
+        )
+    image = read(index)
+    if image is None:
+        raise InputError(f"--reference {index}: {burst.paths[index].name} cannot be read")
+    return index, image
+
+
+def sharpness(pixels: np.ndarray) -> float:
+    """Variance of the Laplacian of the luma (higher is sharper), on at most ~1 MP."""
+    gray = to_gray(pixels)
+    while gray.size > 2_000_000:
+        gray = cv2.resize(
+            gray, (gray.shape[1] // 2, gray.shape[0] // 2), interpolation=cv2.INTER_AREA
+        )
+    return float(cv2.Laplacian(gray, cv2.CV_32F).var())
+
+
+def _check_compatible(image: Image, ref: Image, path: Path, ref_path: Path) -> None:
+    if image.shape != ref.shape:
+        raise InputError(
+            f"{path}: size {image.shape[1]}x{image.shape[0]} differs from the reference "
+            f"{ref_path.name} ({ref.shape[1]}x{ref.shape[0]}); every frame must have one size"
+        )
+    if image.linear != ref.linear:
+        raise InputError(f"{path}: RAW and non-RAW frames cannot be merged together")
+
+
+def _save_aligned(
+    folder: Path, path: Path, warped: torch.Tensor, mask: torch.Tensor, image: Image
+) -> None:
+    pixels = (warped * mask).permute(1, 2, 0).float().cpu().numpy()
+    if image.linear:
+        pixels = srgb_encode(pixels)
+    depth = 16 if image.bit_depth > 8 or image.linear else 8
+    write_image(
+        folder / f"{path.stem}.png", pixels[:, :, 0] if image.gray else pixels, bit_depth=depth
+    )
+
+
+def srgb_encode(linear: np.ndarray) -> np.ndarray:
+    """The sRGB transfer function (IEC 61966-2-1), linear [0, 1] -> encoded [0, 1]."""
+    x = np.clip(linear, 0.0, 1.0)
+    return np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.power(x, 1 / 2.4) - 0.055).astype(
+        np.float32
+    )

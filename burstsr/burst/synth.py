@@ -1,0 +1,125 @@
+"""Simulated handheld bursts: a high-resolution image seen through a shaking, noisy camera.
+
+Frame ``k`` is the high-resolution image moved by a random sub-pixel motion (translation, rotation
+and optionally a little perspective), area-downsampled by ``scale``, with Gaussian read noise,
+optional shot noise and optional 8-bit quantisation. Frame 0 is the reference (no motion). The
+true transforms are returned in the burstsr convention (reference -> frame pixel coordinates, on
+the low-resolution grid), so tests and benchmarks can score registration and merging.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class SimulatedBurst:
+    """Attributes:
+    frames: ``float32 (h, w, 3)`` noisy low-resolution frames, frame 0 the reference.
+    transforms: true 3x3 transforms, reference -> frame pixel coordinates (low resolution).
+    clean: the noise-free reference frame (what a perfect merge at scale 1 recovers).
+    hr: the high-resolution image, cropped to a multiple of ``scale``.
+    """
+
+    frames: list[np.ndarray]
+    transforms: list[np.ndarray]
+    clean: np.ndarray
+    hr: np.ndarray
+
+
+def random_transform(
+    rng: np.random.Generator,
+    size: tuple[int, int],
+    *,
+    shift: float,
+    rotate: float,
+    perspective: float = 0.0,
+) -> np.ndarray:
+    """A random handheld motion on an ``(h, w)`` grid: translation up to ``shift`` px, rotation
+    up to ``rotate`` degrees about the centre, corner offsets up to ``perspective`` px."""
+    h, w = size
+    cx, cy = (w - 1) / 2, (h - 1) / 2
+    a = np.deg2rad(rng.uniform(-rotate, rotate))
+    tx, ty = rng.uniform(-shift, shift, size=2)
+    rot = np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]])
+    centre = np.array([[1, 0, cx], [0, 1, cy], [0, 0, 1]])
+    t = np.array([[1, 0, tx], [0, 1, ty], [0, 0, 1]]) @ centre @ rot @ np.linalg.inv(centre)
+    if perspective > 0:
+        src = np.float32([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]])
+        dst = src + rng.uniform(-perspective, perspective, size=(4, 2)).astype(np.float32)
+        t = t @ cv2.getPerspectiveTransform(src, dst).astype(np.float64)
+    return t / t[2, 2]
+
+
+def simulate_burst(
+    hr: np.ndarray,
+    *,
+    frames: int = 8,
+    scale: int = 4,
+    noise: float = 0.02,
+    shot_noise: float = 0.0,
+    shift: float = 2.0,
+    rotate: float = 1.0,
+    perspective: float = 0.0,
+    quantize: bool = True,
+    seed: int = 0,
+) -> SimulatedBurst:
+    """Simulate a handheld burst of ``hr`` (``float32 (H, W, 3)`` in [0, 1]).
+
+    Args:
+        frames: number of frames (frame 0 has no motion).
+        scale: integer area-downsampling factor from ``hr`` to the frames.
+        noise: standard deviation of the Gaussian read noise, in [0, 1] units.
+        shot_noise: signal-dependent variance factor (variance = noise**2 + shot_noise * x).
+        shift, rotate, perspective: motion amplitudes in low-resolution pixels and degrees.
+        quantize: round the frames to 8 bits, as a camera's JPEG/PNG output would be.
+        seed: random seed; the same seed gives the same burst.
+    """
+    rng = np.random.default_rng(seed)
+    h, w = hr.shape[0] // scale * scale, hr.shape[1] // scale * scale
+    hr = np.ascontiguousarray(hr[:h, :w], dtype=np.float32)
+    lr_size = (h // scale, w // scale)
+    out_frames, transforms = [], []
+    clean = None
+    for k in range(frames):
+        if k == 0:
+            t_lr = np.eye(3)
+        else:
+            t_lr = random_transform(
+                rng, lr_size, shift=shift, rotate=rotate, perspective=perspective
+            )
+        # The same motion on the high-resolution grid.
+        s = float(scale)
+        lr_to_hr = np.array([[s, 0, (s - 1) / 2], [0, s, (s - 1) / 2], [0, 0, 1]])
+        t_hr = lr_to_hr @ t_lr @ np.linalg.inv(lr_to_hr) if scale > 1 else t_lr
+        moved = cv2.warpPerspective(
+            hr,
+            np.linalg.inv(t_hr),
+            (w, h),
+            flags=cv2.INTER_LANCZOS4 | cv2.WARP_INVERSE_MAP,
+            borderMode=cv2.BORDER_REFLECT,
+        )
+        lr = moved if scale == 1 else cv2.resize(moved, lr_size[::-1], interpolation=cv2.INTER_AREA)
+        lr = np.clip(lr, 0.0, 1.0)
+        if k == 0:
+            clean = lr.copy()
+        variance = noise**2 + shot_noise * lr
+        noisy = lr + rng.standard_normal(lr.shape).astype(np.float32) * np.sqrt(variance)
+        noisy = np.clip(noisy, 0.0, 1.0)
+        if quantize:
+            noisy = np.round(noisy * 255) / 255
+        out_frames.append(noisy.astype(np.float32))
+        transforms.append(t_lr)
+    return SimulatedBurst(out_frames, transforms, clean, hr)
+
+
+def corner_error(estimated: np.ndarray, true: np.ndarray, size: tuple[int, int]) -> float:
+    """RMS distance (pixels) between where two transforms put the four image corners."""
+    h, w = size
+    corners = np.array([[0, 0, 1], [w - 1, 0, 1], [w - 1, h - 1, 1], [0, h - 1, 1]], float).T
+    a, b = estimated @ corners, true @ corners
+    a, b = a[:2] / a[2], b[:2] / b[2]
+    return float(np.sqrt(np.mean(np.sum((a - b) ** 2, axis=0))))

@@ -1,0 +1,365 @@
+"""Files in and out: the only module that knows about paths, bit depths, BGR and RAW.
+
+Inside burstsr an image is ``float32 (H, W, 3)`` RGB in ``[0, 1]`` (``(H, W)`` for gray output).
+Reading applies the EXIF orientation, drops alpha with a warning and decodes RAW files with rawpy
+to 16-bit *linear* RGB. Writing is atomic: a temporary file in the destination folder, then
+``os.replace``, so a failed run never leaves a half-written image behind.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from burstsr.errors import InputError, OutputError
+
+log = logging.getLogger(__name__)
+
+IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"})
+RAW_EXTENSIONS = frozenset(
+    {
+        ".dng",
+        ".cr2",
+        ".cr3",
+        ".crw",
+        ".nef",
+        ".nrw",
+        ".arw",
+        ".srf",
+        ".sr2",
+        ".raf",
+        ".orf",
+        ".rw2",
+        ".pef",
+        ".srw",
+        ".raw",
+        ".rwl",
+        ".3fr",
+        ".erf",
+        ".kdc",
+        ".dcr",
+        ".mrw",
+        ".iiq",
+        ".x3f",
+    }
+)
+# Output formats and the bit depths each can hold.
+WRITE_DEPTHS = {
+    ".png": (8, 16),
+    ".tif": (8, 16),
+    ".tiff": (8, 16),
+    ".jpg": (8,),
+    ".jpeg": (8,),
+    ".bmp": (8,),
+    ".webp": (8,),
+}
+
+
+@dataclass(frozen=True)
+class Image:
+    """One decoded frame.
+
+    Attributes:
+        pixels: ``float32 (H, W, 3)`` RGB in ``[0, 1]``.
+        bit_depth: bits per sample in the file (8, 16; 32 for float TIFF).
+        gray: the file held a single channel (replicated to RGB in ``pixels``).
+        linear: the values are linear light (RAW), not sRGB-encoded.
+    """
+
+    pixels: np.ndarray
+    bit_depth: int
+    gray: bool = False
+    linear: bool = False
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.pixels.shape[0], self.pixels.shape[1]
+
+
+def natural_key(path: Path) -> list:
+    """Sort key that puts ``frame2`` before ``frame10``."""
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", path.name)]
+
+
+def is_frame_file(path: Path) -> bool:
+    """Whether burstsr can read ``path`` as a frame (by extension)."""
+    ext = path.suffix.lower()
+    return ext in IMAGE_EXTENSIONS or ext in RAW_EXTENSIONS
+
+
+def list_frames(folder: str | os.PathLike) -> list[Path]:
+    """The frame files in ``folder``, in natural sort order; other files are skipped (noticed).
+
+    Raises:
+        InputError: the folder does not exist, is not a folder, or holds no image file.
+    """
+    folder = Path(folder)
+    if not folder.exists():
+        raise InputError(f"{folder}: no such folder")
+    if not folder.is_dir():
+        raise InputError(f"{folder}: not a folder; give the folder that holds the frames")
+    frames = []
+    for path in sorted(folder.iterdir(), key=natural_key):
+        if path.name.startswith(".") or path.is_dir():
+            continue
+        if is_frame_file(path):
+            frames.append(path)
+        else:
+            log.info("skipping %s (not an image burstsr reads)", path.name)
+    if not frames:
+        raise InputError(f"{folder}: no image files found (PNG, JPEG, TIFF, BMP, WebP or RAW)")
+    return frames
+
+
+@dataclass(frozen=True)
+class Burst:
+    """A burst on disk: the frame paths in order. Frames are decoded only when read."""
+
+    paths: tuple[Path, ...]
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def read(self, index: int) -> Image:
+        """Decode frame ``index``."""
+        return read_image(self.paths[index])
+
+
+def load_burst(source: str | os.PathLike | Sequence[str | os.PathLike]) -> Burst:
+    """A :class:`Burst` from a folder (natural sort order) or an explicit list of frame files.
+
+    Raises:
+        InputError: missing or empty folder, missing file, or fewer than two frames.
+    """
+    if isinstance(source, (str, os.PathLike)):
+        paths = list_frames(source)
+        where = str(source)
+    else:
+        paths = [Path(p) for p in source]
+        for p in paths:
+            if not p.is_file():
+                raise InputError(f"{p}: no such file")
+        where = "the frame list"
+    if len(paths) < 2:
+        raise InputError(f"{where}: a burst needs at least 2 frames, found {len(paths)}")
+    return Burst(tuple(paths))
+
+
+def read_image(path: str | os.PathLike) -> Image:
+    """Decode one frame file to float32 RGB in [0, 1].
+
+    PNG, JPEG, TIFF, BMP and WebP are decoded by OpenCV (8 or 16 bit, gray, RGB or RGBA; the EXIF
+    orientation is applied). RAW files are decoded by rawpy to 16-bit linear RGB with the camera's
+    white balance and no automatic brightening.
+
+    Raises:
+        InputError: the file is missing, corrupt, truncated or of an unsupported kind.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    if path.suffix.lower() in RAW_EXTENSIONS:
+        return _read_raw(path)
+    data = np.fromfile(path, dtype=np.uint8)
+    if data.size == 0:
+        raise InputError(f"{path}: empty file")
+    if path.suffix.lower() in (".jpg", ".jpeg") and not _jpeg_complete(data):
+        raise InputError(f"{path}: truncated JPEG (no end-of-image marker)")
+    decoded = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if decoded is None:
+        raise InputError(f"{path}: cannot be decoded (corrupt or not an image)")
+    pixels, gray = _to_rgb(decoded, path)
+    bit_depth, pixels = _to_unit_float(pixels, path)
+    pixels = _apply_orientation(pixels, _exif_orientation(path))
+    return Image(np.ascontiguousarray(pixels), bit_depth, gray=gray, linear=False)
+
+
+def _jpeg_complete(data: np.ndarray) -> bool:
+    tail = data[-64:].tobytes().rstrip(b"\x00")
+    return tail.endswith(b"\xff\xd9")
+
+
+def _to_rgb(decoded: np.ndarray, path: Path) -> tuple[np.ndarray, bool]:
+    if decoded.ndim == 2:
+        return np.repeat(decoded[:, :, None], 3, axis=2), True
+    channels = decoded.shape[2]
+    if channels == 1:
+        return np.repeat(decoded, 3, axis=2), True
+    if channels == 2:  # gray + alpha
+        log.warning("%s: alpha channel dropped", path.name)
+        return np.repeat(decoded[:, :, :1], 3, axis=2), True
+    if channels == 4:
+        log.warning("%s: alpha channel dropped", path.name)
+        decoded = decoded[:, :, :3]
+    return decoded[:, :, ::-1], False  # BGR -> RGB
+
+
+def _to_unit_float(pixels: np.ndarray, path: Path) -> tuple[int, np.ndarray]:
+    if pixels.dtype == np.uint8:
+        return 8, pixels.astype(np.float32) * np.float32(1 / 255)
+    if pixels.dtype == np.uint16:
+        return 16, pixels.astype(np.float32) * np.float32(1 / 65535)
+    if pixels.dtype in (np.float32, np.float64):
+        return 32, np.clip(pixels, 0.0, 1.0).astype(np.float32)
+    raise InputError(f"{path}: unsupported sample type {pixels.dtype}; use 8/16-bit or float")
+
+
+def _exif_orientation(path: Path) -> int:
+    """The EXIF orientation tag (1..8), 1 when absent or unreadable."""
+    from PIL import Image as PILImage
+
+    try:
+        with PILImage.open(path) as im:
+            value = int(im.getexif().get(0x0112, 1))
+    except Exception:  # no EXIF support for this format: nothing to apply
+        return 1
+    return value if 1 <= value <= 8 else 1
+
+
+def _apply_orientation(img: np.ndarray, orientation: int) -> np.ndarray:
+    """Rotate/flip an (H, W, C) array so it displays upright, as EXIF orientation asks."""
+    if orientation == 2:
+        return img[:, ::-1]
+    if orientation == 3:
+        return img[::-1, ::-1]
+    if orientation == 4:
+        return img[::-1]
+    if orientation == 5:
+        return img.swapaxes(0, 1)
+    if orientation == 6:
+        return np.rot90(img, k=-1)
+    if orientation == 7:
+        return img.swapaxes(0, 1)[::-1, ::-1]
+    if orientation == 8:
+        return np.rot90(img, k=1)
+    return img
+
+
+def _read_raw(path: Path) -> Image:
+    import rawpy
+
+    try:
+        with rawpy.imread(str(path)) as raw:
+            rgb = raw.postprocess(
+                gamma=(1, 1), no_auto_bright=True, output_bps=16, use_camera_wb=True
+            )
+    except Exception as exc:  # rawpy raises several LibRaw error types
+        raise InputError(f"{path}: cannot be decoded as RAW ({exc})") from None
+    pixels = rgb.astype(np.float32) * np.float32(1 / 65535)
+    return Image(np.ascontiguousarray(pixels), 16, gray=False, linear=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Writing
+
+
+def check_output(
+    path: str | os.PathLike,
+    *,
+    inputs: Iterable[str | os.PathLike] = (),
+    overwrite: bool = False,
+    bit_depth: int | None = None,
+    image: bool = True,
+) -> Path:
+    """Check, before any work starts, that a file can be written to ``path``.
+
+    Args:
+        inputs: files the run reads; the output may not be one of them.
+        overwrite: whether an existing file may be replaced.
+        bit_depth: the depth that will be written, checked against the format.
+        image: whether ``path`` is an image (its extension must name a format burstsr writes).
+
+    Raises:
+        OutputError: ``path`` is an input, exists without ``overwrite``, has an unsupported
+            extension or bit depth, or its folder is missing or not writable.
+    """
+    path = Path(path)
+    ext = path.suffix.lower()
+    if image and ext not in WRITE_DEPTHS:
+        raise OutputError(
+            f"{path}: unsupported output format; use one of {', '.join(sorted(WRITE_DEPTHS))}"
+        )
+    if image and bit_depth is not None and bit_depth not in WRITE_DEPTHS[ext]:
+        raise OutputError(f"{path}: {ext} cannot hold {bit_depth}-bit samples; use .png or .tif")
+    target = path.resolve()
+    for p in inputs:
+        if Path(p).resolve() == target:
+            raise OutputError(f"{path}: is one of the input files; choose another output")
+    if path.is_dir():
+        raise OutputError(f"{path}: is a folder; give a file name")
+    if path.exists() and not overwrite:
+        raise OutputError(f"{path}: already exists; pass --overwrite to replace it")
+    parent = path.parent
+    if not parent.is_dir():
+        raise OutputError(f"{path}: folder {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise OutputError(f"{path}: folder {parent} is not writable")
+    return path
+
+
+def encode_image(pixels: np.ndarray, ext: str, *, bit_depth: int = 8) -> bytes:
+    """Encode a float image (``(H, W, 3)`` RGB or ``(H, W)`` gray, [0, 1]) to file bytes."""
+    ext = ext.lower()
+    if ext not in WRITE_DEPTHS or bit_depth not in WRITE_DEPTHS[ext]:
+        raise OutputError(f"cannot write {bit_depth}-bit {ext or 'files without extension'}")
+    scale, dtype = (255.0, np.uint8) if bit_depth == 8 else (65535.0, np.uint16)
+    data = np.clip(np.asarray(pixels, dtype=np.float32), 0.0, 1.0) * np.float32(scale)
+    data = np.rint(data).astype(dtype)
+    if data.ndim == 3:
+        data = np.ascontiguousarray(data[:, :, ::-1])  # RGB -> BGR
+    ok, buf = cv2.imencode(ext, data)
+    if not ok:
+        raise OutputError(f"OpenCV could not encode a {bit_depth}-bit {ext} image")
+    return buf.tobytes()
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_image(path: str | os.PathLike, pixels: np.ndarray, *, bit_depth: int = 8) -> Path:
+    """Write an image atomically (temporary file in the same folder, then ``os.replace``).
+
+    Args:
+        path: destination; the extension picks the format (PNG/TIFF hold 8 or 16 bit).
+        pixels: ``float32 (H, W, 3)`` RGB or ``(H, W)`` gray in [0, 1]; values outside are clipped.
+        bit_depth: 8 or 16.
+
+    Raises:
+        OutputError: unsupported format or depth, or the file system refused the write.
+    """
+    path = Path(path)
+    return write_bytes(path, encode_image(pixels, path.suffix, bit_depth=bit_depth))
+
+
+def write_json(path: str | os.PathLike, data: dict) -> Path:
+    """Write ``data`` as indented JSON, atomically."""
+    return write_bytes(Path(path), (json.dumps(data, indent=2) + "\n").encode())
+
+
+def write_bytes(path: Path, payload: bytes) -> Path:
+    """Write ``payload`` to ``path`` atomically: a temporary file beside it, then a rename."""
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot write here ({exc.strerror})") from None
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(payload)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the usual permissions
+        os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise OutputError(f"{path}: cannot write ({exc.strerror})") from None
+    return path

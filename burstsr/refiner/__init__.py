@@ -1,0 +1,1 @@
+"""The learned half of burstsr: merged image -> detailed image."""
