@@ -186,7 +186,8 @@ def estimate_transform(
                 coarsest,
                 level_to_full(_phase_shift(ref_pyr[coarsest], frm_pyr[coarsest]), coarsest),
             )
-        refined = _ecc_coarse_to_fine(ref_pyr, frm_pyr, start, finest, options)
+        refined = _ecc_coarse_to_fine(ref_pyr, frm_pyr, start, finest, options,
+                                      from_translation=orb_transform is None)
         if isinstance(refined, str):
             failures.append(f"ECC: {refined}")
         else:
@@ -278,8 +279,7 @@ def _fit_rigid(src: np.ndarray, dst: np.ndarray, *, translation_only: bool) -> n
     s_mean, d_mean = src.mean(0), dst.mean(0)
     rot = np.eye(2)
     if not translation_only:
-        u, _, vt = np.linalg.svd((dst - d_mean).T @ (src - s_mean))
-        rot = u @ np.diag([1.0, np.sign(np.linalg.det(u @ vt))]) @ vt
+        rot = _fit_rigid_matrix((dst - d_mean).T @ (src - s_mean))
     out = np.eye(3)
     out[:2, :2] = rot
     out[:2, 2] = d_mean - rot @ s_mean
@@ -303,34 +303,63 @@ def _ecc_coarse_to_fine(
     start: tuple[int, np.ndarray],
     finest: int,
     options: AlignOptions,
+    *,
+    from_translation: bool = False,
 ) -> np.ndarray | str:
-    """Refine ``start`` (level, level-0 transform) with ECC on each level down to ``finest``."""
+    """Refine ``start`` (level, level-0 transform) with ECC on each level down to ``finest``.
+
+    Small levels cannot constrain an affine or projective model (ECC then "zooms" into a smooth
+    patch), so levels under ``_FULL_MODEL_PIXELS`` fit at most a rotation + translation. A start
+    that is only a translation guess is first refined as a translation. A coarse level whose
+    result is implausible is ignored; the finest level's failure is the method's failure.
+    """
     start_level, transform = start
-    motion = MOTIONS[options.motion]
-    criteria = (
-        cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS,
-        options.ecc_iterations,
-        options.ecc_eps,
-    )
-    for level in range(max(start_level, finest), finest - 1, -1):
-        warp = full_to_level(transform, level)
-        warp = warp / warp[2, 2]
-        init = (warp if motion == cv2.MOTION_HOMOGRAPHY else warp[:2]).astype(np.float32)
-        try:
-            _, found = cv2.findTransformECC(
-                ref_pyr[level], frm_pyr[level], init, motion, criteria, None, options.ecc_blur
-            )
-        except cv2.error:
-            return (
-                f"did not converge on the {ref_pyr[level].shape[1]}x{ref_pyr[level].shape[0]} level"
-            )
-        found = found.astype(np.float64)
-        if found.shape[0] == 2:
-            found = np.vstack([found, [0, 0, 1]])
-        if not np.all(np.isfinite(found)):
-            return "diverged"
-        transform = level_to_full(found, level)
+    criteria = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, options.ecc_iterations,
+                options.ecc_eps)
+    requested = list(MOTIONS).index(options.motion)
+    first = max(start_level, finest)
+    for level in range(first, finest - 1, -1):
+        small = ref_pyr[level].size < _FULL_MODEL_PIXELS and level != finest
+        motions = [min(requested, 1) if small else requested]
+        if from_translation and level == first and requested > 0:
+            motions.insert(0, 0)
+        for motion_index in motions:
+            found = _ecc_level(ref_pyr[level], frm_pyr[level], full_to_level(transform, level),
+                               list(MOTIONS.values())[motion_index], criteria, options.ecc_blur)
+            if isinstance(found, str) or _implausible(found, ref_pyr[level].shape):
+                if level == finest:
+                    return found if isinstance(found, str) else "diverged"
+                continue  # keep the previous estimate, go on with the finer levels
+            transform = level_to_full(found, level)
     return transform
+
+
+_FULL_MODEL_PIXELS = 40_000
+
+
+def _ecc_level(ref: np.ndarray, frm: np.ndarray, warp: np.ndarray, motion: int, criteria: tuple,
+               blur: int) -> np.ndarray | str:
+    """One ``cv2.findTransformECC`` run; the 3x3 result or why it failed."""
+    warp = warp / warp[2, 2]
+    init = (warp if motion == cv2.MOTION_HOMOGRAPHY else warp[:2]).astype(np.float32)
+    if motion == cv2.MOTION_EUCLIDEAN:  # project the start onto a rotation + translation
+        init[:, :2] = _fit_rigid_matrix(init[:, :2].astype(np.float64))
+    elif motion == cv2.MOTION_TRANSLATION:
+        init[:, :2] = np.eye(2)
+    try:
+        _, found = cv2.findTransformECC(ref, frm, init, motion, criteria, None, blur)
+    except cv2.error:
+        return f"did not converge on the {ref.shape[1]}x{ref.shape[0]} level"
+    found = found.astype(np.float64)
+    if found.shape[0] == 2:
+        found = np.vstack([found, [0, 0, 1]])
+    return found if np.all(np.isfinite(found)) else "diverged"
+
+
+def _fit_rigid_matrix(m: np.ndarray) -> np.ndarray:
+    """The rotation closest to a 2x2 matrix."""
+    u, _, vt = np.linalg.svd(m)
+    return u @ np.diag([1.0, np.sign(np.linalg.det(u @ vt))]) @ vt
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,0 +1,76 @@
+import numpy as np
+import pytest
+
+from burstsr.burst.align import (
+    AlignOptions,
+    build_pyramid,
+    estimate_transform,
+    full_to_level,
+    level_to_full,
+    to_gray,
+)
+from burstsr.burst.synth import corner_error, simulate_burst
+from conftest import texture
+
+MOTION_CASES = {
+    "translation": dict(shift=2.5, rotate=0.0),
+    "euclidean": dict(shift=2.5, rotate=1.0),
+    "affine": dict(shift=2.5, rotate=1.0),
+    "homography": dict(shift=2.5, rotate=1.0, perspective=1.5),
+}
+
+
+def _rms_error(method: str, motion: str, seed: int = 0, **motion_kw) -> float:
+    burst = simulate_burst(texture(192, 256, seed=seed), frames=6, scale=1, noise=0.02,
+                           quantize=False, seed=seed + 10, **motion_kw)
+    ref_pyr = build_pyramid(to_gray(burst.frames[0]))
+    errors = []
+    for frame, truth in zip(burst.frames[1:], burst.transforms[1:]):
+        found = estimate_transform(ref_pyr, frame, options=AlignOptions(method=method,
+                                                                         motion=motion))
+        assert found.ok, found.message
+        assert found.score > 0.7
+        errors.append(corner_error(found.transform, truth, frame.shape[:2]))
+    return float(np.sqrt(np.mean(np.square(errors))))
+
+
+@pytest.mark.parametrize("motion", list(MOTION_CASES))
+@pytest.mark.parametrize("method", ["auto", "ecc"])
+def test_recovers_known_motion_within_005_px(method, motion):
+    assert _rms_error(method, motion, **MOTION_CASES[motion]) < 0.05
+
+
+def test_orb_alone_recovers_translation_roughly():
+    assert _rms_error("orb", "translation", shift=3.0, rotate=0.0) < 0.3
+
+
+def test_coarse_to_fine_converges_for_large_shifts():
+    # 12 px and a 3 degree turn on a 256 px wide frame: far outside ECC's basin at full resolution.
+    assert _rms_error("ecc", "euclidean", seed=4, shift=12.0, rotate=3.0) < 0.05
+    assert _rms_error("auto", "homography", seed=5, shift=12.0, rotate=3.0, perspective=2) < 0.05
+
+
+def test_level_conversion_round_trips():
+    rng = np.random.default_rng(0)
+    t = np.eye(3) + rng.normal(scale=[[1e-3, 1e-3, 1], [1e-3, 1e-3, 1], [1e-6, 1e-6, 0]])
+    for level in range(4):
+        np.testing.assert_allclose(level_to_full(full_to_level(t, level), level), t, atol=1e-12)
+    # A pure shift of 1 px on level 2 is a 4 px shift on level 0.
+    shift = np.array([[1, 0, 1.0], [0, 1, 0], [0, 0, 1]])
+    np.testing.assert_allclose(level_to_full(shift, 2)[0, 2], 4.0)
+
+
+def test_unrelated_frame_is_rejected():
+    a = texture(128, 160, seed=1)
+    b = texture(128, 160, seed=2)
+    found = estimate_transform(a, b)
+    assert not found.ok
+    assert found.message
+
+
+def test_bad_option_values_raise():
+    img = texture(64, 64)
+    with pytest.raises(ValueError, match="method"):
+        estimate_transform(img, img, options=AlignOptions(method="sift"))
+    with pytest.raises(ValueError, match="motion"):
+        estimate_transform(img, img, options=AlignOptions(motion="bspline"))
