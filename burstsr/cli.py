@@ -50,7 +50,6 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
     root = logging.getLogger("burstsr")
     root.handlers[:] = [handler]
     root.setLevel(level)
-    root.propagate = False
 
 
 @contextmanager

@@ -10,6 +10,7 @@ from burstsr.burst.align import (
     to_gray,
 )
 from burstsr.burst.synth import corner_error, simulate_burst
+
 from conftest import texture
 
 MOTION_CASES = {
@@ -21,13 +22,21 @@ MOTION_CASES = {
 
 
 def _rms_error(method: str, motion: str, seed: int = 0, **motion_kw) -> float:
-    burst = simulate_burst(texture(192, 256, seed=seed), frames=6, scale=1, noise=0.02,
-                           quantize=False, seed=seed + 10, **motion_kw)
+    burst = simulate_burst(
+        texture(192, 256, seed=seed),
+        frames=6,
+        scale=1,
+        noise=0.02,
+        quantize=False,
+        seed=seed + 10,
+        **motion_kw,
+    )
     ref_pyr = build_pyramid(to_gray(burst.frames[0]))
     errors = []
-    for frame, truth in zip(burst.frames[1:], burst.transforms[1:]):
-        found = estimate_transform(ref_pyr, frame, options=AlignOptions(method=method,
-                                                                         motion=motion))
+    for frame, truth in zip(burst.frames[1:], burst.transforms[1:], strict=True):
+        found = estimate_transform(
+            ref_pyr, frame, options=AlignOptions(method=method, motion=motion)
+        )
         assert found.ok, found.message
         assert found.score > 0.7
         errors.append(corner_error(found.transform, truth, frame.shape[:2]))

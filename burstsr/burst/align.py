@@ -186,8 +186,9 @@ def estimate_transform(
                 coarsest,
                 level_to_full(_phase_shift(ref_pyr[coarsest], frm_pyr[coarsest]), coarsest),
             )
-        refined = _ecc_coarse_to_fine(ref_pyr, frm_pyr, start, finest, options,
-                                      from_translation=orb_transform is None)
+        refined = _ecc_coarse_to_fine(
+            ref_pyr, frm_pyr, start, finest, options, from_translation=orb_transform is None
+        )
         if isinstance(refined, str):
             failures.append(f"ECC: {refined}")
         else:
@@ -314,8 +315,11 @@ def _ecc_coarse_to_fine(
     result is implausible is ignored; the finest level's failure is the method's failure.
     """
     start_level, transform = start
-    criteria = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, options.ecc_iterations,
-                options.ecc_eps)
+    criteria = (
+        cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS,
+        options.ecc_iterations,
+        options.ecc_eps,
+    )
     requested = list(MOTIONS).index(options.motion)
     first = max(start_level, finest)
     for level in range(first, finest - 1, -1):
@@ -324,11 +328,18 @@ def _ecc_coarse_to_fine(
         if from_translation and level == first and requested > 0:
             motions.insert(0, 0)
         for motion_index in motions:
-            found = _ecc_level(ref_pyr[level], frm_pyr[level], full_to_level(transform, level),
-                               list(MOTIONS.values())[motion_index], criteria, options.ecc_blur)
-            if isinstance(found, str) or _implausible(found, ref_pyr[level].shape):
+            found = _ecc_level(
+                ref_pyr[level],
+                frm_pyr[level],
+                full_to_level(transform, level),
+                list(MOTIONS.values())[motion_index],
+                criteria,
+                options.ecc_blur,
+            )
+            problem = found if isinstance(found, str) else _implausible(found, ref_pyr[level].shape)
+            if problem:
                 if level == finest:
-                    return found if isinstance(found, str) else "diverged"
+                    return problem
                 continue  # keep the previous estimate, go on with the finer levels
             transform = level_to_full(found, level)
     return transform
@@ -337,8 +348,9 @@ def _ecc_coarse_to_fine(
 _FULL_MODEL_PIXELS = 40_000
 
 
-def _ecc_level(ref: np.ndarray, frm: np.ndarray, warp: np.ndarray, motion: int, criteria: tuple,
-               blur: int) -> np.ndarray | str:
+def _ecc_level(
+    ref: np.ndarray, frm: np.ndarray, warp: np.ndarray, motion: int, criteria: tuple, blur: int
+) -> np.ndarray | str:
     """One ``cv2.findTransformECC`` run; the 3x3 result or why it failed."""
     warp = warp / warp[2, 2]
     init = (warp if motion == cv2.MOTION_HOMOGRAPHY else warp[:2]).astype(np.float32)
@@ -385,23 +397,27 @@ def alignment_score(ref: np.ndarray, frm: np.ndarray, transform: np.ndarray) -> 
 
 
 def _implausible(transform: np.ndarray, shape: tuple[int, int]) -> str:
-    """A reason the transform cannot be a handheld motion, or "" when it can."""
+    """A reason the transform cannot be a handheld camera motion, or "" when it can.
+
+    Handheld frames differ by a shift, a turn, a little zoom and a little perspective. Compared
+    with the closest similarity transform, the image corners may move by at most 5% of the
+    diagonal, and the zoom must stay within 0.8..1.25.
+    """
     h, w = shape
     corners = np.array([[0, 0, 1], [w - 1, 0, 1], [w - 1, h - 1, 1], [0, h - 1, 1]], float).T
     mapped = transform @ corners
     if np.any(mapped[2] <= 0):
         return "the estimated transform folds the image (points behind the camera)"
-    pts = (mapped[:2] / mapped[2]).T
-    edges = np.roll(pts, -1, axis=0) - pts
-    cross = (
-        edges[:, 0] * np.roll(edges, -1, axis=0)[:, 1]
-        - edges[:, 1] * np.roll(edges, -1, axis=0)[:, 0]
-    )
-    if not (np.all(cross > 0) or np.all(cross < 0)):
-        return "the estimated transform is not a plausible camera motion (twisted corners)"
-    x, y = pts[:, 0], pts[:, 1]
-    area = 0.5 * abs(np.sum(x * np.roll(y, -1) - y * np.roll(x, -1)))
-    ratio = area / float((w - 1) * (h - 1))
-    if not 0.5 < ratio < 2.0:
-        return f"the estimated transform scales the image area by {ratio:.2f}"
+    src, dst = corners[:2].T, (mapped[:2] / mapped[2]).T
+    # Closest similarity: dst ~ s R src + t (Umeyama).
+    s_mean, d_mean = src.mean(0), dst.mean(0)
+    cov = (dst - d_mean).T @ (src - s_mean)
+    rot = _fit_rigid_matrix(cov)
+    scale = np.trace(rot.T @ cov) / np.sum((src - s_mean) ** 2)
+    if not 0.8 < scale < 1.25:
+        return f"the estimated transform zooms by {scale:.2f}, beyond a handheld motion"
+    fitted = scale * (src - s_mean) @ rot.T + d_mean
+    residual = np.sqrt(np.mean(np.sum((fitted - dst) ** 2, axis=1)))
+    if residual > 0.05 * np.hypot(w, h):
+        return "the estimated transform shears or tilts the image beyond a handheld motion"
     return ""

@@ -1,0 +1,179 @@
+"""The command line, end to end through click's CliRunner: results, reports and every bad input
+(one line on stderr, exit code 2, no output left behind)."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from burstsr.burst.synth import simulate_burst
+from burstsr.cli import cli
+from burstsr.io import read_image, write_image
+
+from conftest import texture, write_frames
+
+
+def run(*args):
+    result = CliRunner().invoke(cli, ["-q", *map(str, args)])
+    return result
+
+
+def assert_one_line_error(result, *fragments):
+    assert result.exit_code == 2, result.output
+    errors = [ln for ln in result.stderr.splitlines() if ln.startswith("Error: ")]
+    assert len(errors) == 1, result.stderr
+    assert result.stderr.rstrip().splitlines()[-1] == errors[0]  # the last thing said
+    assert "Traceback" not in result.output
+    for fragment in fragments:
+        assert fragment in errors[0], errors[0]
+
+
+def test_merge_writes_result_report_and_aligned_frames(small_burst, tmp_path):
+    folder, burst = small_burst
+    out = tmp_path / "result.png"
+    res = run(
+        "merge",
+        folder,
+        "-o",
+        out,
+        "--report",
+        tmp_path / "r.json",
+        "--save-aligned",
+        tmp_path / "aligned",
+    )
+    assert res.exit_code == 0, res.output
+    merged = read_image(out)
+    assert merged.bit_depth == 8 and merged.pixels.shape == burst.frames[0].shape
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["frames_used"] == 6 and len(report["frames"]) == 6
+    frame = report["frames"][3]
+    assert frame["used"] and frame["score"] > 0.5 and len(frame["transform"]) == 3
+    assert set(frame["seconds"]) >= {"load", "align", "warp_merge"}
+    np.testing.assert_allclose(np.array(frame["transform"]), burst.transforms[3], atol=0.1)
+    assert len(list((tmp_path / "aligned").glob("*.png"))) == 6
+    # The same call again needs --overwrite.
+    assert_one_line_error(run("merge", folder, "-o", out), "already exists", "--overwrite")
+    assert run("merge", folder, "-o", out, "--overwrite", "--merge", "median").exit_code == 0
+
+
+def test_16_bit_input_gives_16_bit_output_and_gray_stays_gray(tmp_path):
+    burst = simulate_burst(
+        texture(64, 80, seed=1), frames=3, scale=1, noise=0.01, seed=0, quantize=False
+    )
+    write_frames(tmp_path / "b16", burst.frames, bit_depth=16)
+    assert run("merge", tmp_path / "b16", "-o", tmp_path / "o16.png").exit_code == 0
+    assert read_image(tmp_path / "o16.png").bit_depth == 16
+    assert (
+        run("merge", tmp_path / "b16", "-o", tmp_path / "o8.png", "--bit-depth", "8").exit_code == 0
+    )
+    assert read_image(tmp_path / "o8.png").bit_depth == 8
+    grays = [np.repeat(f.mean(axis=2, keepdims=True), 3, axis=2) for f in burst.frames]
+    for i, g in enumerate(grays):
+        (tmp_path / "g").mkdir(exist_ok=True)
+        write_image(tmp_path / "g" / f"{i}.png", g[:, :, 0])
+    assert run("merge", tmp_path / "g", "-o", tmp_path / "og.png").exit_code == 0
+    assert read_image(tmp_path / "og.png").gray
+
+
+def test_missing_and_empty_folder(tmp_path):
+    assert_one_line_error(
+        run("merge", tmp_path / "nope", "-o", tmp_path / "r.png"), "nope", "no such folder"
+    )
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "readme.txt").write_text("hi")
+    assert_one_line_error(
+        run("merge", tmp_path / "empty", "-o", tmp_path / "r.png"), "empty", "no image files"
+    )
+    assert not (tmp_path / "r.png").exists()
+
+
+def test_fewer_than_two_usable_frames(tmp_path):
+    folder = tmp_path / "b"
+    write_frames(folder, [texture(32, 32)])
+    assert_one_line_error(run("merge", folder, "-o", tmp_path / "r.png"), "at least 2")
+    (folder / "frame_01.png").write_bytes(b"corrupt")
+    assert_one_line_error(
+        run("merge", folder, "-o", tmp_path / "r.png", "--skip-bad"), "fewer than 2 usable frames"
+    )
+    assert not (tmp_path / "r.png").exists()
+
+
+def test_frames_of_different_sizes(tmp_path):
+    folder = tmp_path / "b"
+    write_frames(folder, [texture(64, 64), texture(64, 64)])
+    write_image(folder / "frame_02.png", texture(64, 72))
+    assert_one_line_error(
+        run("merge", folder, "-o", tmp_path / "r.png"), "frame_02.png", "72x64", "differs"
+    )
+    assert not (tmp_path / "r.png").exists()
+
+
+def test_corrupt_file_stops_unless_skip_bad(small_burst, tmp_path):
+    folder, _ = small_burst
+    (folder / "frame_03.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 50)
+    out = tmp_path / "r.png"
+    assert_one_line_error(run("merge", folder, "-o", out), "frame_03.png")
+    assert not out.exists()
+    res = run("merge", folder, "-o", out, "--skip-bad", "--report", tmp_path / "r.json")
+    assert res.exit_code == 0, res.output
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["frames_used"] == 5
+    assert "frame_03.png" in report["frames"][3]["message"]
+
+
+def test_output_not_writable_or_an_input(small_burst, tmp_path):
+    folder, _ = small_burst
+    assert_one_line_error(run("merge", folder, "-o", tmp_path / "no" / "r.png"), "does not exist")
+    (tmp_path / "file").write_text("x")
+    assert_one_line_error(run("merge", folder, "-o", tmp_path / "file" / "r.png"), "r.png")
+    target = folder / "frame_00.png"
+    before = target.read_bytes()
+    assert_one_line_error(run("merge", folder, "-o", target, "--overwrite"), "input")
+    assert target.read_bytes() == before
+    assert_one_line_error(
+        run("merge", folder, "-o", tmp_path / "r.jpg", "--bit-depth", "16"), "16-bit"
+    )
+
+
+def test_nothing_aligns(tmp_path):
+    folder = tmp_path / "b"
+    write_frames(folder, [texture(96, 96, seed=s) for s in range(4)])  # four unrelated scenes
+    assert_one_line_error(
+        run("merge", folder, "-o", tmp_path / "r.png"),
+        "none of the other 3 frames could be aligned",
+        "--align",
+    )
+    assert not (tmp_path / "r.png").exists()
+    assert not list(tmp_path.glob(".r.png*"))
+
+
+def test_bad_options_are_one_line_errors(small_burst, tmp_path):
+    folder, _ = small_burst
+    assert_one_line_error(run("merge", folder, "--align", "sift"), "--align")
+    assert_one_line_error(
+        run("merge", folder, "--reference", "9", "-o", tmp_path / "r.png"),
+        "--reference 9",
+        "6 frames",
+    )
+    assert_one_line_error(
+        run("merge", folder, "--reference", "best", "-o", tmp_path / "r.png"), "--reference best"
+    )
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error without CUDA")
+def test_cuda_without_cuda(small_burst, tmp_path):
+    folder, _ = small_burst
+    assert_one_line_error(
+        run("merge", folder, "-o", tmp_path / "r.png", "--device", "cuda"),
+        "--device cuda",
+        "CUDA is not available",
+    )
+
+
+def test_inputs_are_not_modified(small_burst, tmp_path):
+    folder, _ = small_burst
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    assert run("merge", folder, "-o", tmp_path / "r.png", "--merge", "sigma-clip").exit_code == 0
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before

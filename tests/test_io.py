@@ -1,0 +1,148 @@
+import logging
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image as PILImage
+from PIL import ImageOps
+
+from burstsr.errors import InputError, OutputError
+from burstsr.io import check_output, list_frames, load_burst, read_image, write_image
+
+from conftest import texture
+from dng import bayer_from_rgb, write_dng
+
+
+def test_round_trip_8_and_16_bit(tmp_path):
+    img = texture(20, 30)
+    for depth, tol in ((8, 0.5 / 255), (16, 0.5 / 65535)):
+        for ext in (".png", ".tif"):
+            path = write_image(tmp_path / f"x{depth}{ext}", img, bit_depth=depth)
+            back = read_image(path)
+            assert back.bit_depth == depth and not back.gray and not back.linear
+            np.testing.assert_allclose(back.pixels, img, atol=tol + 1e-7)
+
+
+@pytest.mark.parametrize("ext", [".jpg", ".bmp", ".webp"])
+def test_other_formats_read_as_rgb(tmp_path, ext):
+    img = texture(24, 32)
+    back = read_image(write_image(tmp_path / f"x{ext}", img))
+    assert back.pixels.shape == (24, 32, 3) and back.pixels.dtype == np.float32
+    assert np.abs(back.pixels - img).mean() < 0.05  # lossy formats: close, not exact
+
+
+def test_gray_and_alpha(tmp_path, caplog):
+    gray = np.arange(12, dtype=np.uint8).reshape(3, 4) * 20
+    cv2.imwrite(str(tmp_path / "g.png"), gray)
+    back = read_image(tmp_path / "g.png")
+    assert back.gray and back.pixels.shape == (3, 4, 3)
+    np.testing.assert_allclose(back.pixels[..., 1], gray / 255, atol=1e-6)
+    rgba = np.zeros((3, 4, 4), np.uint8)
+    rgba[..., 2] = 200  # red in BGR(A)
+    rgba[..., 3] = 10
+    cv2.imwrite(str(tmp_path / "a.png"), rgba)
+    with caplog.at_level(logging.WARNING, logger="burstsr"):
+        back = read_image(tmp_path / "a.png")
+    assert "alpha" in caplog.text and "a.png" in caplog.text
+    np.testing.assert_allclose(back.pixels[0, 0], [200 / 255, 0, 0], atol=1e-6)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_is_applied(tmp_path, orientation):
+    rng = np.random.default_rng(orientation)
+    pixels = (rng.random((6, 10, 3)) * 255).astype(np.uint8)
+    pil = PILImage.fromarray(pixels)
+    exif = pil.getexif()
+    exif[0x0112] = orientation
+    pil.save(tmp_path / "o.png", exif=exif)
+    expected = np.asarray(ImageOps.exif_transpose(PILImage.open(tmp_path / "o.png")))
+    back = read_image(tmp_path / "o.png")
+    np.testing.assert_allclose(back.pixels, expected / 255, atol=1e-6)
+
+
+def test_dng_is_decoded_to_linear_16_bit(tmp_path):
+    black, white = 512, 16383
+    levels = {}
+    for v in (0, 1000, 2000, 4000):
+        rgb = np.full((32, 48, 3), black + v, np.uint16)
+        rgb[..., 0] = black + v // 2  # red at half the level of green and blue
+        write_dng(tmp_path / f"f{v}.dng", bayer_from_rgb(rgb), black=black, white=white)
+        image = read_image(tmp_path / f"f{v}.dng")
+        assert image.linear and image.bit_depth == 16 and image.pixels.shape == (32, 48, 3)
+        levels[v] = image.pixels[8:24, 8:40].mean(axis=(0, 1))
+    np.testing.assert_allclose(levels[0], 0, atol=1e-4)  # black level subtracted
+    for v in (1000, 2000, 4000):  # linear in the sensor value, scaled by the white level
+        np.testing.assert_allclose(levels[v][1:], v / (white - black), rtol=0.01)
+        np.testing.assert_allclose(levels[v][0], v / 2 / (white - black), rtol=0.01)
+
+
+def test_listing_is_natural_and_skips_other_files(tmp_path, caplog):
+    for name in ("f10.png", "f2.png", "f1.png", "notes.txt", ".hidden.png"):
+        (tmp_path / name).write_bytes(b"x")
+    with caplog.at_level(logging.INFO, logger="burstsr"):
+        names = [p.name for p in list_frames(tmp_path)]
+    assert names == ["f1.png", "f2.png", "f10.png"]
+    assert "notes.txt" in caplog.text
+
+
+def test_bad_inputs(tmp_path):
+    with pytest.raises(InputError, match="no such folder"):
+        load_burst(tmp_path / "missing")
+    with pytest.raises(InputError, match="no image files"):
+        load_burst(tmp_path)
+    write_image(tmp_path / "one.png", texture(8, 8))
+    with pytest.raises(InputError, match="at least 2"):
+        load_burst(tmp_path)
+    (tmp_path / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    with pytest.raises(InputError, match="bad.png"):
+        read_image(tmp_path / "bad.png")
+    good = (tmp_path / "one.png").read_bytes()
+    (tmp_path / "cut.png").write_bytes(good[: len(good) // 2])
+    with pytest.raises(InputError, match="cut.png"):
+        read_image(tmp_path / "cut.png")
+    jpg = write_image(tmp_path / "j.jpg", texture(64, 64)).read_bytes()
+    (tmp_path / "cut.jpg").write_bytes(jpg[: len(jpg) // 2])
+    with pytest.raises(InputError, match="cut.jpg"):
+        read_image(tmp_path / "cut.jpg")
+    (tmp_path / "bad.dng").write_bytes(b"II*\x00garbage")
+    with pytest.raises(InputError, match="bad.dng"):
+        read_image(tmp_path / "bad.dng")
+
+
+def test_write_is_atomic_and_input_is_never_the_output(tmp_path):
+    src = write_image(tmp_path / "in.png", texture(8, 8))
+    before = src.read_bytes()
+    with pytest.raises(OutputError, match="input"):
+        check_output(tmp_path / "." / "in.png", inputs=[src], overwrite=True)
+    with pytest.raises(OutputError, match="--overwrite"):
+        check_output(src)
+    with pytest.raises(OutputError, match="16-bit"):
+        check_output(tmp_path / "x.jpg", bit_depth=16)
+    with pytest.raises(OutputError, match="does not exist"):
+        check_output(tmp_path / "nowhere" / "x.png")
+    with pytest.raises(OutputError, match="format"):
+        check_output(tmp_path / "x.gif")
+    # A failing encode leaves neither the target nor a temporary file behind.
+    with pytest.raises(OutputError):
+        write_image(tmp_path / "out.jpg", texture(8, 8), bit_depth=16)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png"]
+    assert src.read_bytes() == before
+    out = write_image(tmp_path / "out.png", texture(8, 8))
+    assert oct(out.stat().st_mode & 0o777) == oct(0o666 & ~_umask())
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
+def test_unwritable_folder(tmp_path: Path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    with pytest.raises(OutputError, match="not writable"):
+        check_output(ro / "x.png")
