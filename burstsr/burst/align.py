@@ -49,7 +49,7 @@ class AlignOptions:
     min_score: float = 0.5  # frames whose aligned correlation is lower are rejected
     ecc_iterations: int = 50
     ecc_eps: float = 1e-6
-    ecc_blur: int = 5  # Gaussian kernel size ECC applies to both images at each level
+    ecc_blur: int = 1  # Gaussian kernel size ECC applies to both images (1: none)
 
 
 @dataclass(frozen=True)

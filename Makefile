@@ -1,0 +1,41 @@
+# burstsr developer commands. `make test` is what CI runs; `make demo` merges the example burst.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+TORCH_PIN ?= torch==2.13.0
+
+.PHONY: install test lint demo bench example docs-figures clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+# torch first, pinned: it is the CPU build on machines that have it locally, so pip never pulls a
+# multi-GB CUDA build as a side effect of installing burstsr.
+install: $(BIN)/python
+	$(BIN)/pip install -q $(TORCH_PIN)
+	$(BIN)/pip install -q -e ".[dev]"
+
+lint: install
+	$(BIN)/ruff check burstsr tests benchmarks examples
+	$(BIN)/ruff format --check burstsr tests benchmarks examples
+
+test: install lint
+	$(BIN)/python -m pytest -q
+
+demo: install
+	$(BIN)/burstsr merge examples/burst -o result.png --overwrite --report result.json
+	@echo "wrote result.png (and result.json, the per-frame report)"
+
+bench: install
+	$(BIN)/python benchmarks/bench_merge.py
+
+# Re-create examples/burst from the Kodak image (needs ../shared/data).
+example: install
+	$(BIN)/python examples/make_example_burst.py
+
+docs-figures: install
+	$(BIN)/python docs/make_figures.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info result.png result.json
