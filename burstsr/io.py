@@ -199,27 +199,35 @@ def _to_rgb(decoded: np.ndarray, path: Path) -> tuple[np.ndarray, bool]:
         return np.repeat(decoded[:, :, :1], 3, axis=2), True
     if channels == 4:
         log.warning("%s: alpha channel dropped", path.name)
-        decoded = decoded[:, :, :3]
-    return decoded[:, :, ::-1], False  # BGR -> RGB
+        return cv2.cvtColor(decoded, cv2.COLOR_BGRA2RGB), False
+    return cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB), False
 
 
 def _to_unit_float(pixels: np.ndarray, path: Path) -> tuple[int, np.ndarray]:
-    if pixels.dtype == np.uint8:
-        return 8, pixels.astype(np.float32) * np.float32(1 / 255)
-    if pixels.dtype == np.uint16:
-        return 16, pixels.astype(np.float32) * np.float32(1 / 65535)
+    if pixels.dtype in (np.uint8, np.uint16):
+        depth = 8 if pixels.dtype == np.uint8 else 16
+        out = pixels.astype(np.float32)
+        np.multiply(out, np.float32(1 / (2**depth - 1)), out=out)
+        return depth, out
     if pixels.dtype in (np.float32, np.float64):
         return 32, np.clip(pixels, 0.0, 1.0).astype(np.float32)
     raise InputError(f"{path}: unsupported sample type {pixels.dtype}; use 8/16-bit or float")
 
 
 def _exif_orientation(path: Path) -> int:
-    """The EXIF orientation tag (1..8), 1 when absent or unreadable."""
+    """The EXIF orientation tag (1..8), 1 when absent or unreadable. Reads headers only."""
     from PIL import Image as PILImage
 
     try:
         with PILImage.open(path) as im:
-            value = int(im.getexif().get(0x0112, 1))
+            if im.format == "PNG":  # getexif() would decode the whole PNG to look past IDAT
+                raw = im.info.get("exif")
+                exif = PILImage.Exif()
+                if raw:
+                    exif.load(raw)
+            else:
+                exif = im.getexif()
+            value = int(exif.get(0x0112, 1))
     except Exception:  # no EXIF support for this format: nothing to apply
         return 1
     return value if 1 <= value <= 8 else 1

@@ -3,10 +3,10 @@ import pytest
 
 from burstsr.burst.align import (
     AlignOptions,
-    build_pyramid,
     estimate_transform,
     full_to_level,
     level_to_full,
+    prepare_reference,
     to_gray,
 )
 from burstsr.burst.synth import corner_error, simulate_burst
@@ -31,7 +31,7 @@ def _rms_error(method: str, motion: str, seed: int = 0, **motion_kw) -> float:
         seed=seed + 10,
         **motion_kw,
     )
-    ref_pyr = build_pyramid(to_gray(burst.frames[0]))
+    ref_pyr = prepare_reference(to_gray(burst.frames[0]))
     errors = []
     for frame, truth in zip(burst.frames[1:], burst.transforms[1:], strict=True):
         found = estimate_transform(

@@ -29,6 +29,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from burstsr.burst.refine import Template, prepare_template, refine_transform
+
 MOTIONS = {
     "translation": cv2.MOTION_TRANSLATION,
     "euclidean": cv2.MOTION_EUCLIDEAN,
@@ -44,12 +46,13 @@ class AlignOptions:
 
     method: str = "auto"
     motion: str = "homography"
-    max_align_pixels: int = 1_000_000  # the finest pyramid level used has at most this many pixels
-    orb_pixels: int = 500_000  # ORB runs on the finest level with at most this many pixels
+    max_align_pixels: int = 250_000  # ECC runs on pyramid levels of at most this many pixels
+    orb_pixels: int = 250_000  # ORB runs on the finest level with at most this many pixels
     min_score: float = 0.5  # frames whose aligned correlation is lower are rejected
     ecc_iterations: int = 50
     ecc_eps: float = 1e-6
     ecc_blur: int = 1  # Gaussian kernel size ECC applies to both images (1: none)
+    refine: bool = True  # sparse full-resolution refinement when ECC ran on a coarser level
 
 
 @dataclass(frozen=True)
@@ -131,12 +134,30 @@ def _finest_level(pyramid: list[np.ndarray], max_pixels: int) -> int:
     return len(pyramid) - 1
 
 
+@dataclass(frozen=True)
+class Reference:
+    """What alignment needs of the reference frame, computed once per burst: its pyramid and
+    the sparse full-resolution template of :mod:`burstsr.burst.refine` (when it is used)."""
+
+    pyramid: list[np.ndarray]
+    template: Template | None = None
+
+
+def prepare_reference(image: np.ndarray, *, options: AlignOptions = AlignOptions()) -> Reference:
+    """Precompute the reference's pyramid (and template) from its gray or RGB image."""
+    pyramid = build_pyramid(_gray(image))
+    template = None
+    if options.refine and options.method != "orb" and pyramid[0].size > options.max_align_pixels:
+        template = prepare_template(pyramid[0], options.motion)
+    return Reference(pyramid, template)
+
+
 # --------------------------------------------------------------------------------------------
 # The public entry point
 
 
 def estimate_transform(
-    reference: np.ndarray | list[np.ndarray],
+    reference: np.ndarray | Reference,
     frame: np.ndarray | list[np.ndarray],
     *,
     options: AlignOptions = AlignOptions(),
@@ -145,8 +166,9 @@ def estimate_transform(
 
     Args:
         reference: gray ``float32 (H, W)`` image in [0, 1] (RGB is converted with
-            :func:`to_gray`), or its pyramid from :func:`build_pyramid` to reuse across frames.
-        frame: the frame to align, same size and kinds as ``reference``.
+            :func:`to_gray`), or a :class:`Reference` from :func:`prepare_reference`, to reuse
+            across the frames of a burst.
+        frame: the frame to align (gray or RGB, same size), or its :func:`build_pyramid`.
         options: method (auto|orb|ecc), motion model and tuning, see :class:`AlignOptions`.
 
     Returns:
@@ -157,7 +179,9 @@ def estimate_transform(
         raise ValueError(f"method must be one of {ALIGN_METHODS}, got {options.method!r}")
     if options.motion not in MOTIONS:
         raise ValueError(f"motion must be one of {tuple(MOTIONS)}, got {options.motion!r}")
-    ref_pyr = reference if isinstance(reference, list) else build_pyramid(_gray(reference))
+    if not isinstance(reference, Reference):
+        reference = prepare_reference(reference, options=options)
+    ref_pyr = reference.pyramid
     frm_pyr = frame if isinstance(frame, list) else build_pyramid(_gray(frame))
     if ref_pyr[0].shape != frm_pyr[0].shape:
         raise ValueError(f"shapes differ: {ref_pyr[0].shape} vs {frm_pyr[0].shape}")
@@ -186,14 +210,24 @@ def estimate_transform(
                 coarsest,
                 level_to_full(_phase_shift(ref_pyr[coarsest], frm_pyr[coarsest]), coarsest),
             )
+        refine = reference.template is not None and finest > 0
         refined = _ecc_coarse_to_fine(
-            ref_pyr, frm_pyr, start, finest, options, from_translation=orb_transform is None
+            ref_pyr,
+            frm_pyr,
+            start,
+            finest,
+            options,
+            from_translation=orb_transform is None,
+            refined_later=refine,
         )
         if isinstance(refined, str):
             failures.append(f"ECC: {refined}")
         else:
             transform = refined
             method = "orb+ecc" if orb_transform is not None else "ecc"
+            if refine:
+                transform = refine_transform(reference.template, frm_pyr[0], transform)
+                method += "+refine"
 
     if transform is None:
         return Alignment(
@@ -306,6 +340,7 @@ def _ecc_coarse_to_fine(
     options: AlignOptions,
     *,
     from_translation: bool = False,
+    refined_later: bool = False,
 ) -> np.ndarray | str:
     """Refine ``start`` (level, level-0 transform) with ECC on each level down to ``finest``.
 
@@ -313,13 +348,15 @@ def _ecc_coarse_to_fine(
     patch), so levels under ``_FULL_MODEL_PIXELS`` fit at most a rotation + translation. A start
     that is only a translation guess is first refined as a translation. A coarse level whose
     result is implausible is ignored; the finest level's failure is the method's failure.
+    Only the finest level runs to ``options``' precision, unless a refinement follows.
     """
     start_level, transform = start
-    criteria = (
+    exact = (
         cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS,
         options.ecc_iterations,
         options.ecc_eps,
     )
+    rough = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 20, 1e-4)
     requested = list(MOTIONS).index(options.motion)
     first = max(start_level, finest)
     for level in range(first, finest - 1, -1):
@@ -328,6 +365,7 @@ def _ecc_coarse_to_fine(
         if from_translation and level == first and requested > 0:
             motions.insert(0, 0)
         for motion_index in motions:
+            criteria = exact if level == finest and not refined_later else rough
             found = _ecc_level(
                 ref_pyr[level],
                 frm_pyr[level],

@@ -10,6 +10,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -17,9 +18,15 @@ import cv2
 import numpy as np
 import torch
 
-from burstsr.burst.align import AlignOptions, build_pyramid, estimate_transform, to_gray
+from burstsr.burst.align import (
+    AlignOptions,
+    build_pyramid,
+    estimate_transform,
+    prepare_reference,
+    to_gray,
+)
 from burstsr.burst.merge import MERGERS, merge_frames
-from burstsr.burst.warp import INTERPOLATIONS, is_identity, warp_frame
+from burstsr.burst.warp import INTERPOLATIONS, warp_frame
 from burstsr.errors import AlignmentError, InputError
 from burstsr.io import WRITE_DEPTHS, Burst, Image, load_burst, write_image
 
@@ -38,7 +45,7 @@ class MergeConfig:
     merge: str = "mean"  # a key of MERGERS
     interpolation: str = "bicubic"  # bicubic | bilinear
     min_score: float = 0.5
-    max_align_pixels: int = 1_000_000
+    max_align_pixels: int = 250_000
     skip_bad: bool = False
 
     def align_options(self) -> AlignOptions:
@@ -161,76 +168,87 @@ def merge_burst(
         return image
 
     ref_index, ref = _reference(burst, config, read)
+    ref_path, ref_shape, ref_linear = burst.paths[ref_index], ref.shape, ref.linear
+    out_depth, out_gray = (16 if ref.bit_depth > 8 or ref.linear else 8), ref.gray
     ref_report = reports[ref_index]
     ref_report.used, ref_report.reference = True, True
     ref_report.transform, ref_report.score = np.eye(3).tolist(), 1.0
-    ref_pyramid = build_pyramid(to_gray(ref.pixels, linear=ref.linear))
     options = config.align_options()
+    reference = prepare_reference(to_gray(ref.pixels, linear=ref_linear), options=options)
     aligned_dir = Path(save_aligned) if save_aligned is not None else None
+    save_format = {"linear": ref_linear, "gray": out_gray, "bit_depth": out_depth}
     if aligned_dir is not None:
         aligned_dir.mkdir(parents=True, exist_ok=True)
-    order = [ref_index] + [i for i in range(len(burst)) if i != ref_index]
+        _save_aligned(aligned_dir, ref_path, ref.pixels, None, **save_format)
+    others = [i for i in range(len(burst)) if i != ref_index]
     readable = 1
 
+    def align(index: int, image: Image) -> np.ndarray | None:
+        """Estimate the frame's transform and record it; None if it is left out."""
+        path, report = burst.paths[index], reports[index]
+        _check_compatible(image, ref_shape, ref_linear, path, ref_path)
+        t0 = time.perf_counter()
+        pyramid = build_pyramid(to_gray(image.pixels, linear=image.linear))
+        found = estimate_transform(reference, pyramid, options=options)
+        report.seconds["align"] = time.perf_counter() - t0
+        seconds["align"] += report.seconds["align"]
+        report.score, report.method = round(found.score, 5), found.method
+        report.inlier_ratio, report.overlap = found.inlier_ratio, round(found.overlap, 4)
+        report.transform = found.transform.tolist()
+        report.used, report.message = found.ok, found.message
+        if not found.ok:
+            log.warning("%s: left out, not aligned: %s", path.name, found.message)
+            return None
+        return found.transform
+
     def warped_frames() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        nonlocal readable
-        for done, index in enumerate(order, start=1):
-            path, report = burst.paths[index], reports[index]
-            image = ref if index == ref_index else read(index)
-            if image is not None and index != ref_index:
-                readable += 1
-                _check_compatible(image, ref, path, burst.paths[ref_index])
-                t0 = time.perf_counter()
-                found = estimate_transform(
-                    ref_pyramid,
-                    build_pyramid(to_gray(image.pixels, linear=image.linear)),
-                    options=options,
-                )
-                report.seconds["align"] = time.perf_counter() - t0
-                seconds["align"] += report.seconds["align"]
-                report.score, report.method = round(found.score, 5), found.method
-                report.inlier_ratio, report.overlap = found.inlier_ratio, round(found.overlap, 4)
-                report.transform = found.transform.tolist()
-                if not found.ok:
-                    report.message = found.message
-                    log.warning("%s: left out, not aligned: %s", path.name, found.message)
-                    image = None
-                else:
-                    report.used = True
-            if image is not None:
-                t0 = time.perf_counter()
-                transform = np.asarray(report.transform)
-                frame = torch.from_numpy(image.pixels).permute(2, 0, 1).to(device)
-                if is_identity(transform):
-                    warped, mask = (
-                        frame,
-                        torch.ones(frame.shape[1:], dtype=torch.bool, device=device),
-                    )
-                else:
+        nonlocal ref, readable
+        frame = torch.from_numpy(ref.pixels).permute(2, 0, 1).to(device)
+        ref = None  # from here on the reference's pixels live only in the merge
+        yield frame, torch.ones(ref_shape, dtype=torch.bool, device=device)
+        del frame
+        if progress is not None:
+            progress(1, len(burst), ref_path.name)
+        # Decode the next frame in the background while this one is aligned and warped.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            upcoming = pool.submit(read, others[0]) if others else None
+            for done, index in enumerate(others, start=2):
+                image = upcoming.result()
+                nxt = done - 1
+                upcoming = pool.submit(read, others[nxt]) if nxt < len(others) else None
+                transform = None
+                if image is not None:
+                    readable += 1
+                    transform = align(index, image)
+                if transform is not None:
+                    t0 = time.perf_counter()
+                    frame = torch.from_numpy(image.pixels).permute(2, 0, 1).to(device)
                     warped, mask = warp_frame(frame, transform, interpolation=config.interpolation)
-                if aligned_dir is not None:
-                    _save_aligned(aligned_dir, path, warped, mask, image)
-                yield warped, mask
-                report.seconds["warp_merge"] = time.perf_counter() - t0
-                seconds["warp_merge"] += report.seconds["warp_merge"]
-            if progress is not None:
-                progress(done, len(order), path.name)
+                    del frame, image
+                    if aligned_dir is not None:
+                        _save_aligned(aligned_dir, burst.paths[index], warped, mask, **save_format)
+                    yield warped, mask
+                    del warped, mask
+                    reports[index].seconds["warp_merge"] = time.perf_counter() - t0
+                    seconds["warp_merge"] += reports[index].seconds["warp_merge"]
+                if progress is not None:
+                    progress(done, len(burst), burst.paths[index].name)
 
     merged = merge_frames(warped_frames(), method=config.merge)
     used = sum(r.used for r in reports)
     if readable < 2:
         raise InputError(
-            f"{burst.paths[ref_index].parent}: fewer than 2 usable frames "
+            f"{ref_path.parent}: fewer than 2 usable frames "
             f"(only {readable} of {len(burst)} could be read)"
         )
     if used < 2:
         raise AlignmentError(
             f"none of the other {readable - 1} frames could be aligned to "
-            f"{burst.paths[ref_index].name}; try another --align (ecc, orb), a simpler --motion, "
+            f"{ref_path.name}; try another --align (ecc, orb), a simpler --motion, "
             f"or a lower --min-score"
         )
     image = merged.image.permute(1, 2, 0).float().cpu().numpy()
-    if ref.linear:
+    if ref_linear:
         image = srgb_encode(image)
     seconds["total"] = time.perf_counter() - start
     seconds = {k: round(v, 4) for k, v in seconds.items()}
@@ -238,9 +256,9 @@ def merge_burst(
         r.seconds = {k: round(v, 4) for k, v in r.seconds.items()}
     return MergeResult(
         image=np.ascontiguousarray(image),
-        bit_depth=16 if (ref.bit_depth > 8 or ref.linear) else 8,
-        gray=ref.gray,
-        reference=str(burst.paths[ref_index]),
+        bit_depth=out_depth,
+        gray=out_gray,
+        reference=str(ref_path),
         frames=reports,
         seconds=seconds,
     )
@@ -297,25 +315,35 @@ def sharpness(pixels: np.ndarray) -> float:
     return float(cv2.Laplacian(gray, cv2.CV_32F).var())
 
 
-def _check_compatible(image: Image, ref: Image, path: Path, ref_path: Path) -> None:
-    if image.shape != ref.shape:
+def _check_compatible(
+    image: Image, shape: tuple[int, int], linear: bool, path: Path, ref_path: Path
+) -> None:
+    if image.shape != shape:
         raise InputError(
             f"{path}: size {image.shape[1]}x{image.shape[0]} differs from the reference "
-            f"{ref_path.name} ({ref.shape[1]}x{ref.shape[0]}); every frame must have one size"
+            f"{ref_path.name} ({shape[1]}x{shape[0]}); every frame must have one size"
         )
-    if image.linear != ref.linear:
+    if image.linear != linear:
         raise InputError(f"{path}: RAW and non-RAW frames cannot be merged together")
 
 
 def _save_aligned(
-    folder: Path, path: Path, warped: torch.Tensor, mask: torch.Tensor, image: Image
+    folder: Path,
+    path: Path,
+    pixels: torch.Tensor | np.ndarray,
+    mask: torch.Tensor | None,
+    *,
+    linear: bool,
+    gray: bool,
+    bit_depth: int,
 ) -> None:
-    pixels = (warped * mask).permute(1, 2, 0).float().cpu().numpy()
-    if image.linear:
+    """Write one aligned frame (pixels outside the frame black), display-encoded, as PNG."""
+    if isinstance(pixels, torch.Tensor):
+        pixels = (pixels * mask).permute(1, 2, 0).float().cpu().numpy()
+    if linear:
         pixels = srgb_encode(pixels)
-    depth = 16 if image.bit_depth > 8 or image.linear else 8
     write_image(
-        folder / f"{path.stem}.png", pixels[:, :, 0] if image.gray else pixels, bit_depth=depth
+        folder / f"{path.stem}.png", pixels[:, :, 0] if gray else pixels, bit_depth=bit_depth
     )
 
 
