@@ -83,3 +83,12 @@ def test_bad_option_values_raise():
         estimate_transform(img, img, options=AlignOptions(method="sift"))
     with pytest.raises(ValueError, match="motion"):
         estimate_transform(img, img, options=AlignOptions(motion="bspline"))
+
+
+def test_inputs_are_left_untouched():
+    a, b = to_gray(texture(96, 128, seed=0)), to_gray(texture(96, 128, seed=0))
+    before_a, before_b = a.copy(), b.copy()
+    for method in ("auto", "ecc", "orb"):
+        estimate_transform(a, b, options=AlignOptions(method=method))
+    np.testing.assert_array_equal(a, before_a)
+    np.testing.assert_array_equal(b, before_b)

@@ -187,47 +187,50 @@ def estimate_transform(
         raise ValueError(f"shapes differ: {ref_pyr[0].shape} vs {frm_pyr[0].shape}")
 
     finest = _finest_level(ref_pyr, options.max_align_pixels)
-    start = None  # (level, transform at level 0) to start ECC from
-    method, inlier_ratio, orb_transform = "ecc", None, None
+    method, inlier_ratio, orb_transform, orb_level = "ecc", None, None, 0
     failures = []
 
     if options.method in ("orb", "auto"):
         orb_level = max(finest, _finest_level(ref_pyr, options.orb_pixels))
         found = _orb_estimate(ref_pyr[orb_level], frm_pyr[orb_level], options.motion)
+        if not isinstance(found, str) and _implausible(found[0], ref_pyr[orb_level].shape):
+            found = "matches agree only on an implausible motion (repetitive texture?)"
         if isinstance(found, str):
             failures.append(f"ORB: {found}")
         else:
             orb_transform = level_to_full(found[0], orb_level)
             inlier_ratio = found[1]
-            start = (orb_level, orb_transform)
             method = "orb"
 
     transform = orb_transform
-    if options.method == "ecc" or (options.method == "auto"):
-        if start is None:
-            coarsest = len(ref_pyr) - 1
-            start = (
-                coarsest,
-                level_to_full(_phase_shift(ref_pyr[coarsest], frm_pyr[coarsest]), coarsest),
-            )
+    if options.method in ("ecc", "auto"):
         refine = reference.template is not None and finest > 0
-        refined = _ecc_coarse_to_fine(
-            ref_pyr,
-            frm_pyr,
-            start,
-            finest,
-            options,
-            from_translation=orb_transform is None,
-            refined_later=refine,
-        )
-        if isinstance(refined, str):
+        coarsest = len(ref_pyr) - 1
+        phase = level_to_full(_phase_shift(ref_pyr[coarsest], frm_pyr[coarsest]), coarsest)
+        # Start from ORB's estimate when there is one, else (or if that fails) from phase
+        # correlation on the coarsest level.
+        starts = [(orb_level, orb_transform, False)] if orb_transform is not None else []
+        starts.append((coarsest, phase, True))
+        for level, start, from_translation in starts:
+            refined = _ecc_coarse_to_fine(
+                ref_pyr,
+                frm_pyr,
+                (level, start),
+                finest,
+                options,
+                from_translation=from_translation,
+                refined_later=refine,
+            )
+            if not isinstance(refined, str):
+                break
             failures.append(f"ECC: {refined}")
-        else:
+        if not isinstance(refined, str):
             transform = refined
-            method = "orb+ecc" if orb_transform is not None else "ecc"
+            method = "orb+ecc" if not from_translation else "ecc"
             if refine:
                 transform = refine_transform(reference.template, frm_pyr[0], transform)
                 method += "+refine"
+            failures = []
 
     if transform is None:
         return Alignment(
@@ -328,7 +331,8 @@ def _fit_rigid(src: np.ndarray, dst: np.ndarray, *, translation_only: bool) -> n
 def _phase_shift(ref: np.ndarray, frm: np.ndarray) -> np.ndarray:
     """Translation (reference -> frame) from phase correlation, as a 3x3 matrix."""
     window = cv2.createHanningWindow(ref.shape[::-1], cv2.CV_32F)
-    (dx, dy), _ = cv2.phaseCorrelate(ref, frm, window)
+    # Copies: OpenCV 5's phaseCorrelate applies the window to its inputs in place.
+    (dx, dy), _ = cv2.phaseCorrelate(ref.copy(), frm.copy(), window)
     return np.array([[1, 0, dx], [0, 1, dy], [0, 0, 1]], dtype=np.float64)
 
 
@@ -347,7 +351,9 @@ def _ecc_coarse_to_fine(
     Small levels cannot constrain an affine or projective model (ECC then "zooms" into a smooth
     patch), so levels under ``_FULL_MODEL_PIXELS`` fit at most a rotation + translation. A start
     that is only a translation guess is first refined as a translation. A coarse level whose
-    result is implausible is ignored; the finest level's failure is the method's failure.
+    result is implausible is ignored; the finest level's failure is the method's failure. On the
+    finest level an affine or projective fit starts from, and must score better than, a rotation +
+    translation fit (ECC can settle on a worse optimum with more freedom, e.g. on flat images).
     Only the finest level runs to ``options``' precision, unless a refinement follows.
     """
     start_level, transform = start
@@ -360,26 +366,33 @@ def _ecc_coarse_to_fine(
     requested = list(MOTIONS).index(options.motion)
     first = max(start_level, finest)
     for level in range(first, finest - 1, -1):
-        small = ref_pyr[level].size < _FULL_MODEL_PIXELS and level != finest
+        last = level == finest
+        small = ref_pyr[level].size < _FULL_MODEL_PIXELS and not last
         motions = [min(requested, 1) if small else requested]
         if from_translation and level == first and requested > 0:
             motions.insert(0, 0)
+        if last and requested > 1 and 1 not in motions:
+            motions.insert(-1, 1)  # the full model must beat a rotation + translation
+        best, problem = None, ""
         for motion_index in motions:
-            criteria = exact if level == finest and not refined_later else rough
             found = _ecc_level(
                 ref_pyr[level],
                 frm_pyr[level],
                 full_to_level(transform, level),
                 list(MOTIONS.values())[motion_index],
-                criteria,
+                exact if last and not refined_later else rough,
                 options.ecc_blur,
             )
             problem = found if isinstance(found, str) else _implausible(found, ref_pyr[level].shape)
             if problem:
-                if level == finest:
-                    return problem
-                continue  # keep the previous estimate, go on with the finer levels
+                continue  # keep the previous estimate
             transform = level_to_full(found, level)
+            if last:
+                score = alignment_score(ref_pyr[level], frm_pyr[level], found)[0]
+                if best is None or score > best[0]:
+                    best = (score, transform)
+        if last:
+            return problem if best is None else best[1]
     return transform
 
 

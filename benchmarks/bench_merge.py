@@ -1,0 +1,393 @@
+"""Merge benchmark: burstsr against the classic stacking recipe, Hugin and an oracle.
+
+Two parts, both on bursts simulated with ``burstsr.burst.synth`` (so the truth is known):
+
+1. Kodak: each of the 24 Kodak images, area-downsampled x4 (192x128 frames), 8 frames with
+   handheld motion (2 px, 1 degree), Gaussian noise sigma 0.02 and 0.05, 8-bit.
+2. Large: 8 frames of 12 MP (kodim01 upscaled to 4000x3000), sigma 0.02, 8 px / 0.5 degree
+   motion, as PNG files on disk. Each method runs in its own process, from the files, so its
+   wall time includes decoding and its peak memory (max RSS) is its own.
+
+Methods:
+  classic-ecc   the image-stacking script recipe: full-resolution cv2.findTransformECC
+                (homography, identity start, 100 iterations / 1e-6, Gaussian 5), bilinear
+                cv2.warpPerspective, plain average of the warped frames (black borders included)
+  classic-orb   the same with ORB keypoints (cv2.ORB_create defaults), cross-checked brute-force
+                matching and a RANSAC homography (threshold 5 px)
+  hugin         Hugin's align_image_stack --align-to-first, then the mean of its remapped frames
+                where their alpha is set (the peer to beat)
+  oracle        frames warped back with the *true* transforms by burstsr's warp, masked mean
+  burstsr       burstsr.merge_burst with its defaults (auto alignment, homography, bicubic, mean)
+
+PSNR is against the noise-free reference frame on the area at least 8 px (Kodak) / 40 px (large)
+from the border, so every method is scored where every frame can cover. Gain is PSNR(merge) -
+PSNR(frame 0); "of limit" is that gain over 10*log10(N). Registration error is the RMS corner
+displacement of the estimated transforms against the truth. ms/MP/frame is wall time divided by
+megapixels and frames.
+
+    python benchmarks/bench_merge.py                 # everything (about 10 minutes on 2 cores)
+    python benchmarks/bench_merge.py --images 6 --skip-large
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from burstsr.burst.merge import merge_mean
+from burstsr.burst.pipeline import merge_burst
+from burstsr.burst.synth import corner_error, simulate_burst
+from burstsr.burst.warp import warp_frame
+from burstsr.io import read_image, write_image
+from burstsr.metrics import psnr
+
+ROOT = Path(__file__).resolve().parent.parent
+KODAK = ROOT.parent / "shared" / "data" / "Kodak"
+METHODS = ("classic-ecc", "classic-orb", "hugin", "oracle-bilinear", "oracle", "burstsr")
+
+
+# ---------------------------------------------------------------------------------------------
+# The methods. Each takes frame files (and the truth, for the oracle) and returns
+# (merged image float32 HWC, estimated transforms or None, frames that failed).
+
+
+def _gray(img: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
+
+
+def classic(paths: list[Path], method: str) -> tuple[np.ndarray, list[np.ndarray], int]:
+    """The classic recipe: align to the first frame at full resolution, warp, average."""
+    first = read_image(paths[0]).pixels
+    h, w = first.shape[:2]
+    total = first.astype(np.float32).copy()
+    ref_gray = _gray(first)
+    transforms, failed = [np.eye(3)], 0
+    if method == "orb":
+        orb = cv2.ORB_create()
+        ref8 = np.clip(ref_gray * 255, 0, 255).astype(np.uint8)
+        kp1, d1 = orb.detectAndCompute(ref8, None)
+    for path in paths[1:]:
+        frame = read_image(path).pixels
+        gray = _gray(frame)
+        try:
+            if method == "ecc":
+                criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 100, 1e-6)
+                _, warp = cv2.findTransformECC(
+                    ref_gray,
+                    gray,
+                    np.eye(3, dtype=np.float32),
+                    cv2.MOTION_HOMOGRAPHY,
+                    criteria,
+                    None,
+                    5,
+                )
+                warp = warp.astype(np.float64)
+            else:
+                kp2, d2 = orb.detectAndCompute(np.clip(gray * 255, 0, 255).astype(np.uint8), None)
+                matches = cv2.BFMatcher(cv2.NORM_HAMMING, crossCheck=True).match(d1, d2)
+                src = np.float32([kp1[m.queryIdx].pt for m in matches])
+                dst = np.float32([kp2[m.trainIdx].pt for m in matches])
+                warp, _ = cv2.findHomography(src, dst, cv2.RANSAC, 5.0)
+                if warp is None:
+                    raise cv2.error("no homography")
+        except (cv2.error, TypeError):
+            failed += 1  # the scripts stop here; we count it and average the frame unaligned
+            warp = np.eye(3)
+        transforms.append(warp)
+        total += cv2.warpPerspective(
+            frame, warp, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+        )
+    return total / len(paths), transforms, failed
+
+
+def hugin(paths: list[Path], workdir: Path, scale: int) -> tuple[np.ndarray, None, int]:
+    """align_image_stack, then the mean of the remapped frames where their alpha is set."""
+    prefix = workdir / "al_"
+    subprocess.run(
+        [
+            "align_image_stack",
+            "--align-to-first",
+            "-s",
+            str(scale),
+            "-a",
+            str(prefix),
+            *map(str, paths),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    total = count = None
+    for out in sorted(workdir.glob("al_*.tif")):
+        img = cv2.imread(str(out), cv2.IMREAD_UNCHANGED)
+        scale_max = 65535.0 if img.dtype == np.uint16 else 255.0
+        rgb = img[:, :, 2::-1].astype(np.float32) / scale_max
+        alpha = (img[:, :, 3] > 0).astype(np.float32)[:, :, None]
+        total = rgb * alpha if total is None else total + rgb * alpha
+        count = alpha if count is None else count + alpha
+        out.unlink()
+    return total / np.maximum(count, 1), None, 0
+
+
+def oracle(paths: list[Path], truth: list[np.ndarray], interpolation: str) -> tuple:
+    """Warp every frame back with its true transform (burstsr's warp), masked mean."""
+
+    def frames():
+        for path, t in zip(paths, truth, strict=True):
+            img = torch.from_numpy(read_image(path).pixels).permute(2, 0, 1)
+            yield warp_frame(img, t, interpolation=interpolation)
+
+    return merge_mean(frames()).image.permute(1, 2, 0).numpy(), list(truth), 0
+
+
+def burstsr(paths: list[Path]) -> tuple[np.ndarray, list[np.ndarray], int]:
+    result = merge_burst(paths)
+    transforms = [np.array(f.transform) if f.transform else np.eye(3) for f in result.frames]
+    return result.image, transforms, sum(not f.used for f in result.frames)
+
+
+def run_method(
+    name: str, paths: list[Path], truth: list[np.ndarray], workdir: Path, hugin_scale: int
+) -> tuple:
+    if name == "classic-ecc":
+        return classic(paths, "ecc")
+    if name == "classic-orb":
+        return classic(paths, "orb")
+    if name == "hugin":
+        return hugin(paths, workdir, hugin_scale)
+    if name == "oracle":
+        return oracle(paths, truth, "bicubic")
+    if name == "oracle-bilinear":
+        return oracle(paths, truth, "bilinear")
+    return burstsr(paths)
+
+
+def score(image, transforms, clean, frame0, truth, border) -> dict:
+    crop = (slice(border, -border), slice(border, -border))
+    single = psnr(frame0[crop], clean[crop])
+    merged = psnr(np.clip(image, 0, 1)[crop], clean[crop])
+    reg = None
+    if transforms is not None:
+        errs = [
+            corner_error(t, g, clean.shape[:2])
+            for t, g in zip(transforms[1:], truth[1:], strict=True)
+        ]
+        reg = float(np.sqrt(np.mean(np.square(errs))))
+    return {"psnr": merged, "gain": merged - single, "reg": reg}
+
+
+# ---------------------------------------------------------------------------------------------
+# Part 1: Kodak
+
+
+def bench_kodak(kodak: Path, images: int, sigmas: list[float], out: Path) -> dict:
+    rows = {}
+    files = sorted(kodak.glob("kodim*.png"))[:images]
+    n = 8
+    for sigma in sigmas:
+        stats = {m: {"psnr": [], "gain": [], "reg": [], "ms": [], "failed": 0} for m in METHODS}
+        for k, file in enumerate(files):
+            hr = read_image(file).pixels
+            burst = simulate_burst(
+                hr, frames=n, scale=4, noise=sigma, shift=2.0, rotate=1.0, seed=1000 + k
+            )
+            with tempfile.TemporaryDirectory() as tmp:
+                tmp = Path(tmp)
+                paths = [
+                    write_image(tmp / f"f{i}.png", f, bit_depth=16)
+                    for i, f in enumerate(burst.frames)
+                ]
+                mp = burst.clean.shape[0] * burst.clean.shape[1] / 1e6
+                for m in METHODS:
+                    t0 = time.perf_counter()
+                    image, transforms, failed = run_method(m, paths, burst.transforms, tmp, 0)
+                    ms = (time.perf_counter() - t0) * 1000 / mp / n
+                    s = score(image, transforms, burst.clean, burst.frames[0], burst.transforms, 8)
+                    for key in ("psnr", "gain"):
+                        stats[m][key].append(s[key])
+                    if s["reg"] is not None:
+                        stats[m]["reg"].append(s["reg"])
+                    stats[m]["ms"].append(ms)
+                    stats[m]["failed"] += failed
+            print(f"  sigma {sigma}: {file.name} done", file=sys.stderr, flush=True)
+        rows[sigma] = {
+            m: {
+                "psnr": float(np.mean(v["psnr"])),
+                "gain": float(np.mean(v["gain"])),
+                "reg": float(np.sqrt(np.mean(np.square(v["reg"])))) if v["reg"] else None,
+                "ms": float(np.median(v["ms"])),
+                "failed": v["failed"],
+            }
+            for m, v in stats.items()
+        }
+    limit = 10 * np.log10(n)
+    lines = [
+        f"Kodak x4 bursts: {len(files)} images, {n} frames of 192x128 "
+        f"(gain limit 10*log10({n}) = {limit:.2f} dB)",
+        "",
+    ]
+    for sigma, table in rows.items():
+        lines += [
+            f"sigma {sigma}:",
+            "",
+            "| method | PSNR (dB) | gain (dB) | of limit | reg. error (px) | ms/MP/frame "
+            "| frames failed |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for m, r in table.items():
+            reg = f"{r['reg']:.3f}" if r["reg"] is not None else "n/a"
+            lines.append(
+                f"| {m} | {r['psnr']:.2f} | {r['gain']:+.2f} | "
+                f"{r['gain'] / limit:.0%} | {reg} | {r['ms']:.0f} | {r['failed']} |"
+            )
+        ours, orc = table["burstsr"]["psnr"], table["oracle"]["psnr"]
+        lines += [
+            "",
+            f"burstsr - oracle (same bicubic warp): {ours - orc:+.2f} dB; "
+            f"burstsr - hugin: {ours - table['hugin']['psnr']:+.2f} dB; "
+            f"bicubic - bilinear oracle: "
+            f"{orc - table['oracle-bilinear']['psnr']:+.2f} dB",
+            "",
+        ]
+    text = "\n".join(lines)
+    (out / "kodak.json").write_text(json.dumps({str(k): v for k, v in rows.items()}, indent=2))
+    return {"text": text, "rows": rows}
+
+
+# ---------------------------------------------------------------------------------------------
+# Part 2: one large burst, each method in its own process
+
+
+def make_large(kodak: Path, folder: Path) -> None:
+    if (folder / "truth.json").exists():
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    hr = cv2.resize(
+        read_image(kodak / "kodim01.png").pixels, (4000, 3000), interpolation=cv2.INTER_CUBIC
+    )
+    burst = simulate_burst(hr, frames=8, scale=1, noise=0.02, shift=8.0, rotate=0.5, seed=5)
+    for i, frame in enumerate(burst.frames):
+        write_image(folder / f"frame_{i}.png", frame)
+    write_image(folder.parent / "large_clean.png", burst.clean, bit_depth=16)
+    (folder / "truth.json").write_text(json.dumps([t.tolist() for t in burst.transforms]))
+
+
+def large_child(method: str, folder: Path, result: Path) -> None:
+    """Run one method on the large burst (inside its own process) and save what it made."""
+    paths = sorted(folder.glob("frame_*.png"))
+    truth = [np.array(t) for t in json.loads((folder / "truth.json").read_text())]
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        image, transforms, failed = run_method(method, paths, truth, Path(tmp), 1)
+        seconds = time.perf_counter() - t0
+    np.save(result.with_suffix(".npy"), image.astype(np.float32))
+    result.write_text(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "failed": failed,
+                "transforms": None if transforms is None else [t.tolist() for t in transforms],
+            }
+        )
+    )
+
+
+def bench_large(kodak: Path, out: Path, methods: list[str]) -> dict:
+    folder = out / "large"
+    make_large(kodak, folder)
+    clean = read_image(out / "large_clean.png").pixels
+    frame0 = read_image(folder / "frame_0.png").pixels
+    truth = [np.array(t) for t in json.loads((folder / "truth.json").read_text())]
+    rows = {}
+    for m in methods:
+        result = out / f"large_{m}.json"
+        proc = subprocess.Popen([sys.executable, __file__, "--large-child", m, "--out", str(out)])
+        _, status, usage = os.wait4(proc.pid, 0)
+        if status != 0:
+            rows[m] = None
+            continue
+        data = json.loads(result.read_text())
+        image = np.load(result.with_suffix(".npy"))
+        transforms = (
+            None if data["transforms"] is None else [np.array(t) for t in data["transforms"]]
+        )
+        s = score(image, transforms, clean, frame0, truth, 40)
+        rows[m] = {
+            **s,
+            "seconds": data["seconds"],
+            "failed": data["failed"],
+            "ms": data["seconds"] * 1000 / 12.0 / 8,
+            "peak_mb": usage.ru_maxrss / 1024,
+        }
+        result.with_suffix(".npy").unlink()
+        print(f"  large: {m} done in {data['seconds']:.1f} s", file=sys.stderr, flush=True)
+    lines = [
+        "Large burst: 8 frames of 4000x3000 (12 MP), sigma 0.02, from PNG files",
+        "",
+        "| method | PSNR (dB) | gain (dB) | reg. error (px) | seconds | ms/MP/frame "
+        "| peak memory (MB) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for m, r in rows.items():
+        if r is None:
+            lines.append(f"| {m} | failed | | | | | |")
+            continue
+        reg = f"{r['reg']:.4f}" if r["reg"] is not None else "n/a"
+        lines.append(
+            f"| {m} | {r['psnr']:.2f} | {r['gain']:+.2f} | {reg} | {r['seconds']:.1f} "
+            f"| {r['ms']:.0f} | {r['peak_mb']:.0f} |"
+        )
+    if rows.get("burstsr") and rows.get("classic-ecc"):
+        lines += [
+            "",
+            f"classic-ecc / burstsr wall time: "
+            f"{rows['classic-ecc']['seconds'] / rows['burstsr']['seconds']:.1f}x",
+        ]
+    (out / "large.json").write_text(json.dumps(rows, indent=2))
+    return {"text": "\n".join(lines), "rows": rows}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kodak", type=Path, default=KODAK)
+    parser.add_argument("--images", type=int, default=24, help="Kodak images to use")
+    parser.add_argument("--sigmas", type=float, nargs="+", default=[0.02, 0.05])
+    parser.add_argument("--skip-kodak", action="store_true")
+    parser.add_argument("--skip-large", action="store_true")
+    parser.add_argument("--large-methods", nargs="+", default=list(METHODS))
+    parser.add_argument("--out", type=Path, default=ROOT / "bench-out")
+    parser.add_argument("--large-child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    if args.large_child:
+        large_child(
+            args.large_child, args.out / "large", args.out / f"large_{args.large_child}.json"
+        )
+        return
+    if not args.kodak.is_dir():
+        sys.exit(f"{args.kodak}: Kodak images not found; pass --kodak DIR")
+    if shutil.which("align_image_stack") is None:
+        sys.exit("align_image_stack not found: apt-get install hugin-tools")
+    args.out.mkdir(parents=True, exist_ok=True)
+    print(
+        f"# bench_merge ({os.cpu_count()} CPU cores, torch {torch.__version__}, "
+        f"OpenCV {cv2.__version__})\n"
+    )
+    if not args.skip_kodak:
+        print(bench_kodak(args.kodak, args.images, args.sigmas, args.out)["text"], flush=True)
+    if not args.skip_large:
+        print(bench_large(args.kodak, args.out, args.large_methods)["text"], flush=True)
+
+
+if __name__ == "__main__":
+    main()
