@@ -55,7 +55,7 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
 @contextmanager
 def _progress_bar(label: str, total: int, enabled: bool):
     """A progress bar on stderr (drawn only on a terminal); yields a callback for the library."""
-    if not enabled:
+    if not enabled or not sys.stderr.isatty():
         yield None
         return
     with click.progressbar(

@@ -52,7 +52,11 @@ def test_merge_writes_result_report_and_aligned_frames(small_burst, tmp_path):
     assert frame["used"] and frame["score"] > 0.5 and len(frame["transform"]) == 3
     assert set(frame["seconds"]) >= {"load", "align", "warp_merge"}
     np.testing.assert_allclose(np.array(frame["transform"]), burst.transforms[3], atol=0.1)
-    assert len(list((tmp_path / "aligned").glob("*.png"))) == 6
+    aligned = sorted(p.name for p in (tmp_path / "aligned").glob("*.png"))
+    assert aligned == [f"{i:03d}_frame_{i:02d}.png" for i in range(6)]
+    warped = read_image(tmp_path / "aligned" / aligned[3]).pixels
+    inner = (slice(8, -8), slice(8, -8))
+    assert np.abs(warped[inner] - burst.clean[inner]).mean() < 0.03  # aligned onto the reference
     # The same call again needs --overwrite.
     assert_one_line_error(run("merge", folder, "-o", out), "already exists", "--overwrite")
     assert run("merge", folder, "-o", out, "--overwrite", "--merge", "median").exit_code == 0
@@ -177,3 +181,18 @@ def test_inputs_are_not_modified(small_burst, tmp_path):
     before = {p.name: p.read_bytes() for p in folder.iterdir()}
     assert run("merge", folder, "-o", tmp_path / "r.png", "--merge", "sigma-clip").exit_code == 0
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+
+
+def test_save_aligned_never_overwrites_inputs(tmp_path):
+    folder = tmp_path / "b"
+    frames = simulate_burst(texture(64, 64), frames=2, scale=1, seed=0).frames
+    folder.mkdir()
+    write_image(folder / "001_x.png", frames[0])  # frame 0
+    write_image(folder / "x.png", frames[1])  # frame 1, whose aligned copy is 001_x.png
+    before = (folder / "001_x.png").read_bytes()
+    assert_one_line_error(
+        run("merge", folder, "-o", tmp_path / "r.png", "--save-aligned", folder),
+        "--save-aligned",
+        "overwrite",
+    )
+    assert (folder / "001_x.png").read_bytes() == before

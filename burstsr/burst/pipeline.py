@@ -27,7 +27,7 @@ from burstsr.burst.align import (
 )
 from burstsr.burst.merge import MERGERS, merge_frames
 from burstsr.burst.warp import INTERPOLATIONS, warp_frame
-from burstsr.errors import AlignmentError, InputError
+from burstsr.errors import AlignmentError, InputError, OutputError
 from burstsr.io import WRITE_DEPTHS, Burst, Image, load_burst, write_image
 
 log = logging.getLogger(__name__)
@@ -178,8 +178,11 @@ def merge_burst(
     aligned_dir = Path(save_aligned) if save_aligned is not None else None
     save_format = {"linear": ref_linear, "gray": out_gray, "bit_depth": out_depth}
     if aligned_dir is not None:
+        _check_aligned_dir(aligned_dir, burst)
         aligned_dir.mkdir(parents=True, exist_ok=True)
-        _save_aligned(aligned_dir, ref_path, ref.pixels, None, **save_format)
+        _save_aligned(
+            aligned_dir / _aligned_name(ref_index, ref_path), ref.pixels, None, **save_format
+        )
     others = [i for i in range(len(burst)) if i != ref_index]
     readable = 1
 
@@ -196,6 +199,13 @@ def merge_burst(
         report.inlier_ratio, report.overlap = found.inlier_ratio, round(found.overlap, 4)
         report.transform = found.transform.tolist()
         report.used, report.message = found.ok, found.message
+        log.debug(
+            "%s: %s, score %.4f, %.2f s",
+            path.name,
+            found.method,
+            found.score,
+            report.seconds["align"],
+        )
         if not found.ok:
             log.warning("%s: left out, not aligned: %s", path.name, found.message)
             return None
@@ -226,7 +236,8 @@ def merge_burst(
                     warped, mask = warp_frame(frame, transform, interpolation=config.interpolation)
                     del frame, image
                     if aligned_dir is not None:
-                        _save_aligned(aligned_dir, burst.paths[index], warped, mask, **save_format)
+                        name = _aligned_name(index, burst.paths[index])
+                        _save_aligned(aligned_dir / name, warped, mask, **save_format)
                     yield warped, mask
                     del warped, mask
                     reports[index].seconds["warp_merge"] = time.perf_counter() - t0
@@ -327,9 +338,23 @@ def _check_compatible(
         raise InputError(f"{path}: RAW and non-RAW frames cannot be merged together")
 
 
+def _aligned_name(index: int, path: Path) -> str:
+    return f"{index:03d}_{path.stem}.png"
+
+
+def _check_aligned_dir(folder: Path, burst: Burst) -> None:
+    """The aligned frames may not overwrite an input."""
+    inputs = {p.resolve() for p in burst.paths}
+    for index, path in enumerate(burst.paths):
+        if (folder / _aligned_name(index, path)).resolve() in inputs:
+            raise OutputError(
+                f"--save-aligned {folder}: would overwrite the input {path.name}; "
+                f"choose another folder"
+            )
+
+
 def _save_aligned(
-    folder: Path,
-    path: Path,
+    target: Path,
     pixels: torch.Tensor | np.ndarray,
     mask: torch.Tensor | None,
     *,
@@ -342,9 +367,7 @@ def _save_aligned(
         pixels = (pixels * mask).permute(1, 2, 0).float().cpu().numpy()
     if linear:
         pixels = srgb_encode(pixels)
-    write_image(
-        folder / f"{path.stem}.png", pixels[:, :, 0] if gray else pixels, bit_depth=bit_depth
-    )
+    write_image(target, pixels[:, :, 0] if gray else pixels, bit_depth=bit_depth)
 
 
 def srgb_encode(linear: np.ndarray) -> np.ndarray:
