@@ -174,7 +174,9 @@ def merge_burst(
     ref_report.used, ref_report.reference = True, True
     ref_report.transform, ref_report.score = np.eye(3).tolist(), 1.0
     options = config.align_options()
+    t0 = time.perf_counter()
     reference = prepare_reference(to_gray(ref.pixels, linear=ref_linear), options=options)
+    seconds["align"] += time.perf_counter() - t0
     aligned_dir = Path(save_aligned) if save_aligned is not None else None
     save_format = {"linear": ref_linear, "gray": out_gray, "bit_depth": out_depth}
     if aligned_dir is not None:
