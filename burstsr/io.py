@@ -183,6 +183,19 @@ def read_image(path: str | os.PathLike) -> Image:
     return Image(np.ascontiguousarray(pixels), bit_depth, gray=gray, linear=False)
 
 
+def image_size(path: str | os.PathLike) -> tuple[int, int]:
+    """``(height, width)`` of an image file, from its header when possible (no decode)."""
+    from PIL import Image as PILImage
+
+    path = Path(path)
+    try:
+        with PILImage.open(path) as im:
+            w, h = im.size
+        return (w, h) if _exif_orientation(path) in (5, 6, 7, 8) else (h, w)
+    except Exception:  # a format Pillow does not read (RAW, ...): decode it
+        return read_image(path).shape
+
+
 def _jpeg_complete(data: np.ndarray) -> bool:
     tail = data[-64:].tobytes().rstrip(b"\x00")
     return tail.endswith(b"\xff\xd9")

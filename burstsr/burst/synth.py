@@ -9,10 +9,20 @@ the low-resolution grid), so tests and benchmarks can score registration and mer
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
+
+from burstsr.burst.pipeline import MergeConfig, merge_burst
+from burstsr.errors import InputError
+from burstsr.io import list_frames, read_image, write_image, write_json
 
 
 @dataclass(frozen=True)
@@ -123,3 +133,87 @@ def corner_error(estimated: np.ndarray, true: np.ndarray, size: tuple[int, int])
     a, b = estimated @ corners, true @ corners
     a, b = a[:2] / a[2], b[:2] / b[2]
     return float(np.sqrt(np.mean(np.sum((a - b) ** 2, axis=0))))
+
+
+def write_pairs(
+    hr_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    frames: int = 8,
+    scale: int = 4,
+    noise: float = 0.02,
+    shot_noise: float = 0.0,
+    shift: float = 2.0,
+    rotate: float = 1.0,
+    seed: int = 0,
+    merge_config: MergeConfig = MergeConfig(),
+    progress: Callable[[int, int, str], None] | None = None,
+) -> list[Path]:
+    """Training pairs from high-resolution images: simulate, merge, write.
+
+    For each image in ``hr_dir`` (natural order) writes ``out_dir/<scene>/`` with ``frames/``
+    (the simulated 8-bit burst), ``result.png`` (its merge by :func:`merge_burst`, the code
+    behind ``burstsr merge``, 16 bit), ``HR.png`` (the image cropped to a multiple of ``scale``)
+    and ``meta.json`` (parameters, true and estimated transforms). Each scene is written to a
+    temporary folder and renamed into place. The burst of a scene depends only on ``seed`` and
+    the scene's name.
+
+    Returns:
+        The scene folders written.
+    """
+    sources = list_frames(hr_dir)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for done, source in enumerate(sources, start=1):
+        hr = read_image(source).pixels
+        if min(hr.shape[:2]) < 32 * scale:
+            raise InputError(
+                f"{source}: {hr.shape[1]}x{hr.shape[0]} is too small for x{scale} "
+                f"bursts (at least {32 * scale} px a side)"
+            )
+        scene_seed = (zlib.crc32(source.stem.encode()) + seed * 1_000_003) % 2**32
+        burst = simulate_burst(
+            hr,
+            frames=frames,
+            scale=scale,
+            noise=noise,
+            shot_noise=shot_noise,
+            shift=shift,
+            rotate=rotate,
+            seed=scene_seed,
+        )
+        final = out_dir / source.stem
+        tmp = Path(tempfile.mkdtemp(dir=out_dir, prefix=f".{source.stem}."))
+        try:
+            (tmp / "frames").mkdir()
+            for i, frame in enumerate(burst.frames):
+                write_image(tmp / "frames" / f"frame_{i:02d}.png", frame)
+            result = merge_burst(tmp / "frames", config=merge_config)
+            result.write(tmp / "result.png", bit_depth=16)
+            write_image(tmp / "HR.png", burst.hr)
+            meta = {
+                "source": str(source),
+                "scale": scale,
+                "frames": frames,
+                "noise": noise,
+                "shot_noise": shot_noise,
+                "shift": shift,
+                "rotate": rotate,
+                "seed": seed,
+                "scene_seed": scene_seed,
+                "true_transforms": [t.tolist() for t in burst.transforms],
+                "estimated_transforms": [f.transform for f in result.frames],
+                "frames_used": result.used,
+            }
+            write_json(tmp / "meta.json", meta)
+            if final.exists():
+                shutil.rmtree(final)
+            os.replace(tmp, final)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp)
+        written.append(final)
+        if progress is not None:
+            progress(done, len(sources), source.name)
+    return written

@@ -1,0 +1,127 @@
+"""Checkpoints that load without unpickling code.
+
+A generator checkpoint is one ``.pt`` file holding only tensors and plain values (loaded with
+``torch.load(weights_only=True)``): ``{"format", "version", "config", "train_args",
+"state_dict"}``, with a ``.json`` beside it that repeats the config and training arguments for
+people. Resume state (optimisers, schedulers, step, random generators, discriminator, EMA) is a
+separate file, ``resume.pt``, of the same kind. Every write is atomic.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from burstsr.errors import CheckpointError
+from burstsr.io import write_bytes
+from burstsr.refiner.networks import Generator, GeneratorConfig
+
+FORMAT = "burstsr-generator"
+VERSION = 1
+
+
+def save_generator(
+    path: str | os.PathLike,
+    generator: Generator,
+    *,
+    train_args: dict | None = None,
+    metrics: dict | None = None,
+) -> Path:
+    """Write ``generator`` (config + weights) to ``path`` (``.pt``) and ``path.json``."""
+    path = Path(path)
+    state = {k: v.detach().cpu().clone() for k, v in generator.state_dict().items()}
+    payload = {
+        "format": FORMAT,
+        "version": VERSION,
+        "config": generator.config.to_dict(),
+        "train_args": train_args or {},
+        "metrics": metrics or {},
+        "state_dict": state,
+    }
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    write_bytes(path, buffer.getvalue())
+    info = {k: payload[k] for k in ("format", "version", "config", "train_args", "metrics")}
+    write_bytes(path.with_suffix(".json"), (json.dumps(info, indent=2) + "\n").encode())
+    return path
+
+
+def resolve_model_path(path: str | os.PathLike) -> Path:
+    """A checkpoint file, or the best (else last) checkpoint of a run folder."""
+    path = Path(path)
+    if path.is_dir():
+        for name in ("best.pt", "last.pt"):
+            if (path / name).is_file():
+                return path / name
+        raise CheckpointError(f"{path}: no best.pt or last.pt in this run folder")
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such model file or run folder")
+    return path
+
+
+def _load(path: Path) -> dict:
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated zip, bad pickle, unsupported types: all "corrupt"
+        raise CheckpointError(
+            f"{path}: corrupt or truncated checkpoint ({type(exc).__name__})"
+        ) from None
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path}: not a burstsr checkpoint")
+    return data
+
+
+def load_generator(
+    path: str | os.PathLike, *, device: torch.device | str = "cpu", scale: int | None = None
+) -> Generator:
+    """Load a generator for inference (``eval()`` mode) on ``device``.
+
+    Args:
+        path: a ``.pt`` checkpoint or a run folder (its ``best.pt``, else ``last.pt``).
+        scale: when given, the model must upscale by exactly this factor.
+
+    Raises:
+        CheckpointError: missing, corrupt or truncated file, not a burstsr generator, weights that
+            do not fit the stated architecture, or a scale other than ``scale``.
+    """
+    path = resolve_model_path(path)
+    data = _load(path)
+    if data.get("format") != FORMAT or "state_dict" not in data or "config" not in data:
+        raise CheckpointError(f"{path}: not a burstsr generator checkpoint")
+    if data.get("version", 0) > VERSION:
+        raise CheckpointError(f"{path}: made by a newer burstsr (format {data['version']})")
+    try:
+        config = GeneratorConfig(**data["config"])
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: unknown architecture ({exc})") from None
+    if scale is not None and config.scale != scale:
+        raise CheckpointError(
+            f"{path}: the model upscales x{config.scale}, x{scale} was asked "
+            f"for; choose a x{scale} model"
+        )
+    generator = Generator(config)
+    try:
+        generator.load_state_dict(data["state_dict"])
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise CheckpointError(f"{path}: weights do not match the architecture ({first})") from None
+    return generator.to(device).eval()
+
+
+def save_resume(path: str | os.PathLike, state: dict) -> Path:
+    """Write a resume state (tensors and plain values only) atomically."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return write_bytes(Path(path), buffer.getvalue())
+
+
+def load_resume(path: str | os.PathLike) -> dict:
+    """Read a resume state written by :func:`save_resume`."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no resume state here; was this run started with --out?")
+    return _load(path)

@@ -1,0 +1,99 @@
+"""Tiled inference: run the generator on an image of any size with bounded memory.
+
+The image is cut into ``tile`` x ``tile`` tiles. Each is run with ``tile_pad`` pixels of real
+context around it (clamped at the image's edges, where the network's own zero padding applies,
+exactly as for the whole image), so with a pad at least the network's receptive radius every
+tile's output equals the whole-image output. Neighbouring outputs overlap by ``2 * blend``
+pixels and are cross-faded with linear ramps, so even a network that sees further than the pad
+shows no seam. The activations in memory are those of one padded tile, whatever the image size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from burstsr.device import autocast
+from burstsr.errors import InputError
+from burstsr.refiner.networks import Generator
+
+Progress = Callable[[int, int], None]  # (tiles done, tiles in all)
+
+
+def _ramp(length: int, fade_start: bool, fade_end: bool, blend: int) -> np.ndarray:
+    """1-D weights: linear ramps of ``2 * blend`` samples at the ends that fade, 1 elsewhere."""
+    w = np.ones(length, np.float32)
+    n = min(2 * blend, length)
+    if n and fade_start:
+        w[:n] *= (np.arange(n, dtype=np.float32) + 0.5) / n
+    if n and fade_end:
+        w[-n:] *= ((np.arange(n, dtype=np.float32) + 0.5) / n)[::-1]
+    return w
+
+
+@torch.inference_mode()
+def enhance_image(
+    generator: Generator,
+    image: np.ndarray,
+    *,
+    tile: int = 512,
+    tile_pad: int | None = None,
+    blend: int = 8,
+    half: bool = False,
+    progress: Progress | None = None,
+) -> np.ndarray:
+    """Upscale ``image`` (``float32 (H, W, 3)`` in [0, 1]) with ``generator``, tile by tile.
+
+    Args:
+        generator: the model, on the device to run on (put in ``eval()`` mode here).
+        tile: tile size in input pixels (the memory knob); 0 runs the whole image at once.
+        tile_pad: context around each tile; default: the generator's receptive radius.
+        blend: half-width (input pixels) of the cross-fade between neighbouring tiles.
+        half: fp16 autocast (CUDA only).
+
+    Returns:
+        ``float32 (H * scale, W * scale, 3)``, clipped to [0, 1].
+    """
+    generator.eval()
+    device = next(generator.parameters()).device
+    if half and device.type != "cuda":
+        raise InputError("--half: half precision runs only on CUDA; drop --half on the CPU")
+    scale = generator.config.scale
+    h, w = image.shape[:2]
+    if tile <= 0 or tile >= max(h, w):
+        tile, blend = max(h, w), 0
+    if tile < 2 * blend + 1:
+        raise InputError(f"--tile {tile}: too small; use at least {2 * blend + 1}")
+    pad = generator.receptive_radius() if tile_pad is None else tile_pad
+    out = np.zeros((h * scale, w * scale, 3), np.float32)
+    weight = np.zeros((h * scale, w * scale, 1), np.float32)
+    ys, xs = range(0, h, tile), range(0, w, tile)
+    total, done = len(ys) * len(xs), 0
+    for y0 in ys:
+        for x0 in xs:
+            # The tile's own area, grown by `blend` into its neighbours (the cross-fade zone).
+            ay0, ay1 = max(y0 - blend, 0), min(y0 + tile + blend, h)
+            ax0, ax1 = max(x0 - blend, 0), min(x0 + tile + blend, w)
+            # Plus context the network needs, clamped to the image.
+            cy0, cy1 = max(ay0 - pad, 0), min(ay1 + pad, h)
+            cx0, cx1 = max(ax0 - pad, 0), min(ax1 + pad, w)
+            patch = torch.from_numpy(np.ascontiguousarray(image[cy0:cy1, cx0:cx1]))
+            patch = patch.permute(2, 0, 1)[None].to(device)
+            with autocast(device, enabled=half):
+                result = generator(patch)
+            result = result.float()[0].clamp_(0, 1).permute(1, 2, 0).cpu().numpy()
+            core = result[
+                (ay0 - cy0) * scale : (ay1 - cy0) * scale, (ax0 - cx0) * scale : (ax1 - cx0) * scale
+            ]
+            wy = _ramp(core.shape[0], ay0 > 0, ay1 < h, blend * scale)
+            wx = _ramp(core.shape[1], ax0 > 0, ax1 < w, blend * scale)
+            wt = (wy[:, None] * wx[None, :])[:, :, None]
+            out[ay0 * scale : ay1 * scale, ax0 * scale : ax1 * scale] += core * wt
+            weight[ay0 * scale : ay1 * scale, ax0 * scale : ax1 * scale] += wt
+            done += 1
+            if progress is not None:
+                progress(done, total)
+    out /= weight
+    return out

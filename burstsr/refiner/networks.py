@@ -1,0 +1,141 @@
+"""The refiner's networks: an SRResNet generator and an SRGAN discriminator.
+
+Reference: C. Ledig et al., "Photo-Realistic Single Image Super-Resolution Using a Generative
+Adversarial Network", CVPR 2017 (SRResNet and SRGAN).
+
+The generator follows SRResNet: a 9x9 conv + PReLU head; ``blocks`` residual blocks
+(conv-BN-PReLU-conv-BN + skip); conv-BN and a skip around the whole body; PixelShuffle stages
+for the scale (x2 stages for 2, 4 and 8, one x3 stage for 3); a 9x9 output conv. One addition:
+the bicubic upscaling of the input is added to the output (``image_skip``), so the network
+learns only the missing detail, which trains faster and keeps colours exactly where the
+network has nothing to add.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+SCALES = (1, 2, 3, 4, 8)
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    """Architecture of the generator (saved with every checkpoint)."""
+
+    scale: int = 4
+    channels: int = 64
+    blocks: int = 16
+    batch_norm: bool = True
+    image_skip: bool = True
+
+    def __post_init__(self) -> None:
+        if self.scale not in SCALES:
+            raise ValueError(f"scale must be one of {SCALES}, got {self.scale}")
+        if self.channels < 1 or self.blocks < 0:
+            raise ValueError("channels must be >= 1 and blocks >= 0")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class DiscriminatorConfig:
+    """Architecture of the discriminator."""
+
+    channels: int = 64
+    stages: int = 4  # each: conv-BN-LReLU, then a stride-2 conv-BN-LReLU; channels double
+    dense: int = 1024
+
+
+def _conv(c_in: int, c_out: int, k: int = 3, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(c_in, c_out, k, stride=stride, padding=k // 2)
+
+
+class ResidualBlock(nn.Module):
+    """conv-BN-PReLU-conv-BN, plus the input."""
+
+    def __init__(self, channels: int, batch_norm: bool) -> None:
+        super().__init__()
+        norm = (lambda: nn.BatchNorm2d(channels)) if batch_norm else nn.Identity
+        self.body = nn.Sequential(
+            _conv(channels, channels),
+            norm(),
+            nn.PReLU(channels),
+            _conv(channels, channels),
+            norm(),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class Generator(nn.Module):
+    """SRResNet: ``(N, 3, h, w)`` in [0, 1] -> ``(N, 3, h*scale, w*scale)``."""
+
+    def __init__(self, config: GeneratorConfig = GeneratorConfig()) -> None:
+        super().__init__()
+        self.config = config
+        c = config.channels
+        self.head = nn.Sequential(_conv(3, c, 9), nn.PReLU(c))
+        self.body = nn.Sequential(
+            *[ResidualBlock(c, config.batch_norm) for _ in range(config.blocks)]
+        )
+        self.body_tail = nn.Sequential(
+            _conv(c, c), nn.BatchNorm2d(c) if config.batch_norm else nn.Identity()
+        )
+        stages = []
+        factors = [3] if config.scale == 3 else [2] * int(math.log2(config.scale))
+        for f in factors:
+            stages += [_conv(c, c * f * f), nn.PixelShuffle(f), nn.PReLU(c)]
+        self.upsample = nn.Sequential(*stages)
+        self.tail = _conv(c, 3, 9)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = self.head(x)
+        features = features + self.body_tail(self.body(features))
+        out = self.tail(self.upsample(features))
+        if self.config.image_skip:
+            scale = self.config.scale
+            base = (
+                x
+                if scale == 1
+                else F.interpolate(x, scale_factor=scale, mode="bicubic", align_corners=False)
+            )
+            out = out + base
+        return out
+
+    def receptive_radius(self) -> int:
+        """How far (input pixels) an output pixel sees: the context a tile needs around it."""
+        radius = 4 + 2 * len(self.body) + 1 + len(self.upsample) // 3
+        return radius + math.ceil(4 / self.config.scale) + (2 if self.config.image_skip else 0)
+
+
+class Discriminator(nn.Module):
+    """SRGAN discriminator: patch -> one logit ("real"). Any patch size >= 2**stages."""
+
+    def __init__(self, config: DiscriminatorConfig = DiscriminatorConfig()) -> None:
+        super().__init__()
+        c = config.channels
+        layers: list[nn.Module] = [_conv(3, c), nn.LeakyReLU(0.2)]
+        layers += [_conv(c, c, stride=2), nn.BatchNorm2d(c), nn.LeakyReLU(0.2)]
+        for _ in range(config.stages - 1):
+            layers += [_conv(c, 2 * c), nn.BatchNorm2d(2 * c), nn.LeakyReLU(0.2)]
+            layers += [_conv(2 * c, 2 * c, stride=2), nn.BatchNorm2d(2 * c), nn.LeakyReLU(0.2)]
+            c *= 2
+        self.features = nn.Sequential(*layers)
+        # Global average pooling instead of SRGAN's flatten: any patch size works.
+        self.classifier = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Linear(c, config.dense),
+            nn.LeakyReLU(0.2),
+            nn.Linear(config.dense, 1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))

@@ -1,0 +1,364 @@
+"""Training the refiner: pixel-loss pre-training, then the SRGAN adversarial phase.
+
+``train(config)`` reads the pairs, builds the generator and discriminator, and for
+``config.steps`` steps:
+
+- steps ``< pretrain_steps``: generator only, pixel loss;
+- later steps: a discriminator update (real HR crops against detached generator outputs), then
+  a generator update on ``pixel_weight * pixel + content_weight * VGG + adv_weight * adversarial``
+  (the discriminator is not stepped during the generator's update).
+
+Adam (beta1 0.9) for both, step decay of the learning rate every ``lr_step`` steps, an EMA of the
+generator's weights (validated and saved), validation PSNR/SSIM (Y channel, border = scale)
+every ``val_every`` steps. A run folder gets ``last.pt`` / ``best.pt`` (+ ``.json``),
+``resume.pt``, ``metrics.jsonl``, ``loss_curves.png`` and ``samples.png``. Started under
+``torchrun`` it trains with DistributedDataParallel (NCCL on CUDA, Gloo on the CPU); only rank 0
+writes.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+
+from burstsr.device import autocast, resolve_device
+from burstsr.errors import CheckpointError, InputError
+from burstsr.metrics import psnr, ssim
+from burstsr.refiner.checkpoint import load_resume, save_generator, save_resume
+from burstsr.refiner.data import Pair, PairDataset, find_pairs, split_pairs
+from burstsr.refiner.losses import ContentLoss, adversarial_loss, pixel_loss
+from burstsr.refiner.networks import (
+    Discriminator,
+    DiscriminatorConfig,
+    Generator,
+    GeneratorConfig,
+)
+from burstsr.refiner.plots import loss_curves, sample_grid
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int, dict], None]  # (step, total steps, latest losses)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every option of ``burstsr train``; the CLI takes its defaults from here."""
+
+    pairs: str = ""
+    out: str = "run"
+    val_dir: str | None = None
+    val_fraction: float = 0.1
+    # Architecture
+    blocks: int = 16
+    channels: int = 64
+    batch_norm: bool = True
+    disc_channels: int = 64
+    # Schedule
+    steps: int = 20_000
+    pretrain_steps: int = 10_000
+    batch: int = 16
+    patch: int = 96  # HR crop size
+    lr: float = 1e-4
+    lr_step: int = 10_000  # multiply the learning rates by lr_gamma every lr_step steps
+    lr_gamma: float = 0.5
+    ema: float = 0.999
+    # Losses
+    pixel: str = "l1"
+    pixel_weight: float = 0.01  # in the adversarial phase (pre-training uses the pixel loss alone)
+    content_weight: float = 1.0
+    content_layer: str = "relu5_4"
+    adv_weight: float = 1e-3
+    vgg_weights: str | None = None
+    # Bookkeeping
+    val_every: int = 500
+    log_every: int = 50
+    val_crop: int = 384  # HR centre crop used for validation (0: whole images)
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True  # mixed precision, on CUDA only
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class _Dist:
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def _init_distributed(device: torch.device) -> _Dist:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return _Dist()
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return _Dist(dist.get_rank(), dist.get_world_size())
+
+
+def _validation_pairs(config: TrainConfig) -> tuple[list[Pair], list[Pair], int]:
+    found = find_pairs(config.pairs)
+    if config.val_dir:
+        val = find_pairs(config.val_dir)
+        if val.scale != found.scale:
+            raise InputError(
+                f"--val-dir {config.val_dir}: scale x{val.scale} differs from the "
+                f"training pairs' x{found.scale}"
+            )
+        return found.pairs, val.pairs, found.scale
+    train_pairs, val_pairs = split_pairs(found.pairs, config.val_fraction, config.seed)
+    return train_pairs, val_pairs, found.scale
+
+
+def _val_crop(merged: torch.Tensor, hr: torch.Tensor, size: int, scale: int) -> tuple:
+    """Aligned centre crops (merged, HR) of at most ``size`` HR pixels (0: the whole images)."""
+    if size <= 0:
+        return merged, hr
+    lh, lw = min(merged.shape[1], size // scale), min(merged.shape[2], size // scale)
+    y, x = (merged.shape[1] - lh) // 2, (merged.shape[2] - lw) // 2
+    return (
+        merged[:, y : y + lh, x : x + lw],
+        hr[:, y * scale : (y + lh) * scale, x * scale : (x + lw) * scale],
+    )
+
+
+def _update_ema(ema: Generator, model: Generator, decay: float) -> None:
+    with torch.no_grad():
+        for e, p in zip(ema.parameters(), model.parameters(), strict=True):
+            e.lerp_(p.detach(), 1 - decay)
+        for e, b in zip(ema.buffers(), model.buffers(), strict=True):
+            e.copy_(b)
+
+
+def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    return model.module if isinstance(model, DistributedDataParallel) else model
+
+
+def train(config: TrainConfig, *, resume: bool = False, progress: Progress | None = None) -> dict:
+    """Train (or, with ``resume``, continue training) a refiner; returns the final metrics.
+
+    Raises:
+        InputError: bad pairs folder, patch, device or options.
+        CheckpointError: ``resume`` without a usable ``resume.pt`` in ``config.out``.
+    """
+    device = resolve_device(config.device)
+    ddp = _init_distributed(device)
+    if ddp.world > 1 and device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    out = Path(config.out)
+    if config.pretrain_steps > config.steps:
+        raise InputError(f"--pretrain-steps {config.pretrain_steps} exceeds --steps {config.steps}")
+    train_pairs, val_pairs, scale = _validation_pairs(config)
+    if config.patch // scale < 4:
+        raise InputError(f"--patch {config.patch}: too small for x{scale}; use >= {4 * scale}")
+    data = PairDataset(train_pairs, scale, config.patch)
+    val_data = PairDataset(val_pairs, scale, config.patch, augment=False) if val_pairs else None
+
+    torch.manual_seed(config.seed)
+    gen_config = GeneratorConfig(
+        scale=scale, channels=config.channels, blocks=config.blocks, batch_norm=config.batch_norm
+    )
+    generator = Generator(gen_config).to(device)
+    disc = Discriminator(DiscriminatorConfig(channels=config.disc_channels)).to(device)
+    ema = copy.deepcopy(generator).eval().requires_grad_(False)
+    content = None
+    if config.steps > config.pretrain_steps and config.content_weight > 0:
+        content = ContentLoss(config.content_layer, config.vgg_weights).to(device)
+    opt_g = torch.optim.Adam(generator.parameters(), lr=config.lr, betas=(0.9, 0.999))
+    opt_d = torch.optim.Adam(disc.parameters(), lr=config.lr, betas=(0.9, 0.999))
+    sched_g = torch.optim.lr_scheduler.StepLR(opt_g, config.lr_step, config.lr_gamma)
+    sched_d = torch.optim.lr_scheduler.StepLR(opt_d, config.lr_step, config.lr_gamma)
+    crops = torch.Generator().manual_seed(config.seed * 1000 + ddp.rank)
+    step, best = 0, -float("inf")
+    history: list[dict] = []
+
+    if resume:
+        state = load_resume(out / "resume.pt")
+        try:
+            generator.load_state_dict(state["generator"])
+            disc.load_state_dict(state["discriminator"])
+            ema.load_state_dict(state["ema"])
+            opt_g.load_state_dict(state["opt_g"])
+            opt_d.load_state_dict(state["opt_d"])
+            sched_g.load_state_dict(state["sched_g"])
+            sched_d.load_state_dict(state["sched_d"])
+        except (KeyError, RuntimeError, ValueError) as exc:
+            raise CheckpointError(
+                f"{out / 'resume.pt'}: does not fit this configuration ({str(exc).splitlines()[0]})"
+            ) from None
+        crops.set_state(
+            state["crops"][ddp.rank] if ddp.rank < len(state["crops"]) else state["crops"][0]
+        )
+        torch.set_rng_state(state["torch_rng"])
+        step, best = int(state["step"]), float(state["best"])
+        history = _read_metrics(out / "metrics.jsonl", step)
+        log.info("resuming %s at step %d", out, step)
+    elif ddp.main:
+        out.mkdir(parents=True, exist_ok=True)
+
+    if ddp.world > 1:
+        generator_t = DistributedDataParallel(generator)
+        disc_t = DistributedDataParallel(disc)
+    else:
+        generator_t, disc_t = generator, disc
+    use_amp = config.amp and device.type == "cuda"
+    scaler_g = torch.amp.GradScaler("cuda", enabled=use_amp)
+    scaler_d = torch.amp.GradScaler("cuda", enabled=use_amp)
+    train_args = config.to_dict()
+    metrics_file = out / "metrics.jsonl"
+    if ddp.main and not resume:
+        metrics_file.write_text("")
+
+    def record(entry: dict) -> None:
+        history.append(entry)
+        if ddp.main:
+            with metrics_file.open("a") as fh:
+                fh.write(json.dumps(entry) + "\n")
+
+    def checkpoint(val: dict | None) -> None:
+        nonlocal best
+        if not ddp.main:
+            return
+        metrics = {"step": step, **(val or {})}
+        save_generator(out / "last.pt", ema, train_args=train_args, metrics=metrics)
+        if val and val["val_psnr"] > best:
+            best = val["val_psnr"]
+            save_generator(out / "best.pt", ema, train_args=train_args, metrics=metrics)
+        save_resume(
+            out / "resume.pt",
+            {
+                "step": step,
+                "best": best,
+                "config": train_args,
+                "generator": generator.state_dict(),
+                "discriminator": disc.state_dict(),
+                "ema": ema.state_dict(),
+                "opt_g": opt_g.state_dict(),
+                "opt_d": opt_d.state_dict(),
+                "sched_g": sched_g.state_dict(),
+                "sched_d": sched_d.state_dict(),
+                "crops": _gather_states(crops, ddp),
+                "torch_rng": torch.get_rng_state(),
+            },
+        )
+        loss_curves(history, out / "loss_curves.png")
+
+    running: dict[str, list[float]] = {}
+    last_val = None
+    while step < config.steps:
+        lr_batch, hr_batch = data.batch(config.batch, crops)
+        lr_batch, hr_batch = lr_batch.to(device), hr_batch.to(device)
+        adversarial = step >= config.pretrain_steps
+        generator_t.train()
+        with autocast(device, enabled=use_amp):
+            sr = generator_t(lr_batch)
+        losses = {}
+        if adversarial:
+            disc_t.train()
+            opt_d.zero_grad(set_to_none=True)
+            with autocast(device, enabled=use_amp):
+                logits = disc_t(torch.cat([hr_batch, sr.detach().float()]))
+                n = hr_batch.shape[0]
+                loss_d = adversarial_loss(logits[:n], True) + adversarial_loss(logits[n:], False)
+            scaler_d.scale(loss_d).backward()
+            scaler_d.step(opt_d)
+            scaler_d.update()
+            losses["d"] = float(loss_d)
+        opt_g.zero_grad(set_to_none=True)
+        with autocast(device, enabled=use_amp):
+            loss_pix = pixel_loss(sr.float(), hr_batch, config.pixel)
+            if adversarial:
+                loss_g = config.pixel_weight * loss_pix
+                if content is not None:
+                    loss_c = content(sr.float(), hr_batch)
+                    loss_g = loss_g + config.content_weight * loss_c
+                    losses["content"] = float(loss_c)
+                loss_adv = adversarial_loss(disc_t(sr), True)
+                loss_g = loss_g + config.adv_weight * loss_adv
+                losses["adv"] = float(loss_adv)
+            else:
+                loss_g = loss_pix
+        losses["pixel"] = float(loss_pix)
+        scaler_g.scale(loss_g).backward()
+        scaler_g.step(opt_g)
+        scaler_g.update()
+        opt_d.zero_grad(set_to_none=True)  # the generator's update left gradients in D: unused
+        sched_g.step()
+        sched_d.step()
+        _update_ema(ema, generator, config.ema if step >= 10 else 0.0)
+        step += 1
+        for k, v in losses.items():
+            running.setdefault(k, []).append(v)
+        if step % config.log_every == 0 or step == config.steps:
+            entry = {
+                "step": step,
+                "phase": "gan" if adversarial else "pretrain",
+                "lr": opt_g.param_groups[0]["lr"],
+            }
+            entry.update({f"loss_{k}": float(np.mean(v)) for k, v in running.items()})
+            record(entry)
+            running = {}
+        if step % config.val_every == 0 or step == config.steps:
+            last_val = None
+            if val_data is not None and ddp.main:
+                last_val = _validate(ema, val_data, config, device)
+                record({"step": step, **last_val})
+                sample_grid(ema, val_data, out / "samples.png", device)
+            checkpoint(last_val)
+        if progress is not None:
+            progress(step, config.steps, losses)
+    if ddp.world > 1:
+        dist.barrier()
+    return {"step": step, "best_val_psnr": best, **(last_val or {})}
+
+
+def _gather_states(crops: torch.Generator, ddp: _Dist) -> list[torch.Tensor]:
+    """Every rank's crop-generator state (rank order), so each rank resumes its own stream."""
+    state = crops.get_state()
+    if ddp.world == 1:
+        return [state]
+    gathered = [torch.empty_like(state) for _ in range(ddp.world)]
+    dist.all_gather_object(gathered, state)
+    return gathered
+
+
+def _read_metrics(path: Path, step: int) -> list[dict]:
+    """The metrics log up to ``step`` (later lines, written after the last save, are dropped)."""
+    if not path.is_file():
+        return []
+    entries = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    entries = [e for e in entries if e["step"] <= step]
+    path.write_text("".join(json.dumps(e) + "\n" for e in entries))
+    return entries
+
+
+@torch.inference_mode()
+def _validate(
+    model: Generator, data: PairDataset, config: TrainConfig, device: torch.device
+) -> dict:
+    """Mean PSNR / SSIM (Y, border = scale) of the model on the validation pairs' centre crops."""
+    s = data.scale
+    scores_p, scores_s = [], []
+    for merged, hr in zip(data.merged, data.hr, strict=True):
+        lr_c, hr_c = _val_crop(merged, hr, config.val_crop, s)
+        sr = model(lr_c[None].to(device)).clamp(0, 1)[0].permute(1, 2, 0).cpu().numpy()
+        target = hr_c.permute(1, 2, 0).numpy()
+        scores_p.append(psnr(sr, target, border=s, y_channel=True))
+        scores_s.append(ssim(sr, target, border=s, y_channel=True))
+    return {"val_psnr": float(np.mean(scores_p)), "val_ssim": float(np.mean(scores_s))}
