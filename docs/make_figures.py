@@ -20,9 +20,9 @@ IMAGES = ROOT / "docs" / "images"
 
 def label(img: np.ndarray, text: str) -> np.ndarray:
     """Put a caption bar above an image (float RGB)."""
-    bar = np.ones((28, img.shape[1], 3), np.float32)
+    bar = np.full((28, img.shape[1], 3), 255, np.uint8)  # OpenCV draws text on 8-bit images
     cv2.putText(bar, text, (6, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 1, cv2.LINE_AA)
-    return np.vstack([bar, img])
+    return np.vstack([bar.astype(np.float32) / 255, img])
 
 
 def side_by_side(panels: list[tuple[str, np.ndarray]], zoom: int) -> np.ndarray:

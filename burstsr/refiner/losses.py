@@ -78,7 +78,7 @@ def find_vgg_weights(path: str | os.PathLike | None) -> Path | None:
 
 
 class ContentLoss(nn.Module):
-    """MSE between VGG19 features of output and target (SRGAN's VGG loss), features / 12.75.
+    """MSE between VGG19 features of output and target (SRGAN's VGG loss).
 
     Args:
         layer: a key of :data:`VGG_LAYERS` (SRGAN uses ``relu5_4``).
@@ -110,6 +110,15 @@ class ContentLoss(nn.Module):
         self.features.eval()
         self.register_buffer("mean", torch.tensor(_IMAGENET_MEAN).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(_IMAGENET_STD).view(1, 3, 1, 1))
+        # SRGAN rescales the ImageNet VGG's features by 1/12.75. A random VGG's features are far
+        # smaller; scale them to unit standard deviation on a fixed smooth random image instead,
+        # so the loss keeps its weight against the others.
+        self.scale = 1 / 12.75
+        if not self.pretrained:
+            with torch.random.fork_rng(devices=[]), torch.no_grad():
+                torch.manual_seed(1)
+                probe = F.interpolate(torch.rand(1, 3, 16, 16), size=96, mode="bicubic")
+                self.scale = 1 / float(self.features((probe - self.mean) / self.std).std())
 
     def _load(self, path: Path) -> None:
         try:
@@ -136,7 +145,7 @@ class ContentLoss(nn.Module):
 
     def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         def feats(x: torch.Tensor) -> torch.Tensor:
-            return self.features((x - self.mean) / self.std) / 12.75
+            return self.features((x - self.mean) / self.std) * self.scale
 
         return F.mse_loss(feats(output), feats(target).detach())
 

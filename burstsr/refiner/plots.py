@@ -15,13 +15,18 @@ import torch.nn.functional as F
 from burstsr.io import write_image
 
 _COLOURS = [
-    (0.12, 0.47, 0.71),
-    (1.0, 0.5, 0.05),
-    (0.17, 0.63, 0.17),
-    (0.84, 0.15, 0.16),
-    (0.58, 0.40, 0.74),
-    (0.55, 0.34, 0.29),
+    (31, 119, 180),
+    (255, 127, 14),
+    (44, 160, 44),
+    (214, 39, 40),
+    (148, 103, 189),
+    (140, 86, 75),
 ]
+_GREY, _BLACK = (150, 150, 150), (0, 0, 0)
+
+
+def _text(img: np.ndarray, text: str, at: tuple[int, int], colour=_BLACK, size=0.4) -> None:
+    cv2.putText(img, text, at, cv2.FONT_HERSHEY_SIMPLEX, size, colour, 1, cv2.LINE_AA)
 
 
 def _panel(
@@ -30,68 +35,45 @@ def _panel(
     size=(360, 520),
     log_y: bool = True,
 ) -> np.ndarray:
-    """One chart: white background, axes, a line per series, a legend; float RGB."""
+    """One chart: white background, a frame, a line per series, a legend. uint8 RGB (OpenCV
+    draws text only on 8-bit images)."""
     h, w = size
-    img = np.ones((h, w, 3), np.float32)
+    img = np.full((h, w, 3), 255, np.uint8)
     left, right, top, bottom = 60, 10, 30, 30
-    cv2.putText(img, title, (left, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
-    xs_all = [x for xs, _ in series.values() for x in xs]
-    ys_all = [y for _, ys in series.values() for y in ys if np.isfinite(y) and (y > 0 or not log_y)]
-    if not xs_all or not ys_all:
+    _text(img, title, (left, 20), size=0.5)
+    points = {
+        name: [
+            (x, y) for x, y in zip(xs, ys, strict=True) if np.isfinite(y) and (y > 0 or not log_y)
+        ]
+        for name, (xs, ys) in series.items()
+    }
+    xs_all = [x for pts in points.values() for x, _ in pts]
+    if not xs_all:
         return img
-    f = np.log10 if log_y else (lambda v: np.asarray(v, float))
+    f = (lambda v: float(np.log10(v))) if log_y else float
+    ys_all = [f(y) for pts in points.values() for _, y in pts]
     x0, x1 = min(xs_all), max(max(xs_all), min(xs_all) + 1)
-    y0, y1 = float(np.min(f(ys_all))), float(np.max(f(ys_all)))
+    y0, y1 = min(ys_all), max(ys_all)
     y1 = y1 if y1 > y0 else y0 + 1
 
-    def to_px(x, y):
+    def to_px(x: float, fy: float) -> tuple[int, int]:
         px = left + (x - x0) / (x1 - x0) * (w - left - right)
-        py = h - bottom - (f(y) - y0) / (y1 - y0) * (h - top - bottom)
-        return int(round(px)), int(round(py))
+        py = h - bottom - (fy - y0) / (y1 - y0) * (h - top - bottom)
+        return round(px), round(py)
 
-    cv2.rectangle(img, (left, top), (w - right, h - bottom), (0.6, 0.6, 0.6), 1)
-    for value, text in (
-        (y0, f"{10**y0 if log_y else y0:.3g}"),
-        (y1, f"{10**y1 if log_y else y1:.3g}"),
-    ):
-        py = h - bottom - (value - y0) / (y1 - y0) * (h - top - bottom)
-        cv2.putText(
-            img, text, (2, int(py) + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA
-        )
-    cv2.putText(
-        img, f"step {x0}", (left, h - 10), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA
-    )
-    cv2.putText(
-        img,
-        f"{x1}",
-        (w - right - 50, h - 10),
-        cv2.FONT_HERSHEY_SIMPLEX,
-        0.4,
-        (0, 0, 0),
-        1,
-        cv2.LINE_AA,
-    )
-    for i, (name, (xs, ys)) in enumerate(series.items()):
+    cv2.rectangle(img, (left, top), (w - right, h - bottom), _GREY, 1)
+    for value in (y0, y1):
+        _text(img, f"{10**value if log_y else value:.3g}", (2, to_px(x0, value)[1] + 4))
+    _text(img, f"step {x0}", (left, h - 10))
+    _text(img, f"{x1}", (w - right - 50, h - 10))
+    for i, (name, pts) in enumerate(points.items()):
         colour = _COLOURS[i % len(_COLOURS)]
-        pts = [
-            to_px(x, y)
-            for x, y in zip(xs, ys, strict=True)
-            if np.isfinite(y) and (y > 0 or not log_y)
-        ]
-        if len(pts) > 1:
-            cv2.polylines(img, [np.array(pts, np.int32)], False, colour, 2, cv2.LINE_AA)
-        elif pts:
-            cv2.circle(img, pts[0], 3, colour, -1)
-        cv2.putText(
-            img,
-            name,
-            (left + 8, top + 16 + 16 * i),
-            cv2.FONT_HERSHEY_SIMPLEX,
-            0.45,
-            colour,
-            1,
-            cv2.LINE_AA,
-        )
+        pixels = np.array([to_px(x, f(y)) for x, y in pts], np.int32)
+        if len(pixels) > 1:
+            cv2.polylines(img, [pixels], False, colour, 2, cv2.LINE_AA)
+        elif len(pixels):
+            cv2.circle(img, tuple(int(v) for v in pixels[0]), 3, colour, -1)
+        _text(img, name, (left + 8, top + 16 + 16 * i), colour, 0.45)
     return img
 
 
@@ -115,7 +97,7 @@ def loss_curves(history: list[dict], path: Path) -> None:
             _panel("validation PSNR, Y (dB)", val, log_y=False),
         ]
     )
-    write_image(path, chart)
+    write_image(path, chart.astype(np.float32) / 255)
 
 
 @torch.inference_mode()

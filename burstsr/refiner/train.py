@@ -8,8 +8,9 @@
   a generator update on ``pixel_weight * pixel + content_weight * VGG + adv_weight * adversarial``
   (the discriminator is not stepped during the generator's update).
 
-Adam (beta1 0.9) for both, step decay of the learning rate every ``lr_step`` steps, an EMA of the
-generator's weights (validated and saved), validation PSNR/SSIM (Y channel, border = scale)
+Adam (beta1 0.9) for both, the learning rate multiplied by ``lr_gamma`` every ``lr_step``
+steps, an EMA of the generator's weights (validated and saved), validation PSNR/SSIM (Y
+channel, border = scale)
 every ``val_every`` steps. A run folder gets ``last.pt`` / ``best.pt`` (+ ``.json``),
 ``resume.pt``, ``metrics.jsonl``, ``loss_curves.png`` and ``samples.png``. Started under
 ``torchrun`` it trains with DistributedDataParallel (NCCL on CUDA, Gloo on the CPU); only rank 0
@@ -182,8 +183,6 @@ def train(config: TrainConfig, *, resume: bool = False, progress: Progress | Non
         content = ContentLoss(config.content_layer, config.vgg_weights).to(device)
     opt_g = torch.optim.Adam(generator.parameters(), lr=config.lr, betas=(0.9, 0.999))
     opt_d = torch.optim.Adam(disc.parameters(), lr=config.lr, betas=(0.9, 0.999))
-    sched_g = torch.optim.lr_scheduler.StepLR(opt_g, config.lr_step, config.lr_gamma)
-    sched_d = torch.optim.lr_scheduler.StepLR(opt_d, config.lr_step, config.lr_gamma)
     crops = torch.Generator().manual_seed(config.seed * 1000 + ddp.rank)
     step, best = 0, -float("inf")
     history: list[dict] = []
@@ -196,8 +195,6 @@ def train(config: TrainConfig, *, resume: bool = False, progress: Progress | Non
             ema.load_state_dict(state["ema"])
             opt_g.load_state_dict(state["opt_g"])
             opt_d.load_state_dict(state["opt_d"])
-            sched_g.load_state_dict(state["sched_g"])
-            sched_d.load_state_dict(state["sched_d"])
         except (KeyError, RuntimeError, ValueError) as exc:
             raise CheckpointError(
                 f"{out / 'resume.pt'}: does not fit this configuration ({str(exc).splitlines()[0]})"
@@ -251,8 +248,6 @@ def train(config: TrainConfig, *, resume: bool = False, progress: Progress | Non
                 "ema": ema.state_dict(),
                 "opt_g": opt_g.state_dict(),
                 "opt_d": opt_d.state_dict(),
-                "sched_g": sched_g.state_dict(),
-                "sched_d": sched_d.state_dict(),
                 "crops": _gather_states(crops, ddp),
                 "torch_rng": torch.get_rng_state(),
             },
@@ -262,6 +257,9 @@ def train(config: TrainConfig, *, resume: bool = False, progress: Progress | Non
     running: dict[str, list[float]] = {}
     last_val = None
     while step < config.steps:
+        lr = config.lr * config.lr_gamma ** (step // config.lr_step)  # step decay
+        for group in (*opt_g.param_groups, *opt_d.param_groups):
+            group["lr"] = lr
         lr_batch, hr_batch = data.batch(config.batch, crops)
         lr_batch, hr_batch = lr_batch.to(device), hr_batch.to(device)
         adversarial = step >= config.pretrain_steps
@@ -279,7 +277,7 @@ def train(config: TrainConfig, *, resume: bool = False, progress: Progress | Non
             scaler_d.scale(loss_d).backward()
             scaler_d.step(opt_d)
             scaler_d.update()
-            losses["d"] = float(loss_d)
+            losses["d"] = loss_d.item()
         opt_g.zero_grad(set_to_none=True)
         with autocast(device, enabled=use_amp):
             loss_pix = pixel_loss(sr.float(), hr_batch, config.pixel)
@@ -288,19 +286,17 @@ def train(config: TrainConfig, *, resume: bool = False, progress: Progress | Non
                 if content is not None:
                     loss_c = content(sr.float(), hr_batch)
                     loss_g = loss_g + config.content_weight * loss_c
-                    losses["content"] = float(loss_c)
+                    losses["content"] = loss_c.item()
                 loss_adv = adversarial_loss(disc_t(sr), True)
                 loss_g = loss_g + config.adv_weight * loss_adv
-                losses["adv"] = float(loss_adv)
+                losses["adv"] = loss_adv.item()
             else:
                 loss_g = loss_pix
-        losses["pixel"] = float(loss_pix)
+        losses["pixel"] = loss_pix.item()
         scaler_g.scale(loss_g).backward()
         scaler_g.step(opt_g)
         scaler_g.update()
         opt_d.zero_grad(set_to_none=True)  # the generator's update left gradients in D: unused
-        sched_g.step()
-        sched_d.step()
         _update_ema(ema, generator, config.ema if step >= 10 else 0.0)
         step += 1
         for k, v in losses.items():
