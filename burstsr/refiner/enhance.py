@@ -64,8 +64,7 @@ def enhance_image(
     h, w = image.shape[:2]
     if tile <= 0 or tile >= max(h, w):
         tile, blend = max(h, w), 0
-    if tile < 2 * blend + 1:
-        raise InputError(f"--tile {tile}: too small; use at least {2 * blend + 1}")
+    blend = min(blend, tile // 4)
     pad = generator.receptive_radius() if tile_pad is None else tile_pad
     out = np.zeros((h * scale, w * scale, 3), np.float32)
     weight = np.zeros((h * scale, w * scale, 1), np.float32)

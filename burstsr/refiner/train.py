@@ -230,6 +230,7 @@ def train(config: TrainConfig, *, resume: bool = False, progress: Progress | Non
 
     def checkpoint(val: dict | None) -> None:
         nonlocal best
+        crop_states = _gather_states(crops, ddp)  # a collective: every rank takes part
         if not ddp.main:
             return
         metrics = {"step": step, **(val or {})}
@@ -248,7 +249,7 @@ def train(config: TrainConfig, *, resume: bool = False, progress: Progress | Non
                 "ema": ema.state_dict(),
                 "opt_g": opt_g.state_dict(),
                 "opt_d": opt_d.state_dict(),
-                "crops": _gather_states(crops, ddp),
+                "crops": crop_states,
                 "torch_rng": torch.get_rng_state(),
             },
         )

@@ -1,0 +1,179 @@
+"""The refiner's parts: networks, checkpoints, tiled inference, pairs."""
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from burstsr.cli import cli
+from burstsr.errors import CheckpointError, InputError
+from burstsr.io import write_image
+from burstsr.refiner.checkpoint import load_generator, save_generator
+from burstsr.refiner.data import PairDataset, find_pairs
+from burstsr.refiner.enhance import enhance_image
+from burstsr.refiner.networks import (
+    Discriminator,
+    DiscriminatorConfig,
+    Generator,
+    GeneratorConfig,
+)
+
+from conftest import texture
+
+TINY = dict(channels=8, blocks=2)
+
+
+@pytest.mark.parametrize("scale", [1, 2, 3, 4, 8])
+def test_generator_output_shape(scale):
+    g = Generator(GeneratorConfig(scale=scale, **TINY)).eval()
+    out = g(torch.rand(2, 3, 12, 10))
+    assert out.shape == (2, 3, 12 * scale, 10 * scale)
+
+
+def test_generator_without_batch_norm_has_none():
+    g = Generator(GeneratorConfig(scale=2, batch_norm=False, **TINY))
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in g.modules())
+
+
+@pytest.mark.parametrize("size", [32, 96])
+def test_discriminator_any_patch_size(size):
+    d = Discriminator(DiscriminatorConfig(channels=8, dense=16))
+    assert d(torch.rand(3, 3, size, size)).shape == (3, 1)
+
+
+def _trained_generator(scale=2, seed=0):
+    torch.manual_seed(seed)
+    g = Generator(GeneratorConfig(scale=scale, **TINY))
+    g.train()
+    for _ in range(3):  # give the batch-norm statistics some non-default values
+        g(torch.rand(4, 3, 16, 16))
+    return g.eval()
+
+
+def test_save_then_load_gives_identical_outputs(tmp_path):
+    g = _trained_generator()
+    x = torch.rand(1, 3, 20, 24)
+    path = save_generator(tmp_path / "m.pt", g, train_args={"steps": 3})
+    loaded = load_generator(path)
+    with torch.inference_mode():
+        assert torch.equal(g(x), loaded(x))
+    assert loaded.config == g.config
+    assert (tmp_path / "m.json").is_file()
+
+
+def test_bad_checkpoints(tmp_path):
+    g = _trained_generator()
+    path = save_generator(tmp_path / "m.pt", g)
+    data = path.read_bytes()
+    (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="corrupt or truncated"):
+        load_generator(tmp_path / "cut.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="junk.pt"):
+        load_generator(tmp_path / "junk.pt")
+    with pytest.raises(CheckpointError, match="x2.*x4"):
+        load_generator(path, scale=4)
+    with pytest.raises(CheckpointError, match="no such"):
+        load_generator(tmp_path / "missing.pt")
+    torch.save(
+        {
+            "format": "burstsr-generator",
+            "version": 1,
+            "state_dict": g.state_dict(),
+            "config": {**g.config.to_dict(), "blocks": 3},
+        },
+        tmp_path / "other.pt",
+    )
+    with pytest.raises(CheckpointError, match="do not match"):
+        load_generator(tmp_path / "other.pt")
+
+
+def test_checkpoint_loading_never_unpickles_code(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (print, ("this must never run",))
+
+    torch.save({"format": "burstsr-generator", "evil": Evil()}, tmp_path / "evil.pt")
+    with pytest.raises(CheckpointError, match="corrupt"):
+        load_generator(tmp_path / "evil.pt")
+
+
+def test_tiled_enhance_equals_whole_image():
+    g = _trained_generator(scale=2)
+    image = texture(100, 130, seed=4)
+    whole = enhance_image(g, image, tile=0)
+    tiled = enhance_image(g, image, tile=32)  # 4 x 5 tiles
+    assert whole.shape == (200, 260, 3)
+    assert np.abs(whole - tiled).max() < 1 / 255
+
+
+def test_tiled_enhance_blends_seams_when_context_is_short():
+    g = _trained_generator(scale=2)
+    image = texture(64, 64, seed=5)
+    whole = enhance_image(g, image, tile=0)
+    short = enhance_image(g, image, tile=16, tile_pad=2, blend=4)
+    assert np.abs(whole - short).mean() < 0.02  # no seams standing out
+
+
+def _pairs(tmp_path, scales=(2, 2), size=64):
+    root = tmp_path / "pairs"
+    for i, s in enumerate(scales):
+        scene = root / f"scene{i}"
+        scene.mkdir(parents=True)
+        hr = texture(size, size, seed=i)
+        write_image(scene / "HR.png", hr)
+        write_image(scene / "result.png", hr.reshape(size // s, s, size // s, s, 3).mean((1, 3)))
+    return root
+
+
+def test_pairs_scale_is_inferred(tmp_path):
+    found = find_pairs(_pairs(tmp_path, (2, 2, 2)))
+    assert found.scale == 2 and [p.scene for p in found.pairs] == ["scene0", "scene1", "scene2"]
+    data = PairDataset(found.pairs, 2, 32)
+    lr, hr = data.batch(5, torch.Generator().manual_seed(0))
+    assert lr.shape == (5, 3, 16, 16) and hr.shape == (5, 3, 32, 32)
+    # Crops stay aligned through flips and turns: downsampling the HR crop gives the LR crop.
+    assert (torch.nn.functional.avg_pool2d(hr, 2) - lr).abs().max() < 1.01 / 255
+
+
+def test_pairs_errors(tmp_path):
+    with pytest.raises(InputError, match="no scenes"):
+        (tmp_path / "empty").mkdir()
+        find_pairs(tmp_path / "empty")
+    with pytest.raises(InputError, match="scene1.*differs"):
+        find_pairs(_pairs(tmp_path / "a", (2, 4)))
+    root = _pairs(tmp_path / "b", (2,))
+    write_image(root / "scene0" / "HR.png", texture(50, 64))
+    with pytest.raises(InputError, match="scene0.*integer multiple"):
+        find_pairs(root)
+    (root / "scene0" / "HR.png").unlink()
+    with pytest.raises(InputError, match="scene0: missing HR.png"):
+        find_pairs(root)
+    found = find_pairs(_pairs(tmp_path / "c", (2,)))
+    with pytest.raises(InputError, match="--patch 128"):
+        PairDataset(found.pairs, 2, 128)
+
+
+def test_enhance_cli_folder_in_folder_out(tmp_path):
+    g = _trained_generator(scale=2)
+    save_generator(tmp_path / "m.pt", g)
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(2):
+        write_image(src / f"im{i}.png", texture(40, 48, seed=i))
+    res = CliRunner().invoke(
+        cli,
+        [
+            "-q",
+            "enhance",
+            str(src),
+            "-o",
+            str(tmp_path / "out"),
+            "--model",
+            str(tmp_path / "m.pt"),
+            "--tile",
+            "16",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["im0_x2.png", "im1_x2.png"]

@@ -1,0 +1,302 @@
+"""Training the refiner end to end on tiny synthetic pairs (CPU, tiny networks)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from burstsr.cli import cli
+from burstsr.io import read_image, write_image
+from burstsr.metrics import psnr
+from burstsr.refiner.checkpoint import load_generator
+from burstsr.refiner.data import find_pairs
+from burstsr.refiner.enhance import enhance_image
+from burstsr.refiner.train import TrainConfig, train
+
+from conftest import texture
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def make_pairs(root: Path, count: int = 3, size: int = 64, scale: int = 2) -> Path:
+    for i in range(count):
+        hr = texture(size, size, seed=10 + i)
+        lr = hr.reshape(size // scale, scale, size // scale, scale, 3).mean((1, 3))
+        (root / f"s{i}").mkdir(parents=True)
+        write_image(root / f"s{i}" / "HR.png", hr)
+        write_image(root / f"s{i}" / "result.png", lr)
+    return root
+
+
+def tiny(tmp_path: Path, **overrides) -> TrainConfig:
+    options = dict(
+        pairs=str(tmp_path / "pairs"),
+        out=str(tmp_path / "run"),
+        blocks=2,
+        channels=8,
+        disc_channels=8,
+        steps=12,
+        pretrain_steps=6,
+        batch=4,
+        patch=32,
+        val_every=6,
+        log_every=1,
+        val_fraction=0.34,
+        lr=1e-3,
+        lr_step=8,
+        device="cpu",
+    )
+    options.update(overrides)
+    return TrainConfig(**options)
+
+
+def losses(run: Path) -> list[dict]:
+    return [
+        e
+        for e in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())
+        if "loss_pixel" in e
+    ]
+
+
+def test_training_lowers_the_pixel_loss_and_writes_a_run(tmp_path):
+    make_pairs(tmp_path / "pairs")
+    train(tiny(tmp_path, steps=40, pretrain_steps=30, val_every=20))
+    run = tmp_path / "run"
+    pixel = [e["loss_pixel"] for e in losses(run) if e["phase"] == "pretrain"]
+    assert np.mean(pixel[-5:]) < np.mean(pixel[:5])
+    for name in (
+        "last.pt",
+        "last.json",
+        "best.pt",
+        "resume.pt",
+        "metrics.jsonl",
+        "loss_curves.png",
+        "samples.png",
+    ):
+        assert (run / name).is_file(), name
+    gan = [e for e in losses(run) if e["phase"] == "gan"]
+    assert gan and {"loss_d", "loss_adv", "loss_content"} <= set(gan[0])
+    meta = json.loads((run / "best.json").read_text())
+    assert meta["config"]["scale"] == 2 and meta["train_args"]["steps"] == 40
+
+
+def test_overfitting_one_pair_raises_its_psnr(tmp_path):
+    make_pairs(tmp_path / "pairs", count=1, size=48)
+    pairs = tmp_path / "pairs"
+    config = tiny(
+        tmp_path,
+        steps=150,
+        pretrain_steps=150,
+        val_fraction=0.0,
+        val_every=150,
+        lr=2e-3,
+        lr_step=1000,
+        ema=0.0,
+        patch=24,
+        blocks=2,
+        channels=16,
+    )
+    lr_img = read_image(pairs / "s0" / "result.png").pixels
+    hr_img = read_image(pairs / "s0" / "HR.png").pixels
+    torch.manual_seed(config.seed)
+    train(config)
+    g = load_generator(tmp_path / "run")
+    from burstsr.refiner.networks import Generator
+
+    torch.manual_seed(config.seed)
+    untrained = Generator(g.config).eval()
+    before = psnr(enhance_image(untrained, lr_img, tile=0), hr_img, border=2)
+    after = psnr(enhance_image(g, lr_img, tile=0), hr_img, border=2)
+    assert after - before >= 3.0, (before, after)
+
+
+def test_resume_continues_and_reproduces_the_uninterrupted_run(tmp_path):
+    make_pairs(tmp_path / "pairs")
+    whole = tiny(tmp_path, out=str(tmp_path / "whole"), steps=12)
+    train(whole)
+    part = tiny(tmp_path, out=str(tmp_path / "part"), steps=6)
+    train(part)  # "interrupted" after 6 steps (a checkpoint is written at val_every = 6)
+    res = CliRunner().invoke(
+        cli, ["-q", "train", "--resume", str(tmp_path / "part"), "--steps", "12"]
+    )
+    assert res.exit_code == 0, res.output
+    a, b = losses(tmp_path / "whole"), losses(tmp_path / "part")
+    assert [e["step"] for e in b] == list(range(1, 13))
+    for ea, eb in zip(a, b, strict=True):
+        for key in ea:
+            if key.startswith("loss_"):
+                assert ea[key] == pytest.approx(eb[key], rel=1e-5, abs=1e-7), (ea["step"], key)
+
+
+@pytest.mark.slow
+def test_distributed_training_with_two_cpu_processes(tmp_path):
+    make_pairs(tmp_path / "pairs")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1"}
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        "29517",
+        "-m",
+        "burstsr",
+        "-q",
+        "train",
+        "--pairs",
+        str(tmp_path / "pairs"),
+        "--out",
+        str(tmp_path / "run"),
+        "--blocks",
+        "1",
+        "--channels",
+        "8",
+        "--steps",
+        "4",
+        "--pretrain-steps",
+        "2",
+        "--batch",
+        "2",
+        "--patch",
+        "32",
+        "--val-every",
+        "4",
+        "--log-every",
+        "1",
+        "--device",
+        "cpu",
+    ]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert sorted(p.name for p in (tmp_path / "run").glob("*.pt")) == [
+        "best.pt",
+        "last.pt",
+        "resume.pt",
+    ]
+    assert len(losses(tmp_path / "run")) == 4  # one writer: no duplicated lines
+    load_generator(tmp_path / "run")
+
+
+def test_synth_pairs_round_trip_through_the_pair_finder(tmp_path):
+    hr_dir = tmp_path / "hr"
+    hr_dir.mkdir()
+    for i in range(2):
+        write_image(hr_dir / f"img{i}.png", texture(96, 128, seed=i))
+    args = [
+        "-q",
+        "synth",
+        str(hr_dir),
+        "--out",
+        str(tmp_path / "pairs"),
+        "--frames",
+        "4",
+        "--scale",
+        "2",
+        "--seed",
+        "3",
+    ]
+    assert CliRunner().invoke(cli, args).exit_code == 0
+    found = find_pairs(tmp_path / "pairs")
+    assert found.scale == 2 and [p.scene for p in found.pairs] == ["img0", "img1"]
+    meta = json.loads((tmp_path / "pairs" / "img0" / "meta.json").read_text())
+    assert meta["frames_used"] == 4 and len(meta["true_transforms"]) == 4
+    assert len(list((tmp_path / "pairs" / "img0" / "frames").glob("*.png"))) == 4
+    merged = read_image(tmp_path / "pairs" / "img0" / "result.png")
+    assert merged.bit_depth == 16 and merged.shape == (48, 64)
+    # Deterministic for a seed.
+    first = (tmp_path / "pairs" / "img1" / "frames" / "frame_02.png").read_bytes()
+    args[4] = str(tmp_path / "again")
+    assert CliRunner().invoke(cli, args).exit_code == 0
+    assert (tmp_path / "again" / "img1" / "frames" / "frame_02.png").read_bytes() == first
+
+
+def run(*args):
+    return CliRunner().invoke(cli, ["-q", *map(str, args)])
+
+
+def assert_error(result, *fragments):
+    assert result.exit_code == 2, result.output
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith("Error: ") and "Traceback" not in result.output
+    for f in fragments:
+        assert f in line, line
+
+
+TRAIN = [
+    "--blocks",
+    "1",
+    "--channels",
+    "4",
+    "--steps",
+    "2",
+    "--pretrain-steps",
+    "1",
+    "--batch",
+    "2",
+    "--patch",
+    "32",
+    "--device",
+    "cpu",
+]
+
+
+def test_train_bad_inputs(tmp_path):
+    (tmp_path / "empty").mkdir()
+    assert_error(
+        run("train", "--pairs", tmp_path / "empty", "--out", tmp_path / "r", *TRAIN), "no scenes"
+    )
+    root = make_pairs(tmp_path / "p1", count=2)
+    (root / "s1" / "HR.png").unlink()
+    assert_error(
+        run("train", "--pairs", root, "--out", tmp_path / "r", *TRAIN), "s1", "missing HR.png"
+    )
+    root = make_pairs(tmp_path / "p2", count=2)
+    write_image(root / "s1" / "HR.png", texture(50, 64))
+    assert_error(
+        run("train", "--pairs", root, "--out", tmp_path / "r", *TRAIN), "s1", "integer multiple"
+    )
+    root = make_pairs(tmp_path / "p3", count=2)
+    write_image(root / "s1" / "result.png", texture(16, 16))
+    assert_error(run("train", "--pairs", root, "--out", tmp_path / "r", *TRAIN), "s1", "differs")
+    root = make_pairs(tmp_path / "p4", count=2)
+    assert_error(
+        run(
+            "train",
+            "--pairs",
+            root,
+            "--out",
+            tmp_path / "r",
+            *TRAIN[:-4],
+            "--patch",
+            "128",
+            "--device",
+            "cpu",
+        ),
+        "--patch 128",
+    )
+    assert not (tmp_path / "r").exists()  # nothing half-written
+    if not torch.cuda.is_available():
+        assert_error(
+            run("train", "--pairs", root, "--out", tmp_path / "r", *TRAIN[:-1], "cuda"),
+            "--device cuda",
+        )
+    assert_error(run("train", "--resume", tmp_path / "nothing"), "resume")
+
+
+def test_enhance_bad_inputs(tmp_path):
+    write_image(tmp_path / "in.png", texture(32, 32))
+    (tmp_path / "bad.pt").write_bytes(b"PK\x03\x04 truncated")
+    assert_error(
+        run("enhance", tmp_path / "in.png", "--model", tmp_path / "bad.pt"), "bad.pt", "corrupt"
+    )
+    assert_error(run("enhance", tmp_path / "in.png"), "--model")
+    assert not list(Path.cwd().glob("in_x*.png"))
