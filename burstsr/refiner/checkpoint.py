@@ -50,8 +50,23 @@ def save_generator(
     return path
 
 
+WEIGHTS = Path(__file__).resolve().parent / "weights"
+# Models shipped inside the package, by name (``--model NAME``).
+SHIPPED = {"fidelity": WEIGHTS / "fidelity_x4.pt", "gan": WEIGHTS / "gan_x4.pt"}
+DEFAULT_MODEL = "fidelity"
+
+
 def resolve_model_path(path: str | os.PathLike) -> Path:
-    """A checkpoint file, or the best (else last) checkpoint of a run folder."""
+    """A shipped model's name (``fidelity``, ``gan``), a checkpoint file, or a run folder (its
+    ``best.pt``, else ``last.pt``) -> the checkpoint file."""
+    if isinstance(path, str) and path in SHIPPED:
+        if not SHIPPED[path].is_file():
+            available = [n for n, f in SHIPPED.items() if f.is_file()] or ["none"]
+            raise CheckpointError(
+                f"--model {path}: this burstsr ships no {path} model "
+                f"(shipped: {', '.join(available)}); give a checkpoint PATH"
+            )
+        return SHIPPED[path]
     path = Path(path)
     if path.is_dir():
         for name in ("best.pt", "last.pt"):
@@ -81,7 +96,8 @@ def load_generator(
     """Load a generator for inference (``eval()`` mode) on ``device``.
 
     Args:
-        path: a ``.pt`` checkpoint or a run folder (its ``best.pt``, else ``last.pt``).
+        path: a shipped model's name, a ``.pt`` checkpoint or a run folder (its ``best.pt``,
+            else ``last.pt``).
         scale: when given, the model must upscale by exactly this factor.
 
     Raises:

@@ -10,13 +10,16 @@ shows no seam. The activations in memory are those of one padded tile, whatever 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from burstsr.device import autocast
 from burstsr.errors import InputError
+from burstsr.io import WRITE_DEPTHS, read_image, write_image
 from burstsr.refiner.networks import Generator
 
 Progress = Callable[[int, int], None]  # (tiles done, tiles in all)
@@ -96,3 +99,26 @@ def enhance_image(
                 progress(done, total)
     out /= weight
     return out
+
+
+def enhance_file(
+    generator: Generator,
+    source: str | os.PathLike,
+    output: str | os.PathLike,
+    *,
+    tile: int = 512,
+    tile_pad: int | None = None,
+    half: bool = False,
+    bit_depth: int | None = None,
+    progress: Progress | None = None,
+) -> np.ndarray:
+    """Read ``source``, enhance it, write ``output`` atomically (16 bit if the input was, unless
+    ``bit_depth`` says otherwise; gray stays gray). Returns the enhanced pixels."""
+    image = read_image(source)
+    result = enhance_image(
+        generator, image.pixels, tile=tile, tile_pad=tile_pad, half=half, progress=progress
+    )
+    depth = bit_depth or (16 if image.bit_depth > 8 or image.linear else 8)
+    depth = min(depth, max(WRITE_DEPTHS.get(Path(output).suffix.lower(), (8,))))
+    write_image(output, result[:, :, 0] if image.gray else result, bit_depth=depth)
+    return result

@@ -29,7 +29,7 @@ def _text(img: np.ndarray, text: str, at: tuple[int, int], colour=_BLACK, size=0
     cv2.putText(img, text, at, cv2.FONT_HERSHEY_SIMPLEX, size, colour, 1, cv2.LINE_AA)
 
 
-def _panel(
+def line_chart(
     title: str,
     series: dict[str, tuple[list[int], list[float]]],
     size=(360, 520),
@@ -93,8 +93,8 @@ def loss_curves(history: list[dict], path: Path) -> None:
             ys.append(float(value))
     chart = np.hstack(
         [
-            _panel("training losses (log)", losses),
-            _panel("validation PSNR, Y (dB)", val, log_y=False),
+            line_chart("training losses (log)", losses),
+            line_chart("validation PSNR, Y (dB)", val, log_y=False),
         ]
     )
     write_image(path, chart.astype(np.float32) / 255)

@@ -1,239 +1,25 @@
-"""The ``burstsr`` command line: parse options, resolve paths and device, call one library
-function, report. No numerics here. Every error is one line on stderr and exit code 2."""
+"""``burstsr synth``, ``burstsr train`` and ``burstsr enhance``."""
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-import sys
-import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import click
 
-from burstsr.burst.align import ALIGN_METHODS, MOTIONS
-from burstsr.burst.merge import MERGERS
-from burstsr.burst.pipeline import MergeConfig, merge_burst
 from burstsr.burst.synth import write_pairs
-from burstsr.burst.warp import INTERPOLATIONS
+from burstsr.cli import cli, progress_bar
 from burstsr.device import DEVICES, resolve_device
-from burstsr.errors import BurstsrError, InputError, OutputError
-from burstsr.io import (
-    WRITE_DEPTHS,
-    check_output,
-    list_frames,
-    load_burst,
-    read_image,
-    write_image,
-    write_json,
-)
-from burstsr.refiner.checkpoint import load_generator, load_resume
-from burstsr.refiner.enhance import enhance_image
+from burstsr.errors import InputError, OutputError
+from burstsr.io import check_output, list_frames
+from burstsr.refiner.checkpoint import DEFAULT_MODEL, load_generator, load_resume
+from burstsr.refiner.enhance import enhance_file
 from burstsr.refiner.losses import VGG_LAYERS
 from burstsr.refiner.train import TrainConfig
 from burstsr.refiner.train import train as train_refiner
 
 log = logging.getLogger("burstsr")
-
-
-class _Group(click.Group):
-    """A click group whose errors, ours and click's, are a single ``Error: ...`` line, exit 2."""
-
-    def main(self, *args, **kwargs):  # noqa: D102
-        kwargs["standalone_mode"] = False
-        try:
-            code = super().main(*args, **kwargs)
-        except click.exceptions.Abort:
-            click.echo("Aborted.", err=True)
-            sys.exit(130)
-        except click.ClickException as exc:
-            click.echo(f"Error: {exc.format_message()}", err=True)
-            sys.exit(2 if isinstance(exc, click.UsageError) else max(exc.exit_code, 1))
-        except BurstsrError as exc:
-            click.echo(f"Error: {exc}", err=True)
-            sys.exit(2)
-        sys.exit(code if isinstance(code, int) else 0)
-
-
-def _setup_logging(verbose: int, quiet: bool) -> None:
-    level = logging.WARNING if quiet else (logging.DEBUG if verbose else logging.INFO)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(
-        logging.Formatter("%(message)s" if not verbose else "%(levelname)s %(name)s: %(message)s")
-    )
-    root = logging.getLogger("burstsr")
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-
-
-@contextmanager
-def _progress_bar(label: str, total: int, enabled: bool):
-    """A progress bar on stderr (drawn only on a terminal); yields a callback for the library."""
-    if not enabled or not sys.stderr.isatty():
-        yield None
-        return
-    with click.progressbar(
-        length=total, label=label, file=sys.stderr, show_pos=True, item_show_func=lambda s: s
-    ) as bar:
-
-        def update(done: int, _total: int, name: str) -> None:
-            bar.current_item = name
-            bar.update(done - bar.pos)
-
-        yield update
-
-
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="burstsr")
-@click.option("-v", "--verbose", count=True, help="More detail (debug messages).")
-@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors; no progress bar.")
-@click.pass_context
-def cli(ctx: click.Context, verbose: int, quiet: bool) -> None:
-    """burstsr: align and merge handheld bursts into one clean image."""
-    _setup_logging(verbose, quiet)
-    ctx.obj = {"quiet": quiet}
-
-
-_defaults = MergeConfig()
-
-
-@cli.command()
-@click.argument("source_folder", type=click.Path(path_type=Path))
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(path_type=Path),
-    default=Path("result.png"),
-    show_default=True,
-    help="Merged image (.png or .tif for 16 bit; .jpg, .webp, .bmp).",
-)
-@click.option(
-    "--align",
-    "align",
-    type=click.Choice(ALIGN_METHODS),
-    default=_defaults.align,
-    show_default=True,
-    help="ORB+RANSAC estimate refined by ECC (auto), or one alone.",
-)
-@click.option(
-    "--motion",
-    type=click.Choice(list(MOTIONS)),
-    default=_defaults.motion,
-    show_default=True,
-    help="Motion model between frames.",
-)
-@click.option(
-    "--reference",
-    default=_defaults.reference,
-    show_default=True,
-    help="Reference frame: first, sharpest, or a 0-based index in sort order.",
-)
-@click.option(
-    "--merge",
-    "merge",
-    type=click.Choice(list(MERGERS)),
-    default=_defaults.merge,
-    show_default=True,
-    help="How aligned frames are combined.",
-)
-@click.option(
-    "--interpolation",
-    type=click.Choice(INTERPOLATIONS),
-    default=_defaults.interpolation,
-    show_default=True,
-    help="Warp resampling.",
-)
-@click.option(
-    "--min-score",
-    type=click.FloatRange(-1, 1),
-    default=_defaults.min_score,
-    show_default=True,
-    help="Frames whose aligned correlation is lower are left out.",
-)
-@click.option(
-    "--device",
-    type=click.Choice(DEVICES),
-    default="auto",
-    show_default=True,
-    help="Where warping and merging run.",
-)
-@click.option(
-    "--bit-depth",
-    type=click.Choice(["8", "16"]),
-    default=None,
-    help="Output bits per sample [default: 16 for 16-bit or RAW input, else 8].",
-)
-@click.option("--overwrite", is_flag=True, help="Replace the output file if it exists.")
-@click.option("--skip-bad", is_flag=True, help="Leave out unreadable files instead of stopping.")
-@click.option(
-    "--report",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Write a JSON report (per-frame transform, score, timings).",
-)
-@click.option(
-    "--save-aligned",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=None,
-    help="Write every aligned frame into this folder.",
-)
-@click.pass_context
-def merge(
-    ctx: click.Context,
-    source_folder: Path,
-    output: Path,
-    align: str,
-    motion: str,
-    reference: str,
-    merge: str,
-    interpolation: str,
-    min_score: float,
-    device: str,
-    bit_depth: str | None,
-    overwrite: bool,
-    skip_bad: bool,
-    report: Path | None,
-    save_aligned: Path | None,
-) -> None:
-    """Align every frame in SOURCE_FOLDER to a reference and merge them into one image."""
-    depth = int(bit_depth) if bit_depth else None
-    burst = load_burst(source_folder)
-    check_output(output, inputs=burst.paths, overwrite=overwrite, bit_depth=depth)
-    if report is not None:
-        check_output(report, inputs=burst.paths, overwrite=overwrite, image=False)
-    config = MergeConfig(
-        align=align,
-        motion=motion,
-        reference=reference,
-        merge=merge,
-        interpolation=interpolation,
-        min_score=min_score,
-        skip_bad=skip_bad,
-    )
-    dev = resolve_device(device)
-    log.debug("device: %s", dev)
-    started = time.perf_counter()
-    with _progress_bar("Merging", len(burst), not ctx.obj["quiet"]) as progress:
-        result = merge_burst(
-            burst, config=config, device=dev, progress=progress, save_aligned=save_aligned
-        )
-    result.write(output, bit_depth=depth)
-    if report is not None:
-        write_json(report, result.report())
-    log.info(
-        "merged %d of %d frames into %s in %.1f s",
-        result.used,
-        len(result.frames),
-        output,
-        time.perf_counter() - started,
-    )
-
-
-def main() -> None:
-    """Console entry point."""
-    cli(prog_name="burstsr")
-
 
 # ---------------------------------------------------------------------------------------------
 # synth: HR images -> simulated bursts -> merges -> training pairs
@@ -304,7 +90,7 @@ def synth(
     sources = list_frames(hr_dir)
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise OutputError(f"{out}: not empty; pass --overwrite to add or replace scenes")
-    with _progress_bar("Synthesising", len(sources), not ctx.obj["quiet"]) as progress:
+    with progress_bar("Synthesising", len(sources), not ctx.obj["quiet"]) as progress:
         written = write_pairs(
             hr_dir,
             out,
@@ -352,6 +138,20 @@ _train = TrainConfig()
 @click.option("--blocks", type=click.IntRange(0), default=_train.blocks, show_default=True)
 @click.option("--channels", type=click.IntRange(1), default=_train.channels, show_default=True)
 @click.option("--no-bn", is_flag=True, help="Generator without batch normalisation.")
+@click.option(
+    "--disc-channels",
+    type=click.IntRange(1),
+    default=_train.disc_channels,
+    show_default=True,
+    help="Discriminator width (first stage).",
+)
+@click.option(
+    "--val-crop",
+    type=click.IntRange(0),
+    default=_train.val_crop,
+    show_default=True,
+    help="HR centre crop for validation (0: whole images).",
+)
 @click.option("--steps", type=click.IntRange(1), default=_train.steps, show_default=True)
 @click.option(
     "--pretrain-steps",
@@ -432,7 +232,7 @@ def train(
             **options,
         )
     resolve_device(config.device)
-    with _progress_bar("Training", config.steps, not ctx.obj["quiet"]) as progress:
+    with progress_bar("Training", config.steps, not ctx.obj["quiet"]) as progress:
 
         def update(step: int, total: int, losses: dict) -> None:
             if progress is not None:
@@ -459,14 +259,14 @@ def train(
     "--output",
     type=click.Path(path_type=Path),
     default=None,
-    help="Output file (or folder, for a folder in) [default: NAME_xS.png here; "
+    help="Output file (a folder, for a folder in) [default: NAME_xS.png here; "
     "enhanced/ for a folder].",
 )
 @click.option(
     "--model",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="A run folder (its best.pt) or a .pt checkpoint.",
+    default=DEFAULT_MODEL,
+    show_default=True,
+    help="A shipped model (fidelity, gan), a run folder (its best.pt) or a .pt file.",
 )
 @click.option(
     "--tile",
@@ -495,7 +295,7 @@ def enhance(
     ctx: click.Context,
     source: Path,
     output: Path | None,
-    model: Path | None,
+    model: str,
     tile: int,
     tile_pad: int | None,
     device: str,
@@ -504,38 +304,38 @@ def enhance(
     overwrite: bool,
 ) -> None:
     """Restore and upscale SOURCE (an image, or a folder of images) with the refiner."""
-    if model is None:
-        raise click.UsageError("--model is required: a run folder or a .pt checkpoint")
-    dev = resolve_device(device)
-    generator = load_generator(model, device=dev)
+    generator = load_generator(model, device=resolve_device(device))
     scale = generator.config.scale
     if source.is_dir():
         inputs = list_frames(source)
         folder = output or Path("enhanced")
         if folder.exists() and not folder.is_dir():
             raise OutputError(f"{folder}: exists and is not a folder")
-        folder.mkdir(parents=True, exist_ok=True)
         jobs = [(p, folder / f"{p.stem}_x{scale}.png") for p in inputs]
-    else:
-        if not source.is_file():
-            raise InputError(f"{source}: no such file or folder")
+    elif source.is_file():
         jobs = [(source, output or Path(f"{source.stem}_x{scale}.png"))]
+    else:
+        raise InputError(f"{source}: no such file or folder")
     depth = int(bit_depth) if bit_depth else None
+    if source.is_dir():
+        folder.mkdir(parents=True, exist_ok=True)
     for _, dst in jobs:
         check_output(dst, inputs=[p for p, _ in jobs], overwrite=overwrite, bit_depth=depth)
     for src, dst in jobs:
-        image = read_image(src)
-        label = f"Enhancing {src.name}"
-        with _progress_bar(label, 100, not ctx.obj["quiet"]) as progress:
+        with progress_bar(f"Enhancing {src.name}", 100, not ctx.obj["quiet"]) as progress:
 
-            def update(done: int, total: int) -> None:
-                if progress is not None:
-                    progress(round(100 * done / total), 100, f"tile {done}/{total}")
+            def update(done: int, total: int, bar=progress) -> None:
+                if bar is not None:
+                    bar(round(100 * done / total), 100, f"tile {done}/{total}")
 
-            result = enhance_image(
-                generator, image.pixels, tile=tile, tile_pad=tile_pad, half=half, progress=update
+            result = enhance_file(
+                generator,
+                src,
+                dst,
+                tile=tile,
+                tile_pad=tile_pad,
+                half=half,
+                bit_depth=depth,
+                progress=update,
             )
-        out_depth = depth or (16 if image.bit_depth > 8 else 8)
-        out_depth = min(out_depth, max(WRITE_DEPTHS.get(dst.suffix.lower(), (8,))))
-        write_image(dst, result[:, :, 0] if image.gray else result, bit_depth=out_depth)
         log.info("%s -> %s (x%d, %dx%d)", src, dst, scale, result.shape[1], result.shape[0])

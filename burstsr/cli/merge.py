@@ -1,0 +1,255 @@
+"""``burstsr merge`` (frames -> one image) and ``burstsr run`` (merge, then enhance)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import click
+
+from burstsr.burst.align import ALIGN_METHODS, MOTIONS
+from burstsr.burst.merge import MERGERS
+from burstsr.burst.pipeline import MergeConfig, merge_burst
+from burstsr.burst.warp import INTERPOLATIONS
+from burstsr.cli import cli, progress_bar
+from burstsr.device import DEVICES, resolve_device
+from burstsr.errors import OutputError
+from burstsr.io import WRITE_DEPTHS, check_output, load_burst, write_image, write_json
+from burstsr.refiner.checkpoint import DEFAULT_MODEL, load_generator
+from burstsr.refiner.enhance import enhance_image
+
+log = logging.getLogger("burstsr")
+
+_defaults = MergeConfig()
+
+
+def merge_options(command):
+    """The alignment and merge options, declared once for ``merge`` and ``run``."""
+    options = [
+        click.option(
+            "--align",
+            "align",
+            type=click.Choice(ALIGN_METHODS),
+            default=_defaults.align,
+            show_default=True,
+            help="ORB+RANSAC estimate refined by ECC (auto), or one alone.",
+        ),
+        click.option(
+            "--motion",
+            type=click.Choice(list(MOTIONS)),
+            default=_defaults.motion,
+            show_default=True,
+            help="Motion model between frames.",
+        ),
+        click.option(
+            "--reference",
+            default=_defaults.reference,
+            show_default=True,
+            help="Reference frame: first, sharpest, or a 0-based index in sort order.",
+        ),
+        click.option(
+            "--merge",
+            "merge",
+            type=click.Choice(list(MERGERS)),
+            default=_defaults.merge,
+            show_default=True,
+            help="How aligned frames are combined.",
+        ),
+        click.option(
+            "--interpolation",
+            type=click.Choice(INTERPOLATIONS),
+            default=_defaults.interpolation,
+            show_default=True,
+            help="Warp resampling.",
+        ),
+        click.option(
+            "--min-score",
+            type=click.FloatRange(-1, 1),
+            default=_defaults.min_score,
+            show_default=True,
+            help="Frames whose aligned correlation is lower are left out.",
+        ),
+        click.option(
+            "--skip-bad", is_flag=True, help="Leave out unreadable files instead of stopping."
+        ),
+        click.option(
+            "--device",
+            type=click.Choice(DEVICES),
+            default="auto",
+            show_default=True,
+            help="Where the numerics run (auto: CUDA when available).",
+        ),
+        click.option(
+            "--bit-depth",
+            type=click.Choice(["8", "16"]),
+            default=None,
+            help="Output bits per sample [default: 16 for 16-bit or RAW input, else 8].",
+        ),
+        click.option("--overwrite", is_flag=True, help="Replace existing outputs."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _config(options: dict) -> MergeConfig:
+    """A MergeConfig from the parsed ``merge_options`` (which it removes from ``options``)."""
+    return MergeConfig(
+        **{
+            k: options.pop(k)
+            for k in (
+                "align",
+                "motion",
+                "reference",
+                "merge",
+                "interpolation",
+                "min_score",
+                "skip_bad",
+            )
+        }
+    )
+
+
+@cli.command()
+@click.argument("source_folder", type=click.Path(path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    default=Path("result.png"),
+    show_default=True,
+    help="Merged image (.png or .tif for 16 bit; .jpg, .webp, .bmp).",
+)
+@merge_options
+@click.option(
+    "--report",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Write a JSON report (per-frame transform, score, timings).",
+)
+@click.option(
+    "--save-aligned",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Write every aligned frame into this folder.",
+)
+@click.pass_context
+def merge(
+    ctx: click.Context,
+    source_folder: Path,
+    output: Path,
+    device: str,
+    bit_depth: str | None,
+    overwrite: bool,
+    report: Path | None,
+    save_aligned: Path | None,
+    **options,
+) -> None:
+    """Align every frame in SOURCE_FOLDER to a reference and merge them into one image."""
+    config = _config(options)
+    depth = int(bit_depth) if bit_depth else None
+    burst = load_burst(source_folder)
+    check_output(output, inputs=burst.paths, overwrite=overwrite, bit_depth=depth)
+    if report is not None:
+        check_output(report, inputs=burst.paths, overwrite=overwrite, image=False)
+    dev = resolve_device(device)
+    log.debug("device: %s", dev)
+    started = time.perf_counter()
+    with progress_bar("Merging", len(burst), not ctx.obj["quiet"]) as progress:
+        result = merge_burst(
+            burst, config=config, device=dev, progress=progress, save_aligned=save_aligned
+        )
+    result.write(output, bit_depth=depth)
+    if report is not None:
+        write_json(report, result.report())
+    log.info(
+        "merged %d of %d frames into %s in %.1f s",
+        result.used,
+        len(result.frames),
+        output,
+        time.perf_counter() - started,
+    )
+
+
+@cli.command()
+@click.argument("source_folder", type=click.Path(path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="The final image [default: result_xS.png, S the model's scale].",
+)
+@merge_options
+@click.option(
+    "--model",
+    default=DEFAULT_MODEL,
+    show_default=True,
+    help="A shipped model (fidelity, gan), a run folder or a .pt checkpoint.",
+)
+@click.option(
+    "--tile",
+    type=click.IntRange(0),
+    default=512,
+    show_default=True,
+    help="Enhance tile size in pixels (0: whole image at once).",
+)
+@click.option(
+    "--keep-merge",
+    is_flag=True,
+    help="Also write the merged image, as result.png beside the output.",
+)
+@click.pass_context
+def run(
+    ctx: click.Context,
+    source_folder: Path,
+    output: Path | None,
+    device: str,
+    bit_depth: str | None,
+    overwrite: bool,
+    model: str,
+    tile: int,
+    keep_merge: bool,
+    **options,
+) -> None:
+    """Merge the burst in SOURCE_FOLDER, then restore and upscale the merge: the whole job."""
+    config = _config(options)
+    depth = int(bit_depth) if bit_depth else None
+    dev = resolve_device(device)
+    generator = load_generator(model, device=dev)
+    output = output or Path(f"result_x{generator.config.scale}.png")
+    burst = load_burst(source_folder)
+    check_output(output, inputs=burst.paths, overwrite=overwrite, bit_depth=depth)
+    merged_path = output.parent / "result.png"
+    if keep_merge:
+        if merged_path.resolve() == output.resolve():
+            raise OutputError(
+                f"{output}: --keep-merge writes result.png there; choose another --output"
+            )
+        check_output(merged_path, inputs=burst.paths, overwrite=overwrite, bit_depth=depth)
+    started = time.perf_counter()
+    with progress_bar("Merging + enhancing", 100, not ctx.obj["quiet"]) as progress:
+
+        def merging(done: int, total: int, name: str) -> None:
+            if progress is not None:
+                progress(round(50 * done / total), 100, name)
+
+        def enhancing(done: int, total: int) -> None:
+            if progress is not None:
+                progress(50 + round(50 * done / total), 100, f"tile {done}/{total}")
+
+        result = merge_burst(burst, config=config, device=dev, progress=merging)
+        if keep_merge:
+            result.write(merged_path, bit_depth=depth)
+        refined = enhance_image(generator, result.image, tile=tile, progress=enhancing)
+    out_depth = depth or min(result.bit_depth, max(WRITE_DEPTHS[output.suffix.lower()]))
+    write_image(output, refined[:, :, 0] if result.gray else refined, bit_depth=out_depth)
+    log.info(
+        "merged %d of %d frames, enhanced x%d into %s in %.1f s",
+        result.used,
+        len(result.frames),
+        generator.config.scale,
+        output,
+        time.perf_counter() - started,
+    )

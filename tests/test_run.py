@@ -1,0 +1,67 @@
+"""``burstsr run`` (merge + enhance) and the shipped model."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from burstsr.burst.synth import simulate_burst
+from burstsr.cli import cli
+from burstsr.io import read_image
+from burstsr.metrics import psnr
+from burstsr.refiner.checkpoint import SHIPPED, load_generator, save_generator
+from burstsr.refiner.enhance import enhance_image
+from burstsr.refiner.networks import Generator, GeneratorConfig
+
+from conftest import texture, write_frames
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def tiny_model(path: Path) -> Path:
+    torch.manual_seed(0)
+    return save_generator(path, Generator(GeneratorConfig(scale=2, channels=8, blocks=1)).eval())
+
+
+def test_run_merges_then_enhances(tmp_path):
+    burst = simulate_burst(texture(48, 64, seed=2), frames=4, scale=1, noise=0.02, seed=0)
+    write_frames(tmp_path / "b", burst.frames)
+    model = tiny_model(tmp_path / "m.pt")
+    out = tmp_path / "out" / "final.png"
+    out.parent.mkdir()
+    res = CliRunner().invoke(
+        cli,
+        ["-q", "run", str(tmp_path / "b"), "-o", str(out), "--model", str(model), "--keep-merge"],
+    )
+    assert res.exit_code == 0, res.output
+    final, merged = read_image(out), read_image(tmp_path / "out" / "result.png")
+    assert merged.shape == (48, 64) and final.shape == (96, 128)
+    expected = enhance_image(load_generator(model), merged.pixels)
+    assert np.abs(final.pixels - expected).max() < 2 / 255  # merge, then the same enhance
+
+
+def test_run_errors(tmp_path):
+    write_frames(tmp_path / "b", simulate_burst(texture(32, 32), frames=2, scale=1).frames)
+    res = CliRunner().invoke(
+        cli, ["-q", "run", str(tmp_path / "b"), "--model", str(tmp_path / "none.pt")]
+    )
+    assert res.exit_code == 2 and "none.pt" in res.stderr
+    if not SHIPPED["gan"].is_file():
+        res = CliRunner().invoke(cli, ["-q", "run", str(tmp_path / "b"), "--model", "gan"])
+        assert res.exit_code == 2 and "ships no gan model" in res.stderr
+
+
+@pytest.mark.skipif(not SHIPPED["fidelity"].is_file(), reason="no shipped model")
+def test_shipped_model_is_small_and_consistent_with_its_input():
+    assert SHIPPED["fidelity"].stat().st_size <= 10 * 2**20
+    model = load_generator("fidelity")
+    assert model.config.scale == 4
+    clean = read_image(EXAMPLES / "burst_clean_reference.png").pixels[:128, :192]
+    out = enhance_image(model, clean)
+    assert out.shape == (512, 768, 3)
+    # Area-downsampling the x4 output must give back its input: detail is added, not invented
+    # over the image's content.
+    back = out.reshape(128, 4, 192, 4, 3).mean(axis=(1, 3))
+    assert psnr(back, clean, border=4) > 35
