@@ -155,7 +155,7 @@ def test_mean_streams_one_frame_at_a_time():
 def test_unknown_merger_is_an_error():
     with pytest.raises(ValueError, match="sigma-clip"):
         merge_frames([], method="mode")
-    assert set(MERGERS) == {"mean", "median", "sigma-clip"}
+    assert set(MERGERS) == {"mean", "median", "sigma-clip", "robust"}
 
 
 def test_pipeline_on_device_matches_cpu(small_burst, device):

@@ -138,6 +138,32 @@ def _gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     return x[0]
 
 
+def local_luma(image: torch.Tensor, sigma: float = 1.5) -> torch.Tensor:
+    """Gaussian-smoothed mean of the channels, ``(1, H, W)``: what the robust merge compares."""
+    return _gaussian_blur(image.mean(0, keepdim=True), sigma)
+
+
+def robust_weights(
+    ref_local: torch.Tensor,
+    image: torch.Tensor,
+    mask: torch.Tensor,
+    *,
+    sigma: float = 1.5,
+    tolerance: float = 2.5,
+    spread: int = 3,
+) -> torch.Tensor:
+    """Per-pixel weight ``(H, W)`` in [0, 1] of an aligned frame against the reference's
+    :func:`local_luma` (see :func:`merge_robust`); 0 outside ``mask``."""
+    d = (local_luma(image, sigma) - ref_local).abs()
+    valid = d[0][mask]
+    sample = valid[:: max(1, valid.numel() // 1_000_000)]
+    s = max(_MAD_TO_STD * float(sample.median()), 1e-4) if sample.numel() else 1.0
+    weight = torch.exp(-((d / s - tolerance).clamp(min=0) ** 2))
+    if spread > 1:
+        weight = -F.max_pool2d(-weight[None], spread, stride=1, padding=spread // 2)[0]
+    return weight[0] * mask.to(weight.dtype)
+
+
 def merge_robust(
     frames: Frames, *, sigma: float = 1.5, tolerance: float = 2.5, spread: int = 3
 ) -> Merged:
@@ -162,16 +188,11 @@ def merge_robust(
         raise ValueError("merge_robust needs at least one frame") from None
     weight_sum = ref_mask.to(reference.dtype)[None]
     total = reference * weight_sum
-    ref_local = _gaussian_blur(reference.mean(0, keepdim=True), sigma)
+    ref_local = local_luma(reference, sigma)
     for image, mask in it:
-        d = (_gaussian_blur(image.mean(0, keepdim=True), sigma) - ref_local).abs()
-        valid = d[0][mask]
-        sample = valid[:: max(1, valid.numel() // 1_000_000)]
-        s = max(_MAD_TO_STD * float(sample.median()), 1e-4) if sample.numel() else 1.0
-        weight = torch.exp(-((d / s - tolerance).clamp(min=0) ** 2))
-        if spread > 1:
-            weight = -F.max_pool2d(-weight[None], spread, stride=1, padding=spread // 2)[0]
-        weight = weight * mask.to(weight.dtype)
+        weight = robust_weights(
+            ref_local, image, mask, sigma=sigma, tolerance=tolerance, spread=spread
+        )[None]
         total.addcmul_(image, weight)
         weight_sum += weight
     return Merged(total / weight_sum.clamp(min=1e-6), weight_sum[0])
