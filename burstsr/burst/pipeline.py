@@ -25,7 +25,8 @@ from burstsr.burst.align import (
     prepare_reference,
     to_gray,
 )
-from burstsr.burst.merge import MERGERS, merge_frames
+from burstsr.burst.merge import MERGERS, local_luma, merge_frames, robust_weights
+from burstsr.burst.superres import SplatAccumulator
 from burstsr.burst.warp import INTERPOLATIONS, warp_frame
 from burstsr.errors import AlignmentError, InputError, OutputError
 from burstsr.io import WRITE_DEPTHS, Burst, Image, load_burst, write_image
@@ -47,6 +48,7 @@ class MergeConfig:
     min_score: float = 0.5
     max_align_pixels: int = 250_000
     skip_bad: bool = False
+    scale: int = 1  # > 1: merge onto a scale-times finer grid (burst.superres)
 
     def align_options(self) -> AlignOptions:
         return AlignOptions(
@@ -142,6 +144,8 @@ def merge_burst(
     """
     if config.merge not in MERGERS:
         raise InputError(f"--merge {config.merge}: expected one of {', '.join(MERGERS)}")
+    if config.scale not in (1, 2, 3, 4):
+        raise InputError(f"--scale {config.scale}: expected 1, 2, 3 or 4")
     if config.interpolation not in INTERPOLATIONS:
         raise InputError(
             f"--interpolation {config.interpolation}: expected one of {', '.join(INTERPOLATIONS)}"
@@ -187,6 +191,10 @@ def merge_burst(
         )
     others = [i for i in range(len(burst)) if i != ref_index]
     readable = 1
+    splat = None
+    if config.scale > 1:
+        splat = SplatAccumulator(ref_shape, config.scale, channels=3, device=device)
+    ref_local = None  # the reference's local luma, for robustness weights on the finer grid
 
     def align(index: int, image: Image) -> np.ndarray | None:
         """Estimate the frame's transform and record it; None if it is left out."""
@@ -214,9 +222,12 @@ def merge_burst(
         return found.transform
 
     def warped_frames() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        nonlocal ref, readable
+        nonlocal ref, readable, ref_local
         frame = torch.from_numpy(ref.pixels).permute(2, 0, 1).to(device)
         ref = None  # from here on the reference's pixels live only in the merge
+        if splat is not None:
+            splat.add(frame, np.eye(3))
+            ref_local = local_luma(frame) if config.merge == "robust" else None
         yield frame, torch.ones(ref_shape, dtype=torch.bool, device=device)
         del frame
         if progress is not None:
@@ -236,6 +247,17 @@ def merge_burst(
                     t0 = time.perf_counter()
                     frame = torch.from_numpy(image.pixels).permute(2, 0, 1).to(device)
                     warped, mask = warp_frame(frame, transform, interpolation=config.interpolation)
+                    if splat is not None:
+                        confidence = None
+                        if ref_local is not None:
+                            weights = robust_weights(ref_local, warped, mask)
+                            confidence = warp_frame(
+                                weights[None],
+                                np.linalg.inv(transform),
+                                out_size=frame.shape[1:],
+                                interpolation="bilinear",
+                            )[0][0]
+                        splat.add(frame, transform, confidence)
                     del frame, image
                     if aligned_dir is not None:
                         name = _aligned_name(index, burst.paths[index])
@@ -260,7 +282,8 @@ def merge_burst(
             f"{ref_path.name}; try another --align (ecc, orb), a simpler --motion, "
             f"or a lower --min-score"
         )
-    image = merged.image.permute(1, 2, 0).float().cpu().numpy()
+    fine = merged.image if splat is None else splat.result(merged.image)
+    image = fine.permute(1, 2, 0).float().cpu().numpy()
     if ref_linear:
         image = srgb_encode(image)
     seconds["total"] = time.perf_counter() - start

@@ -146,7 +146,7 @@ def write_pairs(
     shift: float = 2.0,
     rotate: float = 1.0,
     seed: int = 0,
-    merge_config: MergeConfig = MergeConfig(),
+    merge_config: MergeConfig = MergeConfig(),  # its ``scale``: merge onto a finer grid
     progress: Callable[[int, int, str], None] | None = None,
 ) -> list[Path]:
     """Training pairs from high-resolution images: simulate, merge, write.
@@ -161,6 +161,8 @@ def write_pairs(
     Returns:
         The scene folders written.
     """
+    if scale % merge_config.scale:
+        raise InputError(f"--merge-scale {merge_config.scale} must divide --scale {scale}")
     sources = list_frames(hr_dir)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

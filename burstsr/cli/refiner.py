@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from burstsr.burst.pipeline import MergeConfig
 from burstsr.burst.synth import write_pairs
 from burstsr.cli import cli, progress_bar
 from burstsr.device import DEVICES, resolve_device
@@ -70,6 +71,13 @@ log = logging.getLogger("burstsr")
     show_default=True,
     help="Largest handheld rotation, in degrees.",
 )
+@click.option(
+    "--merge-scale",
+    type=click.Choice(["1", "2", "4"]),
+    default="1",
+    show_default=True,
+    help="Merge onto a finer grid: the pairs keep scale / merge-scale to learn.",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--overwrite", is_flag=True, help="Write into a pairs folder that has scenes.")
 @click.pass_context
@@ -83,6 +91,7 @@ def synth(
     shot_noise: float,
     shift: float,
     rotate: float,
+    merge_scale: str,
     seed: int,
     overwrite: bool,
 ) -> None:
@@ -101,6 +110,7 @@ def synth(
             shift=shift,
             rotate=rotate,
             seed=seed,
+            merge_config=MergeConfig(scale=int(merge_scale)),
             progress=progress,
         )
     log.info("wrote %d pairs to %s", len(written), out)
