@@ -48,7 +48,7 @@ import torch
 
 from burstsr.burst.merge import merge_mean
 from burstsr.burst.pipeline import MergeConfig, merge_burst
-from burstsr.burst.synth import corner_error, random_transform, simulate_burst
+from burstsr.burst.synth import corner_error, move_image, random_transform, simulate_burst
 from burstsr.burst.warp import warp_frame
 from burstsr.io import read_image, write_image
 from burstsr.metrics import psnr
@@ -414,13 +414,7 @@ def moving_object_burst(hr: np.ndarray, patch: np.ndarray, seed: int, n: int = 8
     size, y = patch.shape[0], (h - patch.shape[0]) // 2
     for k in range(n):
         t = np.eye(3) if k == 0 else random_transform(rng, (h, w), shift=2.0, rotate=0.5)
-        img = cv2.warpPerspective(
-            scene,
-            np.linalg.inv(t),
-            (w, h),
-            flags=cv2.INTER_LANCZOS4 | cv2.WARP_INVERSE_MAP,
-            borderMode=cv2.BORDER_REFLECT,
-        )
+        img = move_image(scene, t)
         x = 20 + 24 * k
         img[y : y + size, x : x + size] = patch
         path[y : y + size, x : x + size] = True

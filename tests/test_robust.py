@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from burstsr.burst.pipeline import MergeConfig, merge_burst
-from burstsr.burst.synth import random_transform
+from burstsr.burst.synth import move_image, random_transform
 from burstsr.metrics import psnr
 
 from conftest import texture, write_frames
@@ -22,13 +22,7 @@ def moving_object_burst(tmp_path, seed=0):
     path = np.zeros((H, W), bool)
     for k in range(N):
         t = np.eye(3) if k == 0 else random_transform(rng, (H, W), shift=1.5, rotate=0.3)
-        img = cv2.warpPerspective(
-            scene,
-            np.linalg.inv(t),
-            (W, H),
-            flags=cv2.INTER_LANCZOS4 | cv2.WARP_INVERSE_MAP,
-            borderMode=cv2.BORDER_REFLECT,
-        )
+        img = move_image(scene, t)
         y, x = 52, 20 + 14 * k  # the object moves 14 px a frame, left to right
         img[y : y + SIZE, x : x + SIZE] = patch
         path[y : y + SIZE, x : x + SIZE] = True

@@ -64,6 +64,19 @@ def random_transform(
     return t / t[2, 2]
 
 
+def move_image(image: np.ndarray, transform: np.ndarray) -> np.ndarray:
+    """The image as a camera moved by ``transform`` sees it: what the reference shows at ``x``
+    appears at ``transform @ x`` (Lanczos resampling, reflected borders)."""
+    h, w = image.shape[:2]
+    return cv2.warpPerspective(
+        image,
+        np.linalg.inv(transform),
+        (w, h),
+        flags=cv2.INTER_LANCZOS4 | cv2.WARP_INVERSE_MAP,
+        borderMode=cv2.BORDER_REFLECT,
+    )
+
+
 def simulate_burst(
     hr: np.ndarray,
     *,
@@ -105,13 +118,7 @@ def simulate_burst(
         s = float(scale)
         lr_to_hr = np.array([[s, 0, (s - 1) / 2], [0, s, (s - 1) / 2], [0, 0, 1]])
         t_hr = lr_to_hr @ t_lr @ np.linalg.inv(lr_to_hr) if scale > 1 else t_lr
-        moved = cv2.warpPerspective(
-            hr,
-            np.linalg.inv(t_hr),
-            (w, h),
-            flags=cv2.INTER_LANCZOS4 | cv2.WARP_INVERSE_MAP,
-            borderMode=cv2.BORDER_REFLECT,
-        )
+        moved = move_image(hr, t_hr)
         lr = moved if scale == 1 else cv2.resize(moved, lr_size[::-1], interpolation=cv2.INTER_AREA)
         lr = np.clip(lr, 0.0, 1.0)
         if k == 0:
