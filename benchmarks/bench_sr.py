@@ -194,7 +194,7 @@ def main() -> None:
     )
     speed = json.loads((args.out / "sr_speed.json").read_text())
     print(
-        f"enhance to {speed['megapixels']:.0f} MP with the default tile (512): "
+        f"enhance to {speed['megapixels']:.0f} MP with the default tile (256): "
         f"{speed['seconds']:.1f} s, {speed['megapixels'] / speed['seconds']:.2f} output MP/s, "
         f"peak memory {speed['peak_mb']:.0f} MB"
     )

@@ -191,7 +191,7 @@ def merge(
 @click.option(
     "--tile",
     type=click.IntRange(0),
-    default=512,
+    default=256,
     show_default=True,
     help="Enhance tile size in pixels (0: whole image at once).",
 )

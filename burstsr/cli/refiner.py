@@ -281,7 +281,7 @@ def train(
 @click.option(
     "--tile",
     type=click.IntRange(0),
-    default=512,
+    default=256,
     show_default=True,
     help="Tile size in input pixels (0: whole image at once).",
 )

@@ -34,6 +34,7 @@ def line_chart(
     series: dict[str, tuple[list[int], list[float]]],
     size=(360, 520),
     log_y: bool = True,
+    x_label: str = "step",
 ) -> np.ndarray:
     """One chart: white background, a frame, a line per series, a legend. uint8 RGB (OpenCV
     draws text only on 8-bit images)."""
@@ -64,7 +65,7 @@ def line_chart(
     cv2.rectangle(img, (left, top), (w - right, h - bottom), _GREY, 1)
     for value in (y0, y1):
         _text(img, f"{10**value if log_y else value:.3g}", (2, to_px(x0, value)[1] + 4))
-    _text(img, f"step {x0}", (left, h - 10))
+    _text(img, f"{x_label} {x0}", (left, h - 10))
     _text(img, f"{x1}", (w - right - 50, h - 10))
     for i, (name, pts) in enumerate(points.items()):
         colour = _COLOURS[i % len(_COLOURS)]
