@@ -24,8 +24,8 @@ test: install lint
 	$(BIN)/python -m pytest -q
 
 demo: install
-	$(BIN)/burstsr merge examples/burst -o result.png --overwrite --report result.json
-	@echo "wrote result.png (and result.json, the per-frame report)"
+	$(BIN)/burstsr run examples/burst -o result_x4.png --keep-merge --overwrite
+	@echo "wrote result_x4.png (merged, then enhanced x4) and result.png (the merge)"
 
 bench: install
 	$(BIN)/python benchmarks/bench_merge.py
@@ -38,4 +38,4 @@ docs-figures: install
 	$(BIN)/python docs/make_figures.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info result.png result.json
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info result.png result_x4.png

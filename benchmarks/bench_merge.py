@@ -501,8 +501,8 @@ def bench_superres(kodak: Path, images: int, out: Path) -> dict:
                     ]
                     mp = burst.clean.shape[0] * burst.clean.shape[1] / 1e6
                     for name, config in (
-                        ("bicubic(mean)", MergeConfig()),
-                        ("finer grid (mean)", MergeConfig(scale=scale)),
+                        ("bicubic(mean)", MergeConfig(merge="mean")),
+                        ("finer grid (mean)", MergeConfig(scale=scale, merge="mean")),
                         ("finer grid (robust)", MergeConfig(scale=scale, merge="robust")),
                     ):
                         t0 = time.perf_counter()

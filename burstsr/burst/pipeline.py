@@ -43,7 +43,7 @@ class MergeConfig:
     align: str = "auto"  # auto | orb | ecc
     motion: str = "homography"  # translation | euclidean | affine | homography
     reference: str = "first"  # first | sharpest | a 0-based frame index
-    merge: str = "mean"  # a key of MERGERS
+    merge: str = "robust"  # a key of MERGERS
     interpolation: str = "bicubic"  # bicubic | bilinear
     min_score: float = 0.5
     max_align_pixels: int = 250_000
