@@ -295,8 +295,14 @@ def test_train_bad_inputs(tmp_path):
 def test_enhance_bad_inputs(tmp_path):
     write_image(tmp_path / "in.png", texture(32, 32))
     (tmp_path / "bad.pt").write_bytes(b"PK\x03\x04 truncated")
+    out = tmp_path / "out.png"
     assert_error(
-        run("enhance", tmp_path / "in.png", "--model", tmp_path / "bad.pt"), "bad.pt", "corrupt"
+        run("enhance", tmp_path / "in.png", "-o", out, "--model", tmp_path / "bad.pt"),
+        "bad.pt",
+        "corrupt",
     )
-    assert_error(run("enhance", tmp_path / "in.png"), "--model")
-    assert not list(Path.cwd().glob("in_x*.png"))
+    assert_error(run("enhance", tmp_path / "nothing.png", "-o", out), "nothing.png")
+    assert_error(
+        run("enhance", tmp_path / "in.png", "-o", tmp_path / "in.png", "--overwrite"), "input"
+    )
+    assert not out.exists()
