@@ -19,6 +19,7 @@ image is valid. Pixels are merged only from the frames whose mask covers them.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -138,9 +139,22 @@ def _gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     return x[0]
 
 
+_COMPARE_PIXELS = 1_000_000  # large frames are compared on a pooled luma of about this size
+
+
+def _pool_factor(height: int, width: int) -> int:
+    return max(1, round(math.sqrt(height * width / _COMPARE_PIXELS)))
+
+
 def local_luma(image: torch.Tensor, sigma: float = 1.5) -> torch.Tensor:
-    """Gaussian-smoothed mean of the channels, ``(1, H, W)``: what the robust merge compares."""
-    return _gaussian_blur(image.mean(0, keepdim=True), sigma)
+    """Gaussian-smoothed mean of the channels, ``(1, h, w)``: what the robust merge compares.
+    Frames over ~1 MP are average-pooled first (a local comparison needs no more), so the
+    comparison costs the same whatever the frame size."""
+    luma = image.mean(0, keepdim=True)
+    factor = _pool_factor(*luma.shape[1:])
+    if factor > 1:
+        luma = F.avg_pool2d(luma[None], factor, ceil_mode=True)[0]
+    return _gaussian_blur(luma, max(sigma / factor, 0.5))
 
 
 def robust_weights(
@@ -155,12 +169,20 @@ def robust_weights(
     """Per-pixel weight ``(H, W)`` in [0, 1] of an aligned frame against the reference's
     :func:`local_luma` (see :func:`merge_robust`); 0 outside ``mask``."""
     d = (local_luma(image, sigma) - ref_local).abs()
-    valid = d[0][mask]
+    h, w = mask.shape
+    factor = _pool_factor(h, w)
+    small_mask = mask
+    if factor > 1:  # valid where the whole pooled cell is
+        cells = F.max_pool2d((~mask).to(d.dtype)[None, None], factor, ceil_mode=True)
+        small_mask = cells[0, 0] < 0.5
+    valid = d[0][small_mask]
     sample = valid[:: max(1, valid.numel() // 1_000_000)]
     s = max(_MAD_TO_STD * float(sample.median()), 1e-4) if sample.numel() else 1.0
     weight = torch.exp(-((d / s - tolerance).clamp(min=0) ** 2))
     if spread > 1:
         weight = -F.max_pool2d(-weight[None], spread, stride=1, padding=spread // 2)[0]
+    if factor > 1:
+        weight = F.interpolate(weight[None], size=(h, w), mode="bilinear", align_corners=False)[0]
     return weight[0] * mask.to(weight.dtype)
 
 
