@@ -13,10 +13,11 @@ from burstsr.burst.merge import MERGERS
 from burstsr.burst.pipeline import MergeConfig, merge_burst
 from burstsr.burst.warp import INTERPOLATIONS
 from burstsr.cli import cli, progress_bar
+from burstsr.cli.options import model_option, tile_option
 from burstsr.device import DEVICES, resolve_device
 from burstsr.errors import OutputError
 from burstsr.io import WRITE_DEPTHS, check_output, load_burst, write_image, write_json
-from burstsr.refiner.checkpoint import DEFAULT_MODEL, load_generator
+from burstsr.refiner.checkpoint import load_generator
 from burstsr.refiner.enhance import enhance_image
 
 log = logging.getLogger("burstsr")
@@ -182,19 +183,8 @@ def merge(
     help="The final image [default: result_xS.png, S the model's scale].",
 )
 @merge_options
-@click.option(
-    "--model",
-    default=DEFAULT_MODEL,
-    show_default=True,
-    help="A shipped model (fidelity, gan), a run folder or a .pt checkpoint.",
-)
-@click.option(
-    "--tile",
-    type=click.IntRange(0),
-    default=256,
-    show_default=True,
-    help="Enhance tile size in pixels (0: whole image at once).",
-)
+@model_option
+@tile_option
 @click.option(
     "--keep-merge",
     is_flag=True,

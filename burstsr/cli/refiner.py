@@ -11,10 +11,11 @@ import click
 from burstsr.burst.pipeline import MergeConfig
 from burstsr.burst.synth import write_pairs
 from burstsr.cli import cli, progress_bar
+from burstsr.cli.options import model_option, tile_option
 from burstsr.device import DEVICES, resolve_device
 from burstsr.errors import InputError, OutputError
 from burstsr.io import check_output, list_frames
-from burstsr.refiner.checkpoint import DEFAULT_MODEL, load_generator, load_resume
+from burstsr.refiner.checkpoint import load_generator, load_resume
 from burstsr.refiner.enhance import enhance_file
 from burstsr.refiner.losses import VGG_LAYERS
 from burstsr.refiner.train import TrainConfig
@@ -272,19 +273,8 @@ def train(
     help="Output file (a folder, for a folder in) [default: NAME_xS.png here; "
     "enhanced/ for a folder].",
 )
-@click.option(
-    "--model",
-    default=DEFAULT_MODEL,
-    show_default=True,
-    help="A shipped model (fidelity, gan), a run folder (its best.pt) or a .pt file.",
-)
-@click.option(
-    "--tile",
-    type=click.IntRange(0),
-    default=256,
-    show_default=True,
-    help="Tile size in input pixels (0: whole image at once).",
-)
+@model_option
+@tile_option
 @click.option(
     "--tile-pad",
     type=click.IntRange(0),
