@@ -12,6 +12,8 @@ from burstsr.burst.warp import warp_frame
 from burstsr.device import resolve_device
 from burstsr.errors import AlignmentError, BurstsrError, CheckpointError, InputError, OutputError
 from burstsr.io import Burst, Image, load_burst, read_image, write_image
+from burstsr.refiner.checkpoint import load_generator
+from burstsr.refiner.enhance import enhance_image
 
 __version__ = "0.1.0"
 
@@ -29,8 +31,10 @@ __all__ = [
     "MergeResult",
     "Merged",
     "OutputError",
+    "enhance_image",
     "estimate_transform",
     "load_burst",
+    "load_generator",
     "merge_burst",
     "merge_frames",
     "read_image",
