@@ -29,6 +29,14 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from burstsr.burst.orb import fit_rigid_matrix, orb_estimate
+from burstsr.burst.pyramid import (
+    build_pyramid,
+    finest_level,
+    full_to_level,
+    level_to_full,
+    to_gray,
+)
 from burstsr.burst.refine import Template, prepare_template, refine_transform
 
 MOTIONS = {
@@ -76,62 +84,6 @@ class Alignment:
     inlier_ratio: float | None = None
     overlap: float = 0.0
     message: str = ""
-
-
-# --------------------------------------------------------------------------------------------
-# Gray images and pyramids
-
-
-def to_gray(pixels: np.ndarray, *, linear: bool = False) -> np.ndarray:
-    """Rec. 709 luma of an RGB float image, float32 (H, W). Linear input is gamma-encoded first
-    so that alignment sees shadows and highlights in proportion, as on a display."""
-    if pixels.ndim == 2:
-        gray = pixels.astype(np.float32, copy=False)
-    else:
-        gray = cv2.cvtColor(np.ascontiguousarray(pixels, dtype=np.float32), cv2.COLOR_RGB2GRAY)
-    if linear:
-        gray = np.power(np.maximum(gray, 0.0), 1 / 2.2, dtype=np.float32)
-    return gray
-
-
-def build_pyramid(gray: np.ndarray, *, coarsest_side: int = 128) -> list[np.ndarray]:
-    """2x box-filter pyramid, finest first, down to a level whose longer side is at most
-    ``coarsest_side`` (or whose shorter side would drop below 16 px).
-
-    Level ``l`` pixel ``x_l`` covers level-0 pixels centred at ``2**l * x_l + (2**l - 1) / 2``.
-    """
-    levels = [np.ascontiguousarray(gray, dtype=np.float32)]
-    while max(levels[-1].shape) > coarsest_side and min(levels[-1].shape) >= 32:
-        h, w = levels[-1].shape
-        levels.append(
-            cv2.resize(
-                levels[-1][: h // 2 * 2, : w // 2 * 2],
-                (w // 2, h // 2),
-                interpolation=cv2.INTER_AREA,
-            )
-        )
-    return levels
-
-
-def level_to_full(transform: np.ndarray, level: int) -> np.ndarray:
-    """Express a level-``level`` transform in level-0 pixel coordinates."""
-    s = float(2**level)
-    scale = np.array([[s, 0, (s - 1) / 2], [0, s, (s - 1) / 2], [0, 0, 1]])
-    return scale @ transform @ np.linalg.inv(scale)
-
-
-def full_to_level(transform: np.ndarray, level: int) -> np.ndarray:
-    """Express a level-0 transform in level-``level`` pixel coordinates."""
-    s = float(2**level)
-    scale = np.array([[s, 0, (s - 1) / 2], [0, s, (s - 1) / 2], [0, 0, 1]])
-    return np.linalg.inv(scale) @ transform @ scale
-
-
-def _finest_level(pyramid: list[np.ndarray], max_pixels: int) -> int:
-    for level, img in enumerate(pyramid):
-        if img.size <= max_pixels:
-            return level
-    return len(pyramid) - 1
 
 
 @dataclass(frozen=True)
@@ -186,13 +138,13 @@ def estimate_transform(
     if ref_pyr[0].shape != frm_pyr[0].shape:
         raise ValueError(f"shapes differ: {ref_pyr[0].shape} vs {frm_pyr[0].shape}")
 
-    finest = _finest_level(ref_pyr, options.max_align_pixels)
+    finest = finest_level(ref_pyr, options.max_align_pixels)
     method, inlier_ratio, orb_transform, orb_level = "ecc", None, None, 0
     failures = []
 
     if options.method in ("orb", "auto"):
-        orb_level = max(finest, _finest_level(ref_pyr, options.orb_pixels))
-        found = _orb_estimate(ref_pyr[orb_level], frm_pyr[orb_level], options.motion)
+        orb_level = max(finest, finest_level(ref_pyr, options.orb_pixels))
+        found = orb_estimate(ref_pyr[orb_level], frm_pyr[orb_level], options.motion)
         if not isinstance(found, str) and _implausible(found[0], ref_pyr[orb_level].shape):
             found = "matches agree only on an implausible motion (repetitive texture?)"
         if isinstance(found, str):
@@ -261,67 +213,6 @@ def estimate_transform(
 
 def _gray(img: np.ndarray) -> np.ndarray:
     return img if img.ndim == 2 else to_gray(img)
-
-
-# --------------------------------------------------------------------------------------------
-# ORB + RANSAC
-
-
-def _orb_estimate(ref: np.ndarray, frm: np.ndarray, motion: str) -> tuple[np.ndarray, float] | str:
-    """Fit the motion model to ORB matches; returns (transform at this level, inlier ratio) or
-    the reason it failed."""
-    orb = cv2.ORB_create(nfeatures=int(np.clip(ref.size / 150, 500, 3000)), fastThreshold=8)
-    ref8, frm8 = (_to_uint8(cv2.GaussianBlur(g, (0, 0), 1.0)) for g in (ref, frm))
-    kp1, d1 = orb.detectAndCompute(ref8, None)
-    kp2, d2 = orb.detectAndCompute(frm8, None)
-    if d1 is None or d2 is None or len(kp1) < 8 or len(kp2) < 8:
-        return "too few keypoints (a flat or very dark image?)"
-    pairs = cv2.BFMatcher(cv2.NORM_HAMMING).knnMatch(d1, d2, k=2)
-    good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < 0.8 * p[1].distance]
-    if len(good) < 8:
-        return f"only {len(good)} distinctive matches"
-    src = np.float32([kp1[m.queryIdx].pt for m in good])
-    dst = np.float32([kp2[m.trainIdx].pt for m in good])
-    threshold = 2.0
-    if motion == "homography":
-        transform, mask = cv2.findHomography(
-            src, dst, cv2.RANSAC, threshold, maxIters=4000, confidence=0.999
-        )
-    elif motion == "affine":
-        affine, mask = cv2.estimateAffine2D(
-            src, dst, method=cv2.RANSAC, ransacReprojThreshold=threshold, maxIters=4000
-        )
-        transform = None if affine is None else np.vstack([affine, [0, 0, 1]])
-    else:
-        partial, mask = cv2.estimateAffinePartial2D(
-            src, dst, method=cv2.RANSAC, ransacReprojThreshold=threshold, maxIters=4000
-        )
-        transform = None
-        if partial is not None:
-            inl = mask.ravel().astype(bool)
-            transform = _fit_rigid(src[inl], dst[inl], translation_only=motion == "translation")
-    if transform is None or mask is None:
-        return "RANSAC found no consistent motion"
-    inliers = int(mask.sum())
-    if inliers < max(8, 0.1 * len(good)):
-        return f"only {inliers} of {len(good)} matches agree on one motion"
-    return transform.astype(np.float64), inliers / len(good)
-
-
-def _to_uint8(gray: np.ndarray) -> np.ndarray:
-    return np.clip(gray * 255 + 0.5, 0, 255).astype(np.uint8)
-
-
-def _fit_rigid(src: np.ndarray, dst: np.ndarray, *, translation_only: bool) -> np.ndarray:
-    """Least-squares rotation + translation (or translation alone) taking src points to dst."""
-    s_mean, d_mean = src.mean(0), dst.mean(0)
-    rot = np.eye(2)
-    if not translation_only:
-        rot = _fit_rigid_matrix((dst - d_mean).T @ (src - s_mean))
-    out = np.eye(3)
-    out[:2, :2] = rot
-    out[:2, 2] = d_mean - rot @ s_mean
-    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -406,7 +297,7 @@ def _ecc_level(
     warp = warp / warp[2, 2]
     init = (warp if motion == cv2.MOTION_HOMOGRAPHY else warp[:2]).astype(np.float32)
     if motion == cv2.MOTION_EUCLIDEAN:  # project the start onto a rotation + translation
-        init[:, :2] = _fit_rigid_matrix(init[:, :2].astype(np.float64))
+        init[:, :2] = fit_rigid_matrix(init[:, :2].astype(np.float64))
     elif motion == cv2.MOTION_TRANSLATION:
         init[:, :2] = np.eye(2)
     try:
@@ -417,12 +308,6 @@ def _ecc_level(
     if found.shape[0] == 2:
         found = np.vstack([found, [0, 0, 1]])
     return found if np.all(np.isfinite(found)) else "diverged"
-
-
-def _fit_rigid_matrix(m: np.ndarray) -> np.ndarray:
-    """The rotation closest to a 2x2 matrix."""
-    u, _, vt = np.linalg.svd(m)
-    return u @ np.diag([1.0, np.sign(np.linalg.det(u @ vt))]) @ vt
 
 
 # --------------------------------------------------------------------------------------------
@@ -463,7 +348,7 @@ def _implausible(transform: np.ndarray, shape: tuple[int, int]) -> str:
     # Closest similarity: dst ~ s R src + t (Umeyama).
     s_mean, d_mean = src.mean(0), dst.mean(0)
     cov = (dst - d_mean).T @ (src - s_mean)
-    rot = _fit_rigid_matrix(cov)
+    rot = fit_rigid_matrix(cov)
     scale = np.trace(rot.T @ cov) / np.sum((src - s_mean) ** 2)
     if not 0.8 < scale < 1.25:
         return f"the estimated transform zooms by {scale:.2f}, beyond a handheld motion"
