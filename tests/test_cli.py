@@ -196,3 +196,17 @@ def test_save_aligned_never_overwrites_inputs(tmp_path):
         "overwrite",
     )
     assert (folder / "001_x.png").read_bytes() == before
+
+
+def test_mixed_gray_and_colour_or_depths_keep_the_richer_output(tmp_path):
+    burst = simulate_burst(
+        texture(64, 80, seed=1), frames=3, scale=1, noise=0.01, seed=0, quantize=False
+    )
+    folder = tmp_path / "b"
+    folder.mkdir()
+    write_image(folder / "f0.png", burst.frames[0].mean(axis=2))  # gray, 8 bit
+    write_image(folder / "f1.png", burst.frames[1], bit_depth=16)  # colour, 16 bit
+    write_image(folder / "f2.png", burst.frames[2])
+    assert run("merge", folder, "-o", tmp_path / "o.png").exit_code == 0
+    out = read_image(tmp_path / "o.png")
+    assert not out.gray and out.bit_depth == 16

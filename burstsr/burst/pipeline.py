@@ -174,6 +174,8 @@ def merge_burst(
     ref_index, ref = _reference(burst, config, read)
     ref_path, ref_shape, ref_linear = burst.paths[ref_index], ref.shape, ref.linear
     out_depth, out_gray = (16 if ref.bit_depth > 8 or ref.linear else 8), ref.gray
+    # The output is gray only if every merged frame is, and deep if any merged frame is.
+    output = {"gray": out_gray, "depth": out_depth}
     ref_report = reports[ref_index]
     ref_report.used, ref_report.reference = True, True
     ref_report.transform, ref_report.score = np.eye(3).tolist(), 1.0
@@ -209,6 +211,9 @@ def merge_burst(
         report.inlier_ratio, report.overlap = found.inlier_ratio, round(found.overlap, 4)
         report.transform = found.transform.tolist()
         report.used, report.message = found.ok, found.message
+        if found.ok:
+            output["gray"] = output["gray"] and image.gray
+            output["depth"] = max(output["depth"], 16 if image.bit_depth > 8 else 8)
         log.debug(
             "%s: %s, score %.4f, %.2f s",
             path.name,
@@ -292,8 +297,8 @@ def merge_burst(
         r.seconds = {k: round(v, 4) for k, v in r.seconds.items()}
     return MergeResult(
         image=np.ascontiguousarray(image),
-        bit_depth=out_depth,
-        gray=out_gray,
+        bit_depth=output["depth"],
+        gray=output["gray"],
         reference=str(ref_path),
         frames=reports,
         seconds=seconds,
