@@ -383,4 +383,7 @@ def write_bytes(path: Path, payload: bytes) -> Path:
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
         raise OutputError(f"{path}: cannot write ({exc.strerror})") from None
+    except BaseException:  # interrupted (Ctrl-C): leave no temporary file behind
+        Path(tmp).unlink(missing_ok=True)
+        raise
     return path
