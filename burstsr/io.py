@@ -327,6 +327,11 @@ def check_output(
     return path
 
 
+def format_depth(path: str | os.PathLike, depth: int) -> int:
+    """``depth``, lowered to what the format of ``path`` holds (8 for JPEG, WebP, BMP)."""
+    return min(depth, max(WRITE_DEPTHS.get(Path(path).suffix.lower(), (8,))))
+
+
 def encode_image(pixels: np.ndarray, ext: str, *, bit_depth: int = 8) -> bytes:
     """Encode a float image (``(H, W, 3)`` RGB or ``(H, W)`` gray, [0, 1]) to file bytes."""
     ext = ext.lower()

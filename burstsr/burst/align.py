@@ -97,7 +97,7 @@ class Reference:
 
 def prepare_reference(image: np.ndarray, *, options: AlignOptions = AlignOptions()) -> Reference:
     """Precompute the reference's pyramid (and template) from its gray or RGB image."""
-    pyramid = build_pyramid(_gray(image))
+    pyramid = build_pyramid(to_gray(image))
     template = None
     if options.refine and options.method != "orb" and pyramid[0].size > options.max_align_pixels:
         template = prepare_template(pyramid[0], options.motion)
@@ -134,7 +134,7 @@ def estimate_transform(
     if not isinstance(reference, Reference):
         reference = prepare_reference(reference, options=options)
     ref_pyr = reference.pyramid
-    frm_pyr = frame if isinstance(frame, list) else build_pyramid(_gray(frame))
+    frm_pyr = frame if isinstance(frame, list) else build_pyramid(to_gray(frame))
     if ref_pyr[0].shape != frm_pyr[0].shape:
         raise ValueError(f"shapes differ: {ref_pyr[0].shape} vs {frm_pyr[0].shape}")
 
@@ -209,10 +209,6 @@ def estimate_transform(
     if message and failures:
         message += " (" + "; ".join(failures) + ")"
     return Alignment(transform, not message, score, method, inlier_ratio, overlap, message)
-
-
-def _gray(img: np.ndarray) -> np.ndarray:
-    return img if img.ndim == 2 else to_gray(img)
 
 
 # --------------------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from burstsr.burst.merge import MERGERS, local_luma, merge_frames, robust_weight
 from burstsr.burst.superres import SplatAccumulator
 from burstsr.burst.warp import INTERPOLATIONS, warp_frame
 from burstsr.errors import AlignmentError, InputError, OutputError
-from burstsr.io import WRITE_DEPTHS, Burst, Image, load_burst, write_image
+from burstsr.io import Burst, Image, format_depth, load_burst, write_image
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ class MergeResult:
         ``bit_depth``, the default depth, lowered to 8 for formats that hold no more."""
         pixels = self.image[:, :, 0] if self.gray else self.image
         if bit_depth is None:
-            bit_depth = min(self.bit_depth, max(WRITE_DEPTHS.get(Path(path).suffix.lower(), (8,))))
+            bit_depth = format_depth(path, self.bit_depth)
         return write_image(path, pixels, bit_depth=bit_depth)
 
     def report(self) -> dict:
@@ -173,9 +173,8 @@ def merge_burst(
 
     ref_index, ref = _reference(burst, config, read)
     ref_path, ref_shape, ref_linear = burst.paths[ref_index], ref.shape, ref.linear
-    out_depth, out_gray = (16 if ref.bit_depth > 8 or ref.linear else 8), ref.gray
     # The output is gray only if every merged frame is, and deep if any merged frame is.
-    output = {"gray": out_gray, "depth": out_depth}
+    output = {"gray": ref.gray, "depth": 16 if ref.bit_depth > 8 or ref.linear else 8}
     ref_report = reports[ref_index]
     ref_report.used, ref_report.reference = True, True
     ref_report.transform, ref_report.score = np.eye(3).tolist(), 1.0
@@ -184,7 +183,7 @@ def merge_burst(
     reference = prepare_reference(to_gray(ref.pixels, linear=ref_linear), options=options)
     seconds["align"] += time.perf_counter() - t0
     aligned_dir = Path(save_aligned) if save_aligned is not None else None
-    save_format = {"linear": ref_linear, "gray": out_gray, "bit_depth": out_depth}
+    save_format = {"linear": ref_linear, "gray": output["gray"], "bit_depth": output["depth"]}
     if aligned_dir is not None:
         _check_aligned_dir(aligned_dir, burst)
         aligned_dir.mkdir(parents=True, exist_ok=True)

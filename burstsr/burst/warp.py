@@ -83,8 +83,3 @@ def warp_frame(
         )[0]
         mask[top:bottom] = valid
     return warped, mask
-
-
-def is_identity(transform: np.ndarray, *, tol: float = 1e-9) -> bool:
-    """Whether ``transform`` is the identity (the reference frame needs no resampling)."""
-    return bool(np.allclose(transform / transform[2, 2], np.eye(3), atol=tol, rtol=0))

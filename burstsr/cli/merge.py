@@ -16,7 +16,7 @@ from burstsr.cli import cli, progress_bar
 from burstsr.cli.options import model_option, tile_option
 from burstsr.device import DEVICES, resolve_device
 from burstsr.errors import OutputError
-from burstsr.io import WRITE_DEPTHS, check_output, load_burst, write_image, write_json
+from burstsr.io import check_output, format_depth, load_burst, write_image, write_json
 from burstsr.refiner.checkpoint import load_generator
 from burstsr.refiner.enhance import enhance_image
 
@@ -233,7 +233,7 @@ def run(
         if keep_merge:
             result.write(merged_path, bit_depth=depth)
         refined = enhance_image(generator, result.image, tile=tile, progress=enhancing)
-    out_depth = depth or min(result.bit_depth, max(WRITE_DEPTHS[output.suffix.lower()]))
+    out_depth = depth or format_depth(output, result.bit_depth)
     write_image(output, refined[:, :, 0] if result.gray else refined, bit_depth=out_depth)
     log.info(
         "merged %d of %d frames, enhanced x%d into %s in %.1f s",

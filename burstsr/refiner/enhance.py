@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from burstsr.device import autocast
 from burstsr.errors import InputError
-from burstsr.io import WRITE_DEPTHS, read_image, write_image
+from burstsr.io import format_depth, read_image, write_image
 from burstsr.refiner.networks import Generator
 
 Progress = Callable[[int, int], None]  # (tiles done, tiles in all)
@@ -119,6 +118,6 @@ def enhance_file(
         generator, image.pixels, tile=tile, tile_pad=tile_pad, half=half, progress=progress
     )
     depth = bit_depth or (16 if image.bit_depth > 8 or image.linear else 8)
-    depth = min(depth, max(WRITE_DEPTHS.get(Path(output).suffix.lower(), (8,))))
+    depth = format_depth(output, depth)
     write_image(output, result[:, :, 0] if image.gray else result, bit_depth=depth)
     return result
