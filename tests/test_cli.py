@@ -81,6 +81,15 @@ def test_16_bit_input_gives_16_bit_output_and_gray_stays_gray(tmp_path):
     assert read_image(tmp_path / "og.png").gray
 
 
+def test_merge_onto_a_finer_grid(small_burst, tmp_path):
+    folder, burst = small_burst
+    out = tmp_path / "fine.png"
+    res = CliRunner().invoke(cli, ["-q", "merge", str(folder), "-o", str(out), "--scale", "2"])
+    assert res.exit_code == 0, res.output
+    h, w = burst.frames[0].shape[:2]
+    assert read_image(out).shape[:2] == (2 * h, 2 * w)
+
+
 def test_missing_and_empty_folder(tmp_path):
     assert_one_line_error(
         run("merge", tmp_path / "nope", "-o", tmp_path / "r.png"), "nope", "no such folder"

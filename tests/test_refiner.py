@@ -30,6 +30,13 @@ def test_generator_output_shape(scale):
     assert out.shape == (2, 3, 12 * scale, 10 * scale)
 
 
+@pytest.mark.parametrize(("scale", "unshuffle"), [(1, 2), (1, 4), (2, 2), (3, 2)])
+def test_folded_generator_output_shape_any_size(scale, unshuffle):
+    g = Generator(GeneratorConfig(scale=scale, unshuffle=unshuffle, **TINY)).eval()
+    for h, w in [(16, 24), (13, 10)]:  # sizes that are not whole blocks are padded, then cropped
+        assert g(torch.rand(1, 3, h, w)).shape == (1, 3, h * scale, w * scale)
+
+
 def test_generator_without_batch_norm_has_none():
     g = Generator(GeneratorConfig(scale=2, batch_norm=False, **TINY))
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in g.modules())
@@ -41,9 +48,9 @@ def test_discriminator_any_patch_size(size):
     assert d(torch.rand(3, 3, size, size)).shape == (3, 1)
 
 
-def _trained_generator(scale=2, seed=0):
+def _trained_generator(scale=2, seed=0, unshuffle=1):
     torch.manual_seed(seed)
-    g = Generator(GeneratorConfig(scale=scale, **TINY))
+    g = Generator(GeneratorConfig(scale=scale, unshuffle=unshuffle, **TINY))
     g.train()
     for _ in range(3):  # give the batch-norm statistics some non-default values
         g(torch.rand(4, 3, 16, 16))
@@ -105,6 +112,48 @@ def test_tiled_enhance_equals_whole_image():
     tiled = enhance_image(g, image, tile=32)  # 4 x 5 tiles
     assert whole.shape == (200, 260, 3)
     assert np.abs(whole - tiled).max() < 1 / 255
+
+
+def test_tiled_enhance_of_a_folding_model_equals_whole_image():
+    g = _trained_generator(scale=1, unshuffle=4)
+    image = texture(101, 139, seed=6)  # not whole 4 x 4 blocks
+    whole = enhance_image(g, image, tile=0)
+    tiled = enhance_image(g, image, tile=30)  # rounded up to 32: tiles fold as the whole does
+    assert whole.shape == (101, 139, 3)
+    assert np.abs(whole - tiled).max() < 1 / 255
+
+
+def test_init_from_spreads_an_unfolded_head_over_the_folded_channels():
+    from burstsr.refiner.train import init_from
+
+    source = _trained_generator(scale=4)
+    folded = Generator(GeneratorConfig(scale=1, unshuffle=4, **TINY)).eval()
+    init_from(folded, source)
+    for name, weight in source.state_dict().items():  # the body is copied as it is
+        if name.startswith("body"):
+            assert torch.equal(folded.state_dict()[name], weight)
+    # On an image made of constant 4 x 4 blocks the folded head sees what the source saw.
+    lr = torch.rand(1, 3, 10, 12)
+    fine = torch.nn.functional.interpolate(lr, scale_factor=4, mode="nearest")
+    with torch.inference_mode():
+        assert torch.allclose(folded.head(folded.fold(fine)), source.head(lr), atol=1e-5)
+
+
+def test_pair_crops_of_a_folding_model_start_on_whole_blocks(tmp_path):
+    pairs = find_pairs(_pairs(tmp_path, (1, 1), size=64))
+    data = PairDataset(pairs.pairs, 1, 24, augment=False, align=4)
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(20):
+        merged, hr = data.batch(1, gen)
+        found = [
+            (y, x)
+            for y in range(0, 41)
+            for x in range(0, 41)
+            if any(torch.equal(merged[0], m[:, y : y + 24, x : x + 24]) for m in data.merged)
+        ]
+        assert found and all(y % 4 == 0 and x % 4 == 0 for y, x in found)
+    with pytest.raises(InputError, match="multiple of 4"):
+        PairDataset(pairs.pairs, 1, 22, align=4)
 
 
 def test_tiled_enhance_blends_seams_when_context_is_short():

@@ -42,6 +42,38 @@ def test_run_merges_then_enhances(tmp_path):
     assert np.abs(final.pixels - expected).max() < 2 / 255  # merge, then the same enhance
 
 
+def test_run_merges_on_the_grid_a_folding_model_reads(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    burst = simulate_burst(texture(64, 96, seed=3), frames=4, scale=2, noise=0.01, seed=1)
+    write_frames(tmp_path / "b", burst.frames)  # 32 x 48 frames
+    torch.manual_seed(0)
+    g = Generator(GeneratorConfig(scale=1, unshuffle=2, channels=8, blocks=1)).eval()
+    model = save_generator(tmp_path / "fold.pt", g)
+    res = CliRunner().invoke(
+        cli, ["-q", "run", str(tmp_path / "b"), "--model", str(model), "--keep-merge"]
+    )
+    assert res.exit_code == 0, res.output
+    # Default name from the scale frames -> output; the kept merge is on the x2 grid.
+    assert read_image(Path("result_x2.png")).shape == (64, 96)
+    assert read_image(Path("result.png")).shape == (64, 96)
+    res = CliRunner().invoke(
+        cli,
+        [
+            "-q",
+            "run",
+            str(tmp_path / "b"),
+            "--model",
+            str(model),
+            "--scale",
+            "4",
+            "-o",
+            str(tmp_path / "o.png"),
+        ],
+    )
+    assert res.exit_code == 2 and "--scale" in res.stderr and "x2 grid" in res.stderr
+    assert not (tmp_path / "o.png").exists()
+
+
 def test_run_errors(tmp_path):
     write_frames(tmp_path / "b", simulate_burst(texture(32, 32), frames=2, scale=1).frames)
     res = CliRunner().invoke(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from pathlib import Path
@@ -17,7 +18,7 @@ from burstsr.cli.options import model_option, tile_option
 from burstsr.device import DEVICES, resolve_device
 from burstsr.errors import OutputError
 from burstsr.io import check_output, format_depth, load_burst, write_image, write_json
-from burstsr.refiner.checkpoint import load_generator
+from burstsr.refiner.checkpoint import DEFAULT_RUN_MODEL, load_generator
 from burstsr.refiner.enhance import enhance_image
 
 log = logging.getLogger("burstsr")
@@ -56,6 +57,14 @@ def merge_options(command):
             default=_defaults.merge,
             show_default=True,
             help="How aligned frames are combined.",
+        ),
+        click.option(
+            "--scale",
+            type=click.Choice(["1", "2", "3", "4"]),
+            default=str(_defaults.scale),
+            show_default=True,
+            help="Merge onto a finer grid (multi-frame super-resolution): the output is this "
+            "many times larger.",
         ),
         click.option(
             "--interpolation",
@@ -97,6 +106,7 @@ def merge_options(command):
 def _config(options: dict) -> MergeConfig:
     """A MergeConfig from the parsed ``merge_options`` (which it removes from ``options``)."""
     return MergeConfig(
+        scale=int(options.pop("scale")),
         **{
             k: options.pop(k)
             for k in (
@@ -108,7 +118,7 @@ def _config(options: dict) -> MergeConfig:
                 "min_score",
                 "skip_bad",
             )
-        }
+        },
     )
 
 
@@ -180,10 +190,10 @@ def merge(
     "--output",
     type=click.Path(path_type=Path),
     default=None,
-    help="The final image [default: result_xS.png, S the model's scale].",
+    help="The final image [default: result_xS.png, S the scale from frames to output].",
 )
 @merge_options
-@model_option
+@model_option(DEFAULT_RUN_MODEL)
 @tile_option
 @click.option(
     "--keep-merge",
@@ -203,12 +213,28 @@ def run(
     keep_merge: bool,
     **options,
 ) -> None:
-    """Merge the burst in SOURCE_FOLDER, then restore and upscale the merge: the whole job."""
+    """Merge the burst in SOURCE_FOLDER, then restore and upscale the merge: the whole job.
+
+    A model made for merges on a finer grid (``unshuffle`` N, such as the default ``burst``)
+    gets the burst merged onto that grid (``--scale N``).
+    """
     config = _config(options)
     depth = int(bit_depth) if bit_depth else None
     dev = resolve_device(device)
     generator = load_generator(model, device=dev)
-    output = output or Path(f"result_x{generator.config.scale}.png")
+    grid = generator.config.unshuffle
+    if grid > 1:
+        if ctx.get_parameter_source("scale") == click.core.ParameterSource.COMMANDLINE and (
+            config.scale != grid
+        ):
+            raise click.BadParameter(
+                f"{config.scale}: model {model} reads merges on a x{grid} grid; "
+                f"drop --scale or give --scale {grid}",
+                param_hint="--scale",
+            )
+        config = dataclasses.replace(config, scale=grid)
+    total = config.scale * generator.config.scale
+    output = output or Path(f"result_x{total}.png")
     burst = load_burst(source_folder)
     check_output(output, inputs=burst.paths, overwrite=overwrite, bit_depth=depth)
     merged_path = output.parent / "result.png"
@@ -236,9 +262,10 @@ def run(
     out_depth = depth or format_depth(output, result.bit_depth)
     write_image(output, refined[:, :, 0] if result.gray else refined, bit_depth=out_depth)
     log.info(
-        "merged %d of %d frames, enhanced x%d into %s in %.1f s",
+        "merged %d of %d frames (x%d grid), enhanced x%d into %s in %.1f s",
         result.used,
         len(result.frames),
+        config.scale,
         generator.config.scale,
         output,
         time.perf_counter() - started,

@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import click
 
-from burstsr.refiner.checkpoint import DEFAULT_MODEL
+from burstsr.refiner.checkpoint import DEFAULT_MODEL, SHIPPED
 
-model_option = click.option(
-    "--model",
-    default=DEFAULT_MODEL,
-    show_default=True,
-    help="A shipped model (fidelity, gan), a run folder (its best.pt) or a .pt checkpoint.",
-)
+
+def model_option(default: str = DEFAULT_MODEL):
+    """``--model``: a shipped model's name, a run folder or a checkpoint."""
+    return click.option(
+        "--model",
+        default=default,
+        show_default=True,
+        help=f"A shipped model ({', '.join(SHIPPED)}), a run folder (its best.pt) or a .pt "
+        "checkpoint.",
+    )
+
+
 tile_option = click.option(
     "--tile",
     type=click.IntRange(0),
-    default=256,
-    show_default=True,
-    help="Enhance tile size in input pixels (0: the whole image at once).",
+    default=None,
+    help="Enhance tile size in input pixels (0: the whole image at once) "
+    "[default: 256, times 4 for a model of merges on a x4 grid].",
 )

@@ -150,6 +150,18 @@ _train = TrainConfig()
 @click.option("--channels", type=click.IntRange(1), default=_train.channels, show_default=True)
 @click.option("--no-bn", is_flag=True, help="Generator without batch normalisation.")
 @click.option(
+    "--unshuffle",
+    type=click.Choice(["1", "2", "4"]),
+    default=str(_train.unshuffle),
+    show_default=True,
+    help="Fold the input by this factor first: N for pairs made with synth --merge-scale N.",
+)
+@click.option(
+    "--init",
+    default=None,
+    help="Start from this model's weights where they fit (a shipped name, run folder or .pt).",
+)
+@click.option(
     "--disc-channels",
     type=click.IntRange(1),
     default=_train.disc_channels,
@@ -238,6 +250,7 @@ def train(
             pairs=str(pairs),
             out=str(out),
             batch_norm=batch_norm,
+            unshuffle=int(options.pop("unshuffle")),
             vgg_weights=str(vgg) if vgg else None,
             val_dir=str(val_dir) if val_dir else None,
             **options,
@@ -273,7 +286,7 @@ def train(
     help="Output file (a folder, for a folder in) [default: NAME_xS.png here; "
     "enhanced/ for a folder].",
 )
-@model_option
+@model_option()
 @tile_option
 @click.option(
     "--tile-pad",

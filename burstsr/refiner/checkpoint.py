@@ -51,13 +51,22 @@ def save_generator(
 
 
 WEIGHTS = Path(__file__).resolve().parent / "weights"
-# Models shipped inside the package, by name (``--model NAME``).
-SHIPPED = {"fidelity": WEIGHTS / "fidelity_x4.pt", "gan": WEIGHTS / "gan_x4.pt"}
-DEFAULT_MODEL = "fidelity"
+# Models shipped inside the package, by name (``--model NAME``):
+# fidelity: x4 from a merge on the frames' grid (``burstsr merge``), for ``burstsr enhance``;
+# burst: x4 in all from a merge on the x4 grid (``burstsr merge --scale 4``): the network folds
+#   the fine merge (unshuffle 4) and restores it at its own size; ``burstsr run`` uses it;
+# gan: the adversarial variant of fidelity.
+SHIPPED = {
+    "fidelity": WEIGHTS / "fidelity_x4.pt",
+    "burst": WEIGHTS / "burst_x4.pt",
+    "gan": WEIGHTS / "gan_x4.pt",
+}
+DEFAULT_MODEL = "fidelity"  # burstsr enhance
+DEFAULT_RUN_MODEL = "burst" if SHIPPED["burst"].is_file() else DEFAULT_MODEL  # burstsr run
 
 
 def resolve_model_path(path: str | os.PathLike) -> Path:
-    """A shipped model's name (``fidelity``, ``gan``), a checkpoint file, or a run folder (its
+    """A shipped model's name (a key of ``SHIPPED``), a checkpoint file, or a run folder (its
     ``best.pt``, else ``last.pt``) -> the checkpoint file."""
     if isinstance(path, str) and path in SHIPPED:
         if not SHIPPED[path].is_file():

@@ -98,12 +98,16 @@ class PairDataset:
         scale: HR size / merged size.
         patch: HR crop size (a multiple of ``scale``); the merged crop is ``patch // scale``.
         augment: random flips and 90-degree turns.
+        align: merged crops start and end on multiples of this (a model that folds its input
+            by N sees whole N x N blocks, as in the whole image).
     """
 
-    def __init__(self, pairs: list[Pair], scale: int, patch: int, *, augment: bool = True):
-        if patch % scale:
-            raise InputError(f"--patch {patch}: must be a multiple of the scale ({scale})")
-        self.scale, self.patch, self.augment = scale, patch, augment
+    def __init__(
+        self, pairs: list[Pair], scale: int, patch: int, *, augment: bool = True, align: int = 1
+    ):
+        if patch % (scale * align):
+            raise InputError(f"--patch {patch}: must be a multiple of {scale * align}")
+        self.scale, self.patch, self.augment, self.align = scale, patch, augment, align
         self.pairs = pairs
         self.merged = [_tensor(read_image(p.merged).pixels) for p in pairs]
         self.hr = [_tensor(read_image(p.hr).pixels) for p in pairs]
@@ -121,13 +125,13 @@ class PairDataset:
 
     def batch(self, size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """``size`` random aligned crops: merged ``(size, 3, p/s, p/s)``, HR ``(size, 3, p, p)``."""
-        s, lp = self.scale, self.patch // self.scale
+        s, lp, a = self.scale, self.patch // self.scale, self.align
         lrs, hrs = [], []
         for _ in range(size):
             i = int(torch.randint(len(self.pairs), (1,), generator=generator))
             m, h = self.merged[i], self.hr[i]
-            y = int(torch.randint(m.shape[1] - lp + 1, (1,), generator=generator))
-            x = int(torch.randint(m.shape[2] - lp + 1, (1,), generator=generator))
+            y = a * int(torch.randint((m.shape[1] - lp) // a + 1, (1,), generator=generator))
+            x = a * int(torch.randint((m.shape[2] - lp) // a + 1, (1,), generator=generator))
             lr = m[:, y : y + lp, x : x + lp]
             hr = h[:, y * s : (y + lp) * s, x * s : (x + lp) * s]
             if self.augment:

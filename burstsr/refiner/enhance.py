@@ -6,6 +6,8 @@ exactly as for the whole image), so with a pad at least the network's receptive 
 tile's output equals the whole-image output. Neighbouring outputs overlap by ``2 * blend``
 pixels and are cross-faded with linear ramps, so even a network that sees further than the pad
 shows no seam. The activations in memory are those of one padded tile, whatever the image size.
+For a model that folds its input (``unshuffle`` N), tiles, context and cross-fades are whole
+N x N blocks, so every tile folds exactly as the whole image does.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from burstsr.io import format_depth, read_image, write_image
 from burstsr.refiner.networks import Generator
 
 Progress = Callable[[int, int], None]  # (tiles done, tiles in all)
+DEFAULT_TILE = 256  # input pixels a tile, for a model that does not fold its input
 
 
 def _ramp(length: int, fade_start: bool, fade_end: bool, blend: int) -> np.ndarray:
@@ -35,12 +38,17 @@ def _ramp(length: int, fade_start: bool, fade_end: bool, blend: int) -> np.ndarr
     return w
 
 
+def _blocks(n: int, u: int) -> int:
+    """``n`` rounded up to whole ``u``-pixel blocks."""
+    return -(-n // u) * u
+
+
 @torch.inference_mode()
 def enhance_image(
     generator: Generator,
     image: np.ndarray,
     *,
-    tile: int = 256,
+    tile: int | None = None,
     tile_pad: int | None = None,
     blend: int = 8,
     half: bool = False,
@@ -50,7 +58,8 @@ def enhance_image(
 
     Args:
         generator: the model, on the device to run on (put in ``eval()`` mode here).
-        tile: tile size in input pixels (the memory knob); 0 runs the whole image at once.
+        tile: tile size in input pixels (the memory knob); 0 runs the whole image at once;
+            default: :data:`DEFAULT_TILE` times the model's ``unshuffle``.
         tile_pad: context around each tile; default: the generator's receptive radius.
         blend: half-width (input pixels) of the cross-fade between neighbouring tiles.
         half: fp16 autocast (CUDA only).
@@ -62,12 +71,14 @@ def enhance_image(
     device = next(generator.parameters()).device
     if half and device.type != "cuda":
         raise InputError("--half: half precision runs only on CUDA; drop --half on the CPU")
-    scale = generator.config.scale
+    scale, u = generator.config.scale, generator.config.unshuffle
     h, w = image.shape[:2]
+    tile = DEFAULT_TILE * u if tile is None else tile
     if tile <= 0 or tile >= max(h, w):
         tile, blend = max(h, w), 0
     blend = min(blend, tile // 4)
     pad = generator.receptive_radius() if tile_pad is None else tile_pad
+    tile, blend, pad = _blocks(tile, u), _blocks(blend, u), _blocks(pad, u)
     out = np.zeros((h * scale, w * scale, 3), np.float32)
     weight = np.zeros((h * scale, w * scale, 1), np.float32)
     ys, xs = range(0, h, tile), range(0, w, tile)
@@ -105,7 +116,7 @@ def enhance_file(
     source: str | os.PathLike,
     output: str | os.PathLike,
     *,
-    tile: int = 256,
+    tile: int | None = None,
     tile_pad: int | None = None,
     half: bool = False,
     bit_depth: int | None = None,

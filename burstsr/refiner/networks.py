@@ -9,6 +9,11 @@ for the scale (x2 stages for 2, 4 and 8, one x3 stage for 3); a 9x9 output conv.
 the bicubic upscaling of the input is added to the output (``image_skip``), so the network
 learns only the missing detail, which trains faster and keeps colours exactly where the
 network has nothing to add.
+
+A second addition for merges on a finer grid (``burstsr merge --scale N``): with ``unshuffle``
+N the input is folded into ``3 * N * N`` channels at 1/N of its size (PixelUnshuffle), the body
+runs at that size, and the upsampling stages unfold it by ``N * scale``. The network sees every
+fine-grid sample the burst put there, at the cost of a network on the frames' own grid.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 SCALES = (1, 2, 3, 4, 8)
+UNSHUFFLES = (1, 2, 4)
 
 
 @dataclass(frozen=True)
@@ -32,10 +38,13 @@ class GeneratorConfig:
     blocks: int = 16
     batch_norm: bool = True
     image_skip: bool = True
+    unshuffle: int = 1  # fold the input by this factor first (for merges on a finer grid)
 
     def __post_init__(self) -> None:
         if self.scale not in SCALES:
             raise ValueError(f"scale must be one of {SCALES}, got {self.scale}")
+        if self.unshuffle not in UNSHUFFLES:
+            raise ValueError(f"unshuffle must be one of {UNSHUFFLES}, got {self.unshuffle}")
         if self.channels < 1 or self.blocks < 0:
             raise ValueError("channels must be >= 1 and blocks >= 0")
 
@@ -74,14 +83,23 @@ class ResidualBlock(nn.Module):
         return x + self.body(x)
 
 
+def _factors(n: int) -> list[int]:
+    """``n`` as PixelShuffle stages: x3 stages first, then x2 stages (12 -> [3, 2, 2])."""
+    factors = []
+    while n % 3 == 0:
+        factors, n = factors + [3], n // 3
+    return factors + [2] * int(math.log2(n))
+
+
 class Generator(nn.Module):
     """SRResNet: ``(N, 3, h, w)`` in [0, 1] -> ``(N, 3, h*scale, w*scale)``."""
 
     def __init__(self, config: GeneratorConfig = GeneratorConfig()) -> None:
         super().__init__()
         self.config = config
-        c = config.channels
-        self.head = nn.Sequential(_conv(3, c, 9), nn.PReLU(c))
+        c, u = config.channels, config.unshuffle
+        self.fold = nn.PixelUnshuffle(u) if u > 1 else nn.Identity()
+        self.head = nn.Sequential(_conv(3 * u * u, c, 9), nn.PReLU(c))
         self.body = nn.Sequential(
             *[ResidualBlock(c, config.batch_norm) for _ in range(config.blocks)]
         )
@@ -89,14 +107,19 @@ class Generator(nn.Module):
             _conv(c, c), nn.BatchNorm2d(c) if config.batch_norm else nn.Identity()
         )
         stages = []
-        factors = [3] if config.scale == 3 else [2] * int(math.log2(config.scale))
-        for f in factors:
+        for f in _factors(config.scale * u):
             stages += [_conv(c, c * f * f), nn.PixelShuffle(f), nn.PReLU(c)]
         self.upsample = nn.Sequential(*stages)
         self.tail = _conv(c, 3, 9)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        features = self.head(x)
+        u, (h, w) = self.config.unshuffle, x.shape[-2:]
+        if (h % u or w % u) and u > 1:  # fold whole blocks: pad the far edges, crop them after
+            s = self.config.scale
+            return self.forward(F.pad(x, (0, -w % u, 0, -h % u), mode="replicate"))[
+                ..., : h * s, : w * s
+            ]
+        features = self.head(self.fold(x))
         features = features + self.body_tail(self.body(features))
         out = self.tail(self.upsample(features))
         if self.config.image_skip:
@@ -111,8 +134,10 @@ class Generator(nn.Module):
 
     def receptive_radius(self) -> int:
         """How far (input pixels) an output pixel sees: the context a tile needs around it."""
-        radius = 4 + 2 * len(self.body) + 1 + len(self.upsample) // 3
-        return radius + math.ceil(4 / self.config.scale) + (2 if self.config.image_skip else 0)
+        u = self.config.unshuffle
+        radius = 4 + 2 * len(self.body) + 1 + len(self.upsample) // 3  # at the body's size
+        radius += math.ceil(4 / (self.config.scale * u))
+        return radius * u + (2 if self.config.image_skip else 0)
 
 
 class Discriminator(nn.Module):

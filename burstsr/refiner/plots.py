@@ -107,10 +107,10 @@ def sample_grid(
 ) -> None:
     """Rows of [merged (bicubic) | refined | HR] centre crops of the first validation pairs."""
     rows = []
-    s = data.scale
+    s, a = data.scale, data.align
     for merged, hr in list(zip(data.merged, data.hr, strict=True))[:count]:
-        lp = min(size // s, merged.shape[1], merged.shape[2])
-        y, x = (merged.shape[1] - lp) // 2, (merged.shape[2] - lp) // 2
+        lp = min(size // s, merged.shape[1], merged.shape[2]) // a * a
+        y, x = (merged.shape[1] - lp) // 2 // a * a, (merged.shape[2] - lp) // 2 // a * a
         lr = merged[:, y : y + lp, x : x + lp][None].to(device)
         sr = model(lr).clamp(0, 1)[0].cpu()
         up = F.interpolate(lr.cpu(), scale_factor=s, mode="bicubic", align_corners=False)[0]

@@ -36,7 +36,7 @@ from torch.nn.parallel import DistributedDataParallel
 from burstsr.device import autocast, resolve_device
 from burstsr.errors import CheckpointError, InputError
 from burstsr.metrics import psnr, ssim
-from burstsr.refiner.checkpoint import load_resume, save_generator, save_resume
+from burstsr.refiner.checkpoint import load_generator, load_resume, save_generator, save_resume
 from burstsr.refiner.data import Pair, PairDataset, find_pairs, split_pairs
 from burstsr.refiner.losses import ContentLoss, adversarial_loss, pixel_loss
 from burstsr.refiner.networks import (
@@ -64,7 +64,9 @@ class TrainConfig:
     blocks: int = 16
     channels: int = 64
     batch_norm: bool = True
+    unshuffle: int = 1  # fold the input by this factor (pairs merged on a finer grid)
     disc_channels: int = 64
+    init: str | None = None  # start from this generator's weights
     # Schedule
     steps: int = 20_000
     pretrain_steps: int = 10_000
@@ -126,16 +128,40 @@ def _validation_pairs(config: TrainConfig) -> tuple[list[Pair], list[Pair], int]
     return train_pairs, val_pairs, found.scale
 
 
-def _val_crop(merged: torch.Tensor, hr: torch.Tensor, size: int, scale: int) -> tuple:
-    """Aligned centre crops (merged, HR) of at most ``size`` HR pixels (0: the whole images)."""
+def _val_crop(merged: torch.Tensor, hr: torch.Tensor, size: int, scale: int, align: int) -> tuple:
+    """Aligned centre crops (merged, HR) of at most ``size`` HR pixels (0: the whole images);
+    the merged crop starts on a multiple of ``align``."""
     if size <= 0:
         return merged, hr
     lh, lw = min(merged.shape[1], size // scale), min(merged.shape[2], size // scale)
-    y, x = (merged.shape[1] - lh) // 2, (merged.shape[2] - lw) // 2
+    y, x = (
+        (merged.shape[1] - lh) // 2 // align * align,
+        (merged.shape[2] - lw) // 2 // align * align,
+    )
     return (
         merged[:, y : y + lh, x : x + lw],
         hr[:, y * scale : (y + lh) * scale, x * scale : (x + lw) * scale],
     )
+
+
+def init_from(generator: Generator, source: Generator) -> None:
+    """Copy ``source``'s weights into ``generator`` wherever the shapes agree.
+
+    A head that reads a folded input (``unshuffle`` N) takes the head of an unfolded one spread
+    evenly over the N * N sub-pixel channels, so it starts out seeing the block averages the
+    source saw. Other weights that do not fit keep their fresh initialisation.
+    """
+    target = generator.state_dict()
+    u = generator.config.unshuffle // source.config.unshuffle
+    for name, weight in source.state_dict().items():
+        if name not in target:
+            continue
+        if target[name].shape == weight.shape:
+            target[name] = weight.clone()
+        elif name == "head.0.weight" and target[name].shape[1] == weight.shape[1] * u * u:
+            # PixelUnshuffle orders channels as (colour, sub-pixel): repeat each colour u*u times.
+            target[name] = weight.repeat_interleave(u * u, dim=1) / (u * u)
+    generator.load_state_dict(target)
 
 
 def _update_ema(ema: Generator, model: Generator, decay: float) -> None:
@@ -168,14 +194,23 @@ def train(config: TrainConfig, *, resume: bool = False, progress: Progress | Non
     train_pairs, val_pairs, scale = _validation_pairs(config)
     if config.patch // scale < 4:
         raise InputError(f"--patch {config.patch}: too small for x{scale}; use >= {4 * scale}")
-    data = PairDataset(train_pairs, scale, config.patch)
-    val_data = PairDataset(val_pairs, scale, config.patch, augment=False) if val_pairs else None
+    u = config.unshuffle
+    data = PairDataset(train_pairs, scale, config.patch, align=u)
+    val_data = (
+        PairDataset(val_pairs, scale, config.patch, augment=False, align=u) if val_pairs else None
+    )
 
     torch.manual_seed(config.seed)
     gen_config = GeneratorConfig(
-        scale=scale, channels=config.channels, blocks=config.blocks, batch_norm=config.batch_norm
+        scale=scale,
+        channels=config.channels,
+        blocks=config.blocks,
+        batch_norm=config.batch_norm,
+        unshuffle=u,
     )
     generator = Generator(gen_config).to(device)
+    if config.init and not resume:
+        init_from(generator, load_generator(config.init))
     disc = Discriminator(DiscriminatorConfig(channels=config.disc_channels)).to(device)
     ema = copy.deepcopy(generator).eval().requires_grad_(False)
     content = None
@@ -350,12 +385,13 @@ def _validate(
     model: Generator, data: PairDataset, config: TrainConfig, device: torch.device
 ) -> dict:
     """Mean PSNR / SSIM (Y, border = scale) of the model on the validation pairs' centre crops."""
-    s = data.scale
+    s, u = data.scale, data.align
     scores_p, scores_s = [], []
     for merged, hr in zip(data.merged, data.hr, strict=True):
-        lr_c, hr_c = _val_crop(merged, hr, config.val_crop, s)
+        lr_c, hr_c = _val_crop(merged, hr, config.val_crop, s, u)
         sr = model(lr_c[None].to(device)).clamp(0, 1)[0].permute(1, 2, 0).cpu().numpy()
         target = hr_c.permute(1, 2, 0).numpy()
-        scores_p.append(psnr(sr, target, border=s, y_channel=True))
-        scores_s.append(ssim(sr, target, border=s, y_channel=True))
+        # Border = the scale from the frames to the output (merge grid included).
+        scores_p.append(psnr(sr, target, border=s * u, y_channel=True))
+        scores_s.append(ssim(sr, target, border=s * u, y_channel=True))
     return {"val_psnr": float(np.mean(scores_p)), "val_ssim": float(np.mean(scores_s))}
