@@ -86,6 +86,23 @@ def test_training_lowers_the_pixel_loss_and_writes_a_run(tmp_path):
     assert meta["config"]["scale"] == 2 and meta["train_args"]["steps"] == 40
 
 
+def test_a_folding_model_trains_from_an_unfolded_one(tmp_path):
+    # Pairs of a merge on a x2 grid: same size as HR, with the detail of a x2 smaller image.
+    for i in range(3):
+        hr = texture(64, 64, seed=20 + i)
+        low = hr.reshape(32, 2, 32, 2, 3).mean((1, 3))
+        (tmp_path / "pairs" / f"s{i}").mkdir(parents=True)
+        write_image(tmp_path / "pairs" / f"s{i}" / "HR.png", hr)
+        write_image(tmp_path / "pairs" / f"s{i}" / "result.png", low.repeat(2, 0).repeat(2, 1))
+    make_pairs(tmp_path / "x2pairs")
+    train(tiny(tmp_path, pairs=str(tmp_path / "x2pairs"), out=str(tmp_path / "x2"), steps=6))
+    train(tiny(tmp_path, unshuffle=2, init=str(tmp_path / "x2"), steps=30, pretrain_steps=30))
+    meta = json.loads((tmp_path / "run" / "last.json").read_text())
+    assert meta["config"]["scale"] == 1 and meta["config"]["unshuffle"] == 2
+    pixel = [e["loss_pixel"] for e in losses(tmp_path / "run")]
+    assert np.mean(pixel[-5:]) < np.mean(pixel[:5])
+
+
 def test_overfitting_one_pair_raises_its_psnr(tmp_path):
     make_pairs(tmp_path / "pairs", count=1, size=48)
     pairs = tmp_path / "pairs"
@@ -290,6 +307,11 @@ def test_train_bad_inputs(tmp_path):
             "--device cuda",
         )
     assert_error(run("train", "--resume", tmp_path / "nothing"), "resume")
+    assert_error(
+        run("train", "--pairs", root, "--out", tmp_path / "r", *TRAIN, "--init", tmp_path / "x.pt"),
+        "x.pt",
+    )
+    assert not (tmp_path / "r").exists()
 
 
 def test_enhance_bad_inputs(tmp_path):

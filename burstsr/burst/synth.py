@@ -211,6 +211,8 @@ def write_pairs(
                 "rotate": rotate,
                 "seed": seed,
                 "scene_seed": scene_seed,
+                "merge": merge_config.merge,
+                "merge_scale": merge_config.scale,
                 "true_transforms": [t.tolist() for t in burst.transforms],
                 "estimated_transforms": [f.transform for f in result.frames],
                 "frames_used": result.used,
