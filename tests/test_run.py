@@ -97,3 +97,24 @@ def test_shipped_model_is_small_and_consistent_with_its_input():
     # over the image's content.
     back = out.reshape(128, 4, 192, 4, 3).mean(axis=(1, 3))
     assert psnr(back, clean, border=4) > 35
+
+
+@pytest.mark.skipif(not SHIPPED["burst"].is_file(), reason="no shipped burst model")
+def test_run_default_model_on_the_example_burst(tmp_path, monkeypatch):
+    assert SHIPPED["burst"].stat().st_size <= 10 * 2**20
+    model = load_generator("burst")
+    assert (model.config.scale, model.config.unshuffle) == (1, 4)
+    crop = (slice(64, 160), slice(96, 224))  # 96 x 128 of every frame: still a handheld burst
+    frames = sorted((EXAMPLES / "burst").glob("frame_*.png"))
+    write_frames(tmp_path / "b", [read_image(f).pixels[crop] for f in frames])
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(cli, ["-q", "run", "b"])  # the default model
+    assert res.exit_code == 0, res.output
+    out = read_image(tmp_path / "result_x4.png").pixels
+    assert out.shape == (384, 512, 3)
+    # Area-downsampled, the x4 result gives back the clean scene, better than any one frame:
+    # what it adds is consistent with what the frames saw.
+    clean = read_image(EXAMPLES / "burst_clean_reference.png").pixels[crop]
+    back = out.reshape(96, 4, 128, 4, 3).mean(axis=(1, 3))
+    frame0 = read_image(frames[0]).pixels[crop]
+    assert psnr(back, clean, border=4) > max(35, psnr(frame0, clean, border=4) + 3)
