@@ -25,7 +25,7 @@ test: install lint
 
 demo: install
 	$(BIN)/burstsr run examples/burst -o result_x4.png --keep-merge --overwrite
-	@echo "wrote result_x4.png (merged, then enhanced x4) and result.png (the merge)"
+	@echo "wrote result_x4.png (merged on the x4 grid, then restored) and result.png (that merge)"
 
 bench: install
 	$(BIN)/python benchmarks/bench_merge.py

@@ -89,12 +89,15 @@ def superres_figure() -> None:
 
 def demo_figure() -> None:
     """What ``make demo`` (burstsr run examples/burst) makes: crops, x4, beside their inputs."""
-    from burstsr.refiner.checkpoint import load_generator
+    from burstsr.refiner.checkpoint import DEFAULT_RUN_MODEL, load_generator
     from burstsr.refiner.enhance import enhance_image
 
     burst = ROOT / "examples" / "burst"
     merged = merge_burst(burst).image
-    final = enhance_image(load_generator("fidelity"), merged)
+    model = load_generator(DEFAULT_RUN_MODEL)
+    grid = model.config.unshuffle  # what burstsr run does: merge on the model's grid, enhance
+    fine = merged if grid == 1 else merge_burst(burst, config=MergeConfig(scale=grid)).image
+    final = enhance_image(model, fine)
     frame0 = read_image(burst / "frame_00.png").pixels
 
     def up(img: np.ndarray) -> np.ndarray:
