@@ -262,11 +262,13 @@ def run(
     out_depth = depth or format_depth(output, result.bit_depth)
     write_image(output, refined[:, :, 0] if result.gray else refined, bit_depth=out_depth)
     log.info(
-        "merged %d of %d frames (x%d grid), enhanced x%d into %s in %.1f s",
+        "merged %d of %d frames (x%d grid), refined with %s to %dx%d: %s in %.1f s",
         result.used,
         len(result.frames),
         config.scale,
-        generator.config.scale,
+        model,
+        refined.shape[1],
+        refined.shape[0],
         output,
         time.perf_counter() - started,
     )
