@@ -128,7 +128,7 @@ def test_init_from_spreads_an_unfolded_head_over_the_folded_channels():
 
     source = _trained_generator(scale=4)
     folded = Generator(GeneratorConfig(scale=1, unshuffle=4, **TINY)).eval()
-    init_from(folded, source)
+    assert init_from(folded, source) == len(source.state_dict())  # every tensor fits or spreads
     for name, weight in source.state_dict().items():  # the body is copied as it is
         if name.startswith("body"):
             assert torch.equal(folded.state_dict()[name], weight)

@@ -144,24 +144,29 @@ def _val_crop(merged: torch.Tensor, hr: torch.Tensor, size: int, scale: int, ali
     )
 
 
-def init_from(generator: Generator, source: Generator) -> None:
+def init_from(generator: Generator, source: Generator) -> int:
     """Copy ``source``'s weights into ``generator`` wherever the shapes agree.
 
     A head that reads a folded input (``unshuffle`` N) takes the head of an unfolded one spread
     evenly over the N * N sub-pixel channels, so it starts out seeing the block averages the
     source saw. Other weights that do not fit keep their fresh initialisation.
+
+    Returns:
+        How many of ``generator``'s tensors were taken from ``source``.
     """
     target = generator.state_dict()
     u = generator.config.unshuffle // source.config.unshuffle
+    taken = 0
     for name, weight in source.state_dict().items():
         if name not in target:
             continue
         if target[name].shape == weight.shape:
-            target[name] = weight.clone()
+            target[name], taken = weight.clone(), taken + 1
         elif name == "head.0.weight" and target[name].shape[1] == weight.shape[1] * u * u:
             # PixelUnshuffle orders channels as (colour, sub-pixel): repeat each colour u*u times.
-            target[name] = weight.repeat_interleave(u * u, dim=1) / (u * u)
+            target[name], taken = weight.repeat_interleave(u * u, dim=1) / (u * u), taken + 1
     generator.load_state_dict(target)
+    return taken
 
 
 def _update_ema(ema: Generator, model: Generator, decay: float) -> None:
@@ -210,7 +215,10 @@ def train(config: TrainConfig, *, resume: bool = False, progress: Progress | Non
     )
     generator = Generator(gen_config).to(device)
     if config.init and not resume:
-        init_from(generator, load_generator(config.init))
+        taken = init_from(generator, load_generator(config.init))
+        log.info(
+            "--init %s: %d of %d tensors taken", config.init, taken, len(generator.state_dict())
+        )
     disc = Discriminator(DiscriminatorConfig(channels=config.disc_channels)).to(device)
     ema = copy.deepcopy(generator).eval().requires_grad_(False)
     content = None
