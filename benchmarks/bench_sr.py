@@ -9,7 +9,8 @@ convention) against the HR image:
   bicubic(merge)          the burstsr merge (frames' grid) upscaled
   merge on the x4 grid    burstsr merge --scale 4, no refiner
   enhance(...), MODEL     each shipped refiner model on the merge it reads: fidelity on the
-                          frames'-grid merge, burst on the x4-grid merge (what burstsr run does)
+                          frames'-grid merge, burst on the x4-grid merge (what burstsr run does);
+                          and burstsr run's model with --ensemble (8 orientations averaged)
 
 Also: PSNR of merge -> enhance against the number of frames (1, 2, 4, 8, 16) on Set14 for each
 model, enhance speed (output megapixels per second) and the peak memory of enhancing to a
@@ -37,7 +38,7 @@ from burstsr.burst.superres import SplatAccumulator
 from burstsr.burst.synth import simulate_burst
 from burstsr.io import read_image, write_image
 from burstsr.metrics import psnr, ssim
-from burstsr.refiner.checkpoint import SHIPPED, load_generator
+from burstsr.refiner.checkpoint import DEFAULT_RUN_MODEL, SHIPPED, load_generator
 from burstsr.refiner.enhance import enhance_image
 from burstsr.refiner.plots import line_chart
 
@@ -105,6 +106,11 @@ def quality(sets: dict[str, Path], models: dict) -> dict:
             for model_name, model in models.items():
                 results[_label(model_name, model)] = enhance_image(
                     model, merges[model.config.unshuffle]
+                )
+            if DEFAULT_RUN_MODEL in models:  # burstsr run --ensemble
+                model = models[DEFAULT_RUN_MODEL]
+                results[_label(DEFAULT_RUN_MODEL, model) + " --ensemble"] = enhance_image(
+                    model, merges[model.config.unshuffle], ensemble=True
                 )
             for method, img in results.items():
                 rows.setdefault(method, []).append(score(img, burst.hr))
@@ -208,10 +214,10 @@ def main() -> None:
         for method, (p, s) in rows.items():
             print(f"| {method} | {p:.2f} | {s:.4f} |")
         print()
-        for model_name, model in models.items():
-            ours = rows[_label(model_name, model)][0]
+        for label in [m for m in rows if m.startswith("enhance")]:
+            ours = rows[label][0]
             print(
-                f"{_label(model_name, model)} - bicubic(merge): "
+                f"{label} - bicubic(merge): "
                 f"{ours - rows['bicubic(merge)'][0]:+.2f} dB; "
                 f"- bicubic(frame 0): {ours - rows['bicubic(frame 0)'][0]:+.2f} dB"
             )

@@ -156,6 +156,24 @@ def test_pair_crops_of_a_folding_model_start_on_whole_blocks(tmp_path):
         PairDataset(pairs.pairs, 1, 22, align=4)
 
 
+@pytest.mark.parametrize(("scale", "unshuffle"), [(2, 1), (1, 4)])
+def test_ensemble_makes_enhance_equivariant_and_tiles_still_agree(scale, unshuffle):
+    g = _trained_generator(scale=scale, unshuffle=unshuffle)
+    image = texture(64, 80, seed=7)
+    plain = enhance_image(g, image, tile=0)
+    flipped_plain = enhance_image(g, image[:, ::-1], tile=0)[:, ::-1]
+    assert np.abs(plain - flipped_plain).max() > 1e-3  # a random network is not flip-symmetric
+    ens = enhance_image(g, image, tile=0, ensemble=True)
+    for turned, undo in [
+        (image[:, ::-1], lambda x: x[:, ::-1]),
+        (np.rot90(image), lambda x: np.rot90(x, -1)),
+    ]:
+        other = undo(enhance_image(g, np.ascontiguousarray(turned), tile=0, ensemble=True))
+        assert np.abs(ens - other).max() < 1e-4
+    tiled = enhance_image(g, image, tile=32, ensemble=True)
+    assert np.abs(ens - tiled).max() < 1 / 255
+
+
 def test_tiled_enhance_blends_seams_when_context_is_short():
     g = _trained_generator(scale=2)
     image = texture(64, 64, seed=5)

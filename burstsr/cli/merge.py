@@ -14,7 +14,7 @@ from burstsr.burst.merge import MERGERS
 from burstsr.burst.pipeline import MergeConfig, merge_burst
 from burstsr.burst.warp import INTERPOLATIONS
 from burstsr.cli import cli, progress_bar
-from burstsr.cli.options import model_option, tile_option
+from burstsr.cli.options import ensemble_option, model_option, tile_option
 from burstsr.device import DEVICES, resolve_device
 from burstsr.errors import OutputError
 from burstsr.io import check_output, format_depth, load_burst, write_image, write_json
@@ -195,6 +195,7 @@ def merge(
 @merge_options
 @model_option(DEFAULT_RUN_MODEL)
 @tile_option
+@ensemble_option
 @click.option(
     "--keep-merge",
     is_flag=True,
@@ -210,6 +211,7 @@ def run(
     overwrite: bool,
     model: str,
     tile: int,
+    ensemble: bool,
     keep_merge: bool,
     **options,
 ) -> None:
@@ -258,7 +260,9 @@ def run(
         result = merge_burst(burst, config=config, device=dev, progress=merging)
         if keep_merge:
             result.write(merged_path, bit_depth=depth)
-        refined = enhance_image(generator, result.image, tile=tile, progress=enhancing)
+        refined = enhance_image(
+            generator, result.image, tile=tile, ensemble=ensemble, progress=enhancing
+        )
     out_depth = depth or format_depth(output, result.bit_depth)
     write_image(output, refined[:, :, 0] if result.gray else refined, bit_depth=out_depth)
     log.info(

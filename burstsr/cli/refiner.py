@@ -11,7 +11,7 @@ import click
 from burstsr.burst.pipeline import MergeConfig
 from burstsr.burst.synth import write_pairs
 from burstsr.cli import cli, progress_bar
-from burstsr.cli.options import model_option, tile_option
+from burstsr.cli.options import ensemble_option, model_option, tile_option
 from burstsr.device import DEVICES, resolve_device
 from burstsr.errors import InputError, OutputError
 from burstsr.io import check_output, list_frames
@@ -296,6 +296,7 @@ def train(
 )
 @click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
 @click.option("--half", is_flag=True, help="fp16 inference (CUDA only).")
+@ensemble_option
 @click.option(
     "--bit-depth",
     type=click.Choice(["8", "16"]),
@@ -313,6 +314,7 @@ def enhance(
     tile_pad: int | None,
     device: str,
     half: bool,
+    ensemble: bool,
     bit_depth: str | None,
     overwrite: bool,
 ) -> None:
@@ -348,6 +350,7 @@ def enhance(
                 tile=tile,
                 tile_pad=tile_pad,
                 half=half,
+                ensemble=ensemble,
                 bit_depth=depth,
                 progress=update,
             )
