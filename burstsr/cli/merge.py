@@ -217,8 +217,8 @@ def run(
 ) -> None:
     """Merge the burst in SOURCE_FOLDER, then restore and upscale the merge: the whole job.
 
-    A model made for merges on a finer grid (``unshuffle`` N, such as the default ``burst``)
-    gets the burst merged onto that grid (``--scale N``).
+    A model made for merges on a finer grid gets the burst merged onto that grid: the default
+    model, burst, reads merges on the x4 grid, so --scale is 4 with it, whatever its default.
     """
     config = _config(options)
     depth = int(bit_depth) if bit_depth else None
