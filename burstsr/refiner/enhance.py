@@ -19,7 +19,6 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from burstsr.device import autocast
 from burstsr.errors import InputError
@@ -51,10 +50,8 @@ def _infer(generator: Generator, patch: torch.Tensor, ensemble: bool) -> torch.T
     over the 8 flips and quarter turns of the patch, each turned back."""
     if not ensemble:
         return generator(patch).float()
-    u, s = generator.config.unshuffle, generator.config.scale
-    h, w = patch.shape[-2:]
-    if h % u or w % u:  # whole blocks first (as the generator pads), so every turn folds alike
-        patch = F.pad(patch, (0, -w % u, 0, -h % u), mode="replicate")
+    s, (h, w) = generator.config.scale, patch.shape[-2:]
+    patch = generator.pad_to_blocks(patch)  # whole blocks first, so every turn folds alike
     total = torch.zeros(())
     for flip in (False, True):
         x = patch.flip(-1) if flip else patch

@@ -112,13 +112,17 @@ class Generator(nn.Module):
         self.upsample = nn.Sequential(*stages)
         self.tail = _conv(c, 3, 9)
 
+    def pad_to_blocks(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` with its far edges replicated out to whole ``unshuffle`` x ``unshuffle`` blocks
+        (what the forward pass folds; its output is cropped back to ``x``'s size x scale)."""
+        u, (h, w) = self.config.unshuffle, x.shape[-2:]
+        return F.pad(x, (0, -w % u, 0, -h % u), mode="replicate") if h % u or w % u else x
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         u, (h, w) = self.config.unshuffle, x.shape[-2:]
-        if (h % u or w % u) and u > 1:  # fold whole blocks: pad the far edges, crop them after
+        if h % u or w % u:  # fold whole blocks: pad the far edges, crop them after
             s = self.config.scale
-            return self.forward(F.pad(x, (0, -w % u, 0, -h % u), mode="replicate"))[
-                ..., : h * s, : w * s
-            ]
+            return self.forward(self.pad_to_blocks(x))[..., : h * s, : w * s]
         features = self.head(self.fold(x))
         features = features + self.body_tail(self.body(features))
         out = self.tail(self.upsample(features))
