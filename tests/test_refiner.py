@@ -139,6 +139,27 @@ def test_init_from_spreads_an_unfolded_head_over_the_folded_channels():
         assert torch.allclose(folded.head(folded.fold(fine)), source.head(lr), atol=1e-5)
 
 
+@pytest.mark.parametrize("batch_norm", [True, False])
+def test_init_from_a_shallower_model_starts_with_identity_blocks_that_still_learn(batch_norm):
+    from burstsr.refiner.train import init_from
+
+    torch.manual_seed(0)
+    source = Generator(GeneratorConfig(scale=2, channels=8, blocks=2, batch_norm=batch_norm))
+    deeper = Generator(GeneratorConfig(scale=2, channels=8, blocks=5, batch_norm=batch_norm))
+    x = torch.rand(2, 3, 16, 16)
+    with torch.no_grad():
+        assert not torch.allclose(deeper.eval()(x), source.eval()(x), atol=1e-4)
+    init_from(deeper, source)
+    with torch.no_grad():
+        assert torch.allclose(deeper.eval()(x), source.eval()(x), atol=1e-6)
+    # The zeroed layer of each new block gets a gradient, so the new blocks do train.
+    deeper.train()
+    (deeper(x) - x.repeat_interleave(2, -1).repeat_interleave(2, -2)).abs().mean().backward()
+    for block in list(deeper.body)[2:]:
+        last = block.body[-1] if batch_norm else block.body[-2]
+        assert last.weight.grad.abs().sum() > 0
+
+
 def test_pair_crops_of_a_folding_model_start_on_whole_blocks(tmp_path):
     pairs = find_pairs(_pairs(tmp_path, (1, 1), size=64))
     data = PairDataset(pairs.pairs, 1, 24, augment=False, align=4)

@@ -149,7 +149,10 @@ def init_from(generator: Generator, source: Generator) -> int:
 
     A head that reads a folded input (``unshuffle`` N) takes the head of an unfolded one spread
     evenly over the N * N sub-pixel channels, so it starts out seeing the block averages the
-    source saw. Other weights that do not fit keep their fresh initialisation.
+    source saw. Residual blocks beyond the source's depth start as the identity (their last
+    BN scale, or without BN their last conv, is zeroed), so a deeper generator starts out
+    computing exactly what the source computes. Other weights that do not fit keep their fresh
+    initialisation.
 
     Returns:
         How many of ``generator``'s tensors were taken from ``source``.
@@ -166,6 +169,12 @@ def init_from(generator: Generator, source: Generator) -> int:
             # PixelUnshuffle orders channels as (colour, sub-pixel): repeat each colour u*u times.
             target[name], taken = weight.repeat_interleave(u * u, dim=1) / (u * u), taken + 1
     generator.load_state_dict(target)
+    with torch.no_grad():
+        for block in list(generator.body)[len(source.body) :]:
+            last = block.body[-1] if generator.config.batch_norm else block.body[-2]
+            last.weight.zero_()
+            if not generator.config.batch_norm:
+                last.bias.zero_()
     return taken
 
 
