@@ -320,7 +320,16 @@ def enhance(
 ) -> None:
     """Restore and upscale SOURCE (an image, or a folder of images) with the refiner."""
     generator = load_generator(model, device=resolve_device(device))
-    scale = generator.config.scale
+    scale, grid = generator.config.scale, generator.config.unshuffle
+    if grid > 1:  # a file does not say which grid it was merged on: say what the model expects
+        log.info(
+            "model %s restores merges made on a x%d grid (burstsr merge --scale %d) at their "
+            "size%s; for a merge on the frames' grid use a model that upscales (--model fidelity)",
+            model,
+            grid,
+            grid,
+            f" and upscales them x{scale}" if scale > 1 else "",
+        )
     if source.is_dir():
         inputs = list_frames(source)
         folder = output or Path("enhanced")
