@@ -1,0 +1,139 @@
+"""Writing: check an output path before any work, encode images (8/16-bit PNG/TIFF, 8-bit
+JPEG/BMP/WebP) and write every file atomically - a temporary file in the destination folder,
+then ``os.replace`` - so a failed run never leaves a half-written file behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from burstsr.errors import OutputError
+
+# Output formats and the bit depths each can hold.
+WRITE_DEPTHS = {
+    ".png": (8, 16),
+    ".tif": (8, 16),
+    ".tiff": (8, 16),
+    ".jpg": (8,),
+    ".jpeg": (8,),
+    ".bmp": (8,),
+    ".webp": (8,),
+}
+
+
+def check_output(
+    path: str | os.PathLike,
+    *,
+    inputs: Iterable[str | os.PathLike] = (),
+    overwrite: bool = False,
+    bit_depth: int | None = None,
+    image: bool = True,
+) -> Path:
+    """Check, before any work starts, that a file can be written to ``path``.
+
+    Args:
+        inputs: files the run reads; the output may not be one of them.
+        overwrite: whether an existing file may be replaced.
+        bit_depth: the depth that will be written, checked against the format.
+        image: whether ``path`` is an image (its extension must name a format burstsr writes).
+
+    Raises:
+        OutputError: ``path`` is an input, exists without ``overwrite``, has an unsupported
+            extension or bit depth, or its folder is missing or not writable.
+    """
+    path = Path(path)
+    ext = path.suffix.lower()
+    if image and ext not in WRITE_DEPTHS:
+        raise OutputError(
+            f"{path}: unsupported output format; use one of {', '.join(sorted(WRITE_DEPTHS))}"
+        )
+    if image and bit_depth is not None and bit_depth not in WRITE_DEPTHS[ext]:
+        raise OutputError(f"{path}: {ext} cannot hold {bit_depth}-bit samples; use .png or .tif")
+    target = path.resolve()
+    for p in inputs:
+        if Path(p).resolve() == target:
+            raise OutputError(f"{path}: is one of the input files; choose another output")
+    if path.is_dir():
+        raise OutputError(f"{path}: is a folder; give a file name")
+    if path.exists() and not overwrite:
+        raise OutputError(f"{path}: already exists; pass --overwrite to replace it")
+    parent = path.parent
+    if not parent.is_dir():
+        raise OutputError(f"{path}: folder {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise OutputError(f"{path}: folder {parent} is not writable")
+    return path
+
+
+def format_depth(path: str | os.PathLike, depth: int) -> int:
+    """``depth``, lowered to what the format of ``path`` holds (8 for JPEG, WebP, BMP)."""
+    return min(depth, max(WRITE_DEPTHS.get(Path(path).suffix.lower(), (8,))))
+
+
+def encode_image(pixels: np.ndarray, ext: str, *, bit_depth: int = 8) -> bytes:
+    """Encode a float image (``(H, W, 3)`` RGB or ``(H, W)`` gray, [0, 1]) to file bytes."""
+    ext = ext.lower()
+    if ext not in WRITE_DEPTHS or bit_depth not in WRITE_DEPTHS[ext]:
+        raise OutputError(f"cannot write {bit_depth}-bit {ext or 'files without extension'}")
+    scale, dtype = (255.0, np.uint8) if bit_depth == 8 else (65535.0, np.uint16)
+    data = np.clip(np.asarray(pixels, dtype=np.float32), 0.0, 1.0) * np.float32(scale)
+    data = np.rint(data).astype(dtype)
+    if data.ndim == 3:
+        data = np.ascontiguousarray(data[:, :, ::-1])  # RGB -> BGR
+    ok, buf = cv2.imencode(ext, data)
+    if not ok:
+        raise OutputError(f"OpenCV could not encode a {bit_depth}-bit {ext} image")
+    return buf.tobytes()
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_image(path: str | os.PathLike, pixels: np.ndarray, *, bit_depth: int = 8) -> Path:
+    """Write an image atomically (temporary file in the same folder, then ``os.replace``).
+
+    Args:
+        path: destination; the extension picks the format (PNG/TIFF hold 8 or 16 bit).
+        pixels: ``float32 (H, W, 3)`` RGB or ``(H, W)`` gray in [0, 1]; values outside are clipped.
+        bit_depth: 8 or 16.
+
+    Raises:
+        OutputError: unsupported format or depth, or the file system refused the write.
+    """
+    path = Path(path)
+    return write_bytes(path, encode_image(pixels, path.suffix, bit_depth=bit_depth))
+
+
+def write_json(path: str | os.PathLike, data: dict) -> Path:
+    """Write ``data`` as indented JSON, atomically."""
+    return write_bytes(Path(path), (json.dumps(data, indent=2) + "\n").encode())
+
+
+def write_bytes(path: Path, payload: bytes) -> Path:
+    """Write ``payload`` to ``path`` atomically: a temporary file beside it, then a rename."""
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot write here ({exc.strerror})") from None
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(payload)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the usual permissions
+        os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise OutputError(f"{path}: cannot write ({exc.strerror})") from None
+    except BaseException:  # interrupted (Ctrl-C): leave no temporary file behind
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
