@@ -7,7 +7,8 @@
 
 from burstsr.burst.align import Alignment, AlignOptions, estimate_transform
 from burstsr.burst.merge import MERGERS, Merged, merge_frames
-from burstsr.burst.pipeline import MergeConfig, MergeResult, merge_burst
+from burstsr.burst.pipeline import MergeConfig, merge_burst
+from burstsr.burst.result import MergeResult
 from burstsr.burst.warp import warp_frame
 from burstsr.device import resolve_device
 from burstsr.errors import AlignmentError, BurstsrError, CheckpointError, InputError, OutputError

@@ -11,10 +11,9 @@ import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
@@ -26,10 +25,12 @@ from burstsr.burst.align import (
     to_gray,
 )
 from burstsr.burst.merge import MERGERS, local_luma, merge_frames, robust_weights
+from burstsr.burst.reference import pick_reference
+from burstsr.burst.result import FrameReport, MergeResult
 from burstsr.burst.superres import SplatAccumulator
 from burstsr.burst.warp import INTERPOLATIONS, warp_frame
 from burstsr.errors import AlignmentError, InputError, OutputError
-from burstsr.io import Burst, Image, format_depth, load_burst, write_image
+from burstsr.io import Burst, Image, load_burst, write_image
 
 log = logging.getLogger(__name__)
 
@@ -57,67 +58,6 @@ class MergeConfig:
             min_score=self.min_score,
             max_align_pixels=self.max_align_pixels,
         )
-
-
-@dataclass
-class FrameReport:
-    """What happened to one frame."""
-
-    path: str
-    index: int
-    used: bool
-    reference: bool = False
-    score: float | None = None
-    method: str | None = None
-    inlier_ratio: float | None = None
-    overlap: float | None = None
-    transform: list[list[float]] | None = None
-    message: str = ""
-    seconds: dict[str, float] = field(default_factory=dict)
-
-
-@dataclass
-class MergeResult:
-    """The merged image and how it was made.
-
-    Attributes:
-        image: ``float32 (H, W, 3)`` RGB in [0, 1], display-encoded (sRGB); RAW bursts are merged
-            in linear light and encoded once at the end.
-        bit_depth: the depth the output should have by default (16 for 16-bit or RAW input).
-        gray: every frame was single-channel (write a gray image).
-        reference: path of the reference frame.
-        frames: one :class:`FrameReport` per input file, in input order.
-        seconds: wall time per stage (load, align, warp+merge, total).
-    """
-
-    image: np.ndarray
-    bit_depth: int
-    gray: bool
-    reference: str
-    frames: list[FrameReport]
-    seconds: dict[str, float]
-
-    @property
-    def used(self) -> int:
-        return sum(f.used for f in self.frames)
-
-    def write(self, path: str | os.PathLike, *, bit_depth: int | None = None) -> Path:
-        """Write the merged image atomically (gray when every frame was gray). Without
-        ``bit_depth``, the default depth, lowered to 8 for formats that hold no more."""
-        pixels = self.image[:, :, 0] if self.gray else self.image
-        if bit_depth is None:
-            bit_depth = format_depth(path, self.bit_depth)
-        return write_image(path, pixels, bit_depth=bit_depth)
-
-    def report(self) -> dict:
-        """A JSON-serialisable summary (what ``--report`` writes)."""
-        return {
-            "reference": self.reference,
-            "frames_used": self.used,
-            "frames_total": len(self.frames),
-            "seconds": self.seconds,
-            "frames": [asdict(f) for f in self.frames],
-        }
 
 
 def merge_burst(
@@ -171,7 +111,7 @@ def merge_burst(
         reports[index].seconds["load"] = time.perf_counter() - t0
         return image
 
-    ref_index, ref = _reference(burst, config, read)
+    ref_index, ref = pick_reference(burst, config.reference, read)
     ref_path, ref_shape, ref_linear = burst.paths[ref_index], ref.shape, ref.linear
     # The output is gray only if every merged frame is, and deep if any merged frame is.
     output = {"gray": ref.gray, "depth": 16 if ref.bit_depth > 8 or ref.linear else 8}
@@ -302,57 +242,6 @@ def merge_burst(
         frames=reports,
         seconds=seconds,
     )
-
-
-def _reference(
-    burst: Burst, config: MergeConfig, read: Callable[[int], Image | None]
-) -> tuple[int, Image]:
-    """Pick and decode the reference frame as ``config.reference`` asks."""
-    choice = config.reference.strip().lower()
-    if choice == "first":
-        for index in range(len(burst)):
-            image = read(index)
-            if image is not None:
-                return index, image
-        raise InputError(f"{burst.paths[0].parent}: none of the frames could be read")
-    if choice == "sharpest":
-        best, best_sharpness = None, -1.0
-        for index in range(len(burst)):
-            image = read(index)
-            if image is None:
-                continue
-            value = sharpness(image.pixels)
-            if value > best_sharpness:
-                best, best_sharpness = (index, image), value
-        if best is None:
-            raise InputError(f"{burst.paths[0].parent}: none of the frames could be read")
-        log.info("reference: %s (sharpest)", burst.paths[best[0]].name)
-        return best
-    try:
-        index = int(choice)
-    except ValueError:
-        raise InputError(
-            f"--reference {config.reference}: expected first, sharpest or a frame index"
-        ) from None
-    if not 0 <= index < len(burst):
-        raise InputError(
-            f"--reference {index}: the burst has {len(burst)} frames "
-            f"(indices 0 to {len(burst) - 1})"
-        )
-    image = read(index)
-    if image is None:
-        raise InputError(f"--reference {index}: {burst.paths[index].name} cannot be read")
-    return index, image
-
-
-def sharpness(pixels: np.ndarray) -> float:
-    """Variance of the Laplacian of the luma (higher is sharper), on at most ~1 MP."""
-    gray = to_gray(pixels)
-    while gray.size > 2_000_000:
-        gray = cv2.resize(
-            gray, (gray.shape[1] // 2, gray.shape[0] // 2), interpolation=cv2.INTER_AREA
-        )
-    return float(cv2.Laplacian(gray, cv2.CV_32F).var())
 
 
 def _check_compatible(
