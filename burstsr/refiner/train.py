@@ -35,9 +35,9 @@ from torch.nn.parallel import DistributedDataParallel
 
 from burstsr.device import autocast, resolve_device
 from burstsr.errors import CheckpointError, InputError
-from burstsr.metrics import psnr, ssim
 from burstsr.refiner.checkpoint import load_generator, load_resume, save_generator, save_resume
-from burstsr.refiner.data import Pair, PairDataset, find_pairs, split_pairs
+from burstsr.refiner.data import PairDataset
+from burstsr.refiner.distributed import gather_states, init_distributed
 from burstsr.refiner.losses import ContentLoss, adversarial_loss, pixel_loss
 from burstsr.refiner.networks import (
     Discriminator,
@@ -46,6 +46,7 @@ from burstsr.refiner.networks import (
     GeneratorConfig,
 )
 from burstsr.refiner.plots import loss_curves, sample_grid
+from burstsr.refiner.validate import validate, validation_pairs
 
 log = logging.getLogger(__name__)
 
@@ -95,55 +96,6 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
-@dataclass
-class _Dist:
-    rank: int = 0
-    world: int = 1
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def _init_distributed(device: torch.device) -> _Dist:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return _Dist()
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return _Dist(dist.get_rank(), dist.get_world_size())
-
-
-def _validation_pairs(config: TrainConfig) -> tuple[list[Pair], list[Pair], int]:
-    found = find_pairs(config.pairs)
-    if config.val_dir:
-        val = find_pairs(config.val_dir)
-        if val.scale != found.scale:
-            raise InputError(
-                f"--val-dir {config.val_dir}: scale x{val.scale} differs from the "
-                f"training pairs' x{found.scale}"
-            )
-        return found.pairs, val.pairs, found.scale
-    train_pairs, val_pairs = split_pairs(found.pairs, config.val_fraction, config.seed)
-    return train_pairs, val_pairs, found.scale
-
-
-def _val_crop(merged: torch.Tensor, hr: torch.Tensor, size: int, scale: int, align: int) -> tuple:
-    """Aligned centre crops (merged, HR) of at most ``size`` HR pixels (0: the whole images);
-    the merged crop starts on a multiple of ``align``."""
-    if size <= 0:
-        return merged, hr
-    lh, lw = min(merged.shape[1], size // scale), min(merged.shape[2], size // scale)
-    y, x = (
-        (merged.shape[1] - lh) // 2 // align * align,
-        (merged.shape[2] - lw) // 2 // align * align,
-    )
-    return (
-        merged[:, y : y + lh, x : x + lw],
-        hr[:, y * scale : (y + lh) * scale, x * scale : (x + lw) * scale],
-    )
-
-
 def init_from(generator: Generator, source: Generator) -> int:
     """Copy ``source``'s weights into ``generator`` wherever the shapes agree.
 
@@ -186,10 +138,6 @@ def _update_ema(ema: Generator, model: Generator, decay: float) -> None:
             e.copy_(b)
 
 
-def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    return model.module if isinstance(model, DistributedDataParallel) else model
-
-
 def train(config: TrainConfig, *, resume: bool = False, progress: Progress | None = None) -> dict:
     """Train (or, with ``resume``, continue training) a refiner; returns the final metrics.
 
@@ -198,14 +146,16 @@ def train(config: TrainConfig, *, resume: bool = False, progress: Progress | Non
         CheckpointError: ``resume`` without a usable ``resume.pt`` in ``config.out``.
     """
     device = resolve_device(config.device)
-    ddp = _init_distributed(device)
+    ddp = init_distributed(device)
     if ddp.world > 1 and device.type == "cuda":
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         torch.cuda.set_device(device)
     out = Path(config.out)
     if config.pretrain_steps > config.steps:
         raise InputError(f"--pretrain-steps {config.pretrain_steps} exceeds --steps {config.steps}")
-    train_pairs, val_pairs, scale = _validation_pairs(config)
+    train_pairs, val_pairs, scale = validation_pairs(
+        config.pairs, config.val_dir, config.val_fraction, config.seed
+    )
     if config.patch // scale < 4:
         raise InputError(f"--patch {config.patch}: too small for x{scale}; use >= {4 * scale}")
     u = config.unshuffle
@@ -282,7 +232,7 @@ def train(config: TrainConfig, *, resume: bool = False, progress: Progress | Non
 
     def checkpoint(val: dict | None) -> None:
         nonlocal best
-        crop_states = _gather_states(crops, ddp)  # a collective: every rank takes part
+        crop_states = gather_states(crops, ddp)  # a collective: every rank takes part
         if not ddp.main:
             return
         metrics = {"step": step, **(val or {})}
@@ -366,7 +316,7 @@ def train(config: TrainConfig, *, resume: bool = False, progress: Progress | Non
         if step % config.val_every == 0 or step == config.steps:
             last_val = None
             if val_data is not None and ddp.main:
-                last_val = _validate(ema, val_data, config, device)
+                last_val = validate(ema, val_data, config.val_crop, device)
                 record({"step": step, **last_val})
                 sample_grid(ema, val_data, out / "samples.png", device)
             checkpoint(last_val)
@@ -377,16 +327,6 @@ def train(config: TrainConfig, *, resume: bool = False, progress: Progress | Non
     return {"step": step, "best_val_psnr": best, **(last_val or {})}
 
 
-def _gather_states(crops: torch.Generator, ddp: _Dist) -> list[torch.Tensor]:
-    """Every rank's crop-generator state (rank order), so each rank resumes its own stream."""
-    state = crops.get_state()
-    if ddp.world == 1:
-        return [state]
-    gathered = [torch.empty_like(state) for _ in range(ddp.world)]
-    dist.all_gather_object(gathered, state)
-    return gathered
-
-
 def _read_metrics(path: Path, step: int) -> list[dict]:
     """The metrics log up to ``step`` (later lines, written after the last save, are dropped)."""
     if not path.is_file():
@@ -395,20 +335,3 @@ def _read_metrics(path: Path, step: int) -> list[dict]:
     entries = [e for e in entries if e["step"] <= step]
     path.write_text("".join(json.dumps(e) + "\n" for e in entries))
     return entries
-
-
-@torch.inference_mode()
-def _validate(
-    model: Generator, data: PairDataset, config: TrainConfig, device: torch.device
-) -> dict:
-    """Mean PSNR / SSIM (Y, border = scale) of the model on the validation pairs' centre crops."""
-    s, u = data.scale, data.align
-    scores_p, scores_s = [], []
-    for merged, hr in zip(data.merged, data.hr, strict=True):
-        lr_c, hr_c = _val_crop(merged, hr, config.val_crop, s, u)
-        sr = model(lr_c[None].to(device)).clamp(0, 1)[0].permute(1, 2, 0).cpu().numpy()
-        target = hr_c.permute(1, 2, 0).numpy()
-        # Border = the scale from the frames to the output (merge grid included).
-        scores_p.append(psnr(sr, target, border=s * u, y_channel=True))
-        scores_s.append(ssim(sr, target, border=s * u, y_channel=True))
-    return {"val_psnr": float(np.mean(scores_p)), "val_ssim": float(np.mean(scores_s))}
