@@ -159,7 +159,8 @@ _train = TrainConfig()
 @click.option(
     "--init",
     default=None,
-    help="Start from this model's weights where they fit (a shipped name, run folder or .pt).",
+    help="Start from this model's weights where they fit (a shipped name, run folder or .pt); "
+    "blocks beyond its depth start as the identity.",
 )
 @click.option(
     "--disc-channels",
