@@ -16,7 +16,7 @@ Also: PSNR of merge -> enhance against the number of frames (1, 2, 4, 8, 16) on 
 model, enhance speed (output megapixels per second) and the peak memory of enhancing to a
 24-megapixel output with the default tile size (in a fresh process).
 
-    python benchmarks/bench_sr.py                # about 6 minutes on 2 CPU cores
+    python benchmarks/bench_sr.py                # about 7 minutes on 2 CPU cores
 """
 
 from __future__ import annotations
