@@ -82,6 +82,15 @@ class ResidualBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.body(x)
 
+    @torch.no_grad()
+    def make_identity(self) -> None:
+        """Zero the block's last scaling layer (BN, or the conv without BN): ``x -> x``, and the
+        zeroed layer still gets gradients, so the block learns from there."""
+        last = [m for m in self.body if isinstance(m, nn.Conv2d | nn.BatchNorm2d)][-1]
+        last.weight.zero_()
+        if last.bias is not None:
+            last.bias.zero_()
+
 
 def _factors(n: int) -> list[int]:
     """``n`` as PixelShuffle stages: x3 stages first, then x2 stages (12 -> [3, 2, 2])."""

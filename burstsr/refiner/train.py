@@ -121,12 +121,8 @@ def init_from(generator: Generator, source: Generator) -> int:
             # PixelUnshuffle orders channels as (colour, sub-pixel): repeat each colour u*u times.
             target[name], taken = weight.repeat_interleave(u * u, dim=1) / (u * u), taken + 1
     generator.load_state_dict(target)
-    with torch.no_grad():
-        for block in list(generator.body)[len(source.body) :]:
-            last = block.body[-1] if generator.config.batch_norm else block.body[-2]
-            last.weight.zero_()
-            if not generator.config.batch_norm:
-                last.bias.zero_()
+    for block in list(generator.body)[len(source.body) :]:
+        block.make_identity()
     return taken
 
 
