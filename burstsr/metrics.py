@@ -71,3 +71,16 @@ def _ssim_2d(a: np.ndarray, b: np.ndarray, data_range: float) -> float:
     den = (mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2)
     r = 5  # drop the half-window at the edges, where the filter sees padding
     return float(np.mean((num / den)[r:-r, r:-r]))
+
+
+def periodic_pattern(img: np.ndarray, *, period: int = 4) -> float:
+    """How strongly ``img`` repeats a pattern with the given period (a "screen door"), in 8-bit
+    levels: the RMS, over the ``period x period`` pixel phases, of the mean high-pass luma
+    (luma minus its Gaussian blur, sigma 2) at each phase. A natural image, or one upscaled
+    smoothly, scores well under 0.1; a fine-grid merge that takes whichever few samples landed
+    near each pixel paints its sampling grid in and scores higher."""
+    y = rgb_to_y(np.asarray(img, dtype=np.float64)) if img.ndim == 3 else np.asarray(img, float)
+    h, w = y.shape[0] // period * period, y.shape[1] // period * period
+    high = (y - gaussian_filter(y, 2.0, mode="reflect"))[:h, :w] * 255
+    phases = high.reshape(h // period, period, w // period, period).mean(axis=(0, 2))
+    return float(np.sqrt(np.mean(phases**2)))

@@ -8,11 +8,12 @@ import pytest
 from PIL import Image as PILImage
 from PIL import ImageOps
 
+from burstsr.burst.camera import mosaic as bayer_from_rgb
 from burstsr.errors import InputError, OutputError
 from burstsr.io import check_output, list_frames, load_burst, read_image, write_image
+from burstsr.io.dng import write_dng
 
 from conftest import texture
-from dng import bayer_from_rgb, write_dng
 
 
 def test_round_trip_8_and_16_bit(tmp_path):

@@ -4,12 +4,13 @@ import cv2
 import numpy as np
 from click.testing import CliRunner
 
+from burstsr.burst.camera import mosaic as bayer_from_rgb
 from burstsr.burst.pipeline import merge_burst
 from burstsr.cli import cli
 from burstsr.io import read_image
+from burstsr.io.dng import write_dng
 
 from conftest import texture
-from dng import bayer_from_rgb, write_dng
 
 BLACK, WHITE = 1024, 15000
 

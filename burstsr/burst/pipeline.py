@@ -27,7 +27,7 @@ from burstsr.burst.align import (
 from burstsr.burst.merge import MERGERS, local_luma, merge_frames, robust_weights
 from burstsr.burst.reference import pick_reference
 from burstsr.burst.result import FrameReport, MergeResult
-from burstsr.burst.superres import SplatAccumulator
+from burstsr.burst.superres import KERNELS, KernelAccumulator, SplatAccumulator
 from burstsr.burst.warp import INTERPOLATIONS, warp_frame
 from burstsr.errors import AlignmentError, InputError, OutputError
 from burstsr.io import Burst, Image, load_burst, write_image
@@ -50,6 +50,7 @@ class MergeConfig:
     max_align_pixels: int = 250_000
     skip_bad: bool = False
     scale: int = 1  # > 1: merge onto a scale-times finer grid (burst.superres)
+    kernel: str = "adaptive"  # the finer grid's kernels: adaptive | gaussian (burst.superres)
 
     def align_options(self) -> AlignOptions:
         return AlignOptions(
@@ -86,6 +87,8 @@ def merge_burst(
         raise InputError(f"--merge {config.merge}: expected one of {', '.join(MERGERS)}")
     if config.scale not in (1, 2, 3, 4):
         raise InputError(f"--scale {config.scale}: expected 1, 2, 3 or 4")
+    if config.kernel not in KERNELS:
+        raise InputError(f"--kernel {config.kernel}: expected one of {', '.join(KERNELS)}")
     if config.interpolation not in INTERPOLATIONS:
         raise InputError(
             f"--interpolation {config.interpolation}: expected one of {', '.join(INTERPOLATIONS)}"
@@ -133,7 +136,8 @@ def merge_burst(
     others = [i for i in range(len(burst)) if i != ref_index]
     readable = 1
     splat = None
-    if config.scale > 1:
+    adaptive = config.scale > 1 and config.kernel == "adaptive"
+    if config.scale > 1 and not adaptive:
         splat = SplatAccumulator(ref_shape, config.scale, channels=3, device=device)
     ref_local = None  # the reference's local luma, for robustness weights on the finer grid
 
@@ -166,9 +170,11 @@ def merge_burst(
         return found.transform
 
     def warped_frames() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        nonlocal ref, readable, ref_local
+        nonlocal ref, readable, ref_local, splat
         frame = torch.from_numpy(ref.pixels).permute(2, 0, 1).to(device)
         ref = None  # from here on the reference's pixels live only in the merge
+        if adaptive:
+            splat = KernelAccumulator(frame, config.scale)
         if splat is not None:
             splat.add(frame, np.eye(3))
             ref_local = local_luma(frame) if config.merge == "robust" else None
@@ -193,7 +199,9 @@ def merge_burst(
                     warped, mask = warp_frame(frame, transform, interpolation=config.interpolation)
                     if splat is not None:
                         confidence = None
-                        if ref_local is not None:
+                        if ref_local is not None and adaptive:
+                            confidence = robust_weights(ref_local, warped, mask)
+                        elif ref_local is not None:
                             weights = robust_weights(ref_local, warped, mask)
                             confidence = warp_frame(
                                 weights[None],
@@ -226,7 +234,12 @@ def merge_burst(
             f"{ref_path.name}; try another --align (ecc, orb), a simpler --motion, "
             f"or a lower --min-score"
         )
-    fine = merged.image if splat is None else splat.result(merged.image)
+    confidence = None
+    if adaptive:
+        fine, weight = splat.result(merged.image)
+        confidence = np.ascontiguousarray(weight.float().cpu().numpy())
+    else:
+        fine = merged.image if splat is None else splat.result(merged.image)
     image = fine.permute(1, 2, 0).float().cpu().numpy()
     if ref_linear:
         image = srgb_encode(image)
@@ -241,6 +254,7 @@ def merge_burst(
         reference=str(ref_path),
         frames=reports,
         seconds=seconds,
+        confidence=confidence,
     )
 
 

@@ -1,4 +1,15 @@
-"""Merging onto a finer grid: multi-frame super-resolution by kernel splatting.
+"""Merging onto a finer grid: multi-frame super-resolution by kernel regression.
+
+Two accumulators, chosen by ``MergeConfig.kernel``:
+
+``adaptive`` (:class:`KernelAccumulator`, the default) gathers, for every fine pixel, the 3x3
+samples of each frame nearest to where that pixel falls in the frame, weighted by an
+anisotropic kernel that follows the reference's local structure (:mod:`burstsr.burst.kernels`):
+wide in flat areas, narrow across edges. Uneven sampling (few frames, almost-still frames,
+zoom) then shows no pattern, and the accumulated weight is a per-pixel confidence map.
+
+``gaussian`` (:class:`SplatAccumulator`) splats each frame sample onto nearby fine pixels with a
+fixed narrow Gaussian; the grid earlier models were trained on.
 
 Handheld frames sample the scene at different sub-pixel positions. Instead of resampling every
 frame onto the reference's own grid (which throws that diversity away), each frame pixel is
@@ -21,6 +32,10 @@ import math
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from burstsr.burst.kernels import KernelParams, kernel_precision
+
+KERNELS = ("adaptive", "gaussian")
 
 
 class SplatAccumulator:
@@ -91,3 +106,122 @@ class SplatAccumulator:
         # Blend smoothly into the fallback where the weight is low, instead of a hard switch.
         alpha = (self.weight.reshape(1, self.h, self.w) / (4 * min_weight)).clamp(max=1.0)
         return alpha * image + (1 - alpha) * up
+
+
+class KernelAccumulator:
+    """Fine-grid kernel regression with structure-adaptive kernels; add frames one at a time.
+
+    Args:
+        reference: the reference frame ``(C, h, w)``; its luma sets the kernels.
+        scale: the fine grid is ``scale`` times finer than the reference's.
+        params: kernel shapes (:class:`~burstsr.burst.kernels.KernelParams`).
+        rows_per_chunk: fine rows gathered at a time (bounds the temporaries' memory).
+    """
+
+    def __init__(
+        self,
+        reference: torch.Tensor,
+        scale: int,
+        *,
+        params: KernelParams = KernelParams(),
+        rows_per_chunk: int = 64,
+    ) -> None:
+        c, h, w = reference.shape
+        self.scale = scale
+        self.h, self.w = h * scale, w * scale
+        self.rows_per_chunk = rows_per_chunk
+        precision = kernel_precision(reference.mean(dim=0), params=params)
+        self.precision = F.interpolate(
+            precision[None], scale_factor=scale, mode="bilinear", align_corners=False
+        )[0]
+        self.wide = 1 / (2 * params.denoise**2)
+        self.enough = params.enough
+        self.total = torch.zeros(c, self.h, self.w, device=reference.device)
+        self.weight = torch.zeros(self.h, self.w, device=reference.device)
+        self.total_wide = torch.zeros(c, self.h, self.w, device=reference.device)
+        self.weight_wide = torch.zeros(self.h, self.w, device=reference.device)
+
+    def add(
+        self, frame: torch.Tensor, transform: np.ndarray, confidence: torch.Tensor | None = None
+    ) -> None:
+        """Gather ``frame`` (``(C, h, w)``, its own pixel grid) whose transform maps reference
+        coordinates to frame coordinates; ``confidence`` (``(h_ref, w_ref)``, on the reference
+        grid, e.g. robust weights) scales its weight."""
+        c, h, w = frame.shape
+        device = frame.device
+        s = self.scale
+        t = torch.as_tensor(transform, dtype=torch.float64, device=device)
+        # Offsets measured in the frame are brought back to reference pixels through the
+        # transform's Jacobian at the image centre (exact for affine motion).
+        centre = np.array([(self.w / s - 1) / 2, (self.h / s - 1) / 2, 1.0])
+        mapped = transform @ centre
+        jacobian = (
+            transform[:2, :2] - np.outer(mapped[:2] / mapped[2], transform[2, :2])
+        ) / mapped[2]
+        inverse = torch.as_tensor(np.linalg.inv(jacobian), dtype=frame.dtype, device=device)
+        fine_conf = None
+        if confidence is not None:
+            fine_conf = F.interpolate(
+                confidence[None, None].to(frame.dtype),
+                scale_factor=s,
+                mode="bilinear",
+                align_corners=False,
+            )[0, 0]
+        values = frame.reshape(c, -1)
+        xs = (torch.arange(self.w, device=device, dtype=torch.float64) - (s - 1) / 2) / s
+        for top in range(0, self.h, self.rows_per_chunk):
+            bottom = min(top + self.rows_per_chunk, self.h)
+            ys = (torch.arange(top, bottom, device=device, dtype=torch.float64) - (s - 1) / 2) / s
+            den = t[2, 0] * xs[None, :] + (t[2, 1] * ys[:, None] + t[2, 2])
+            qx = ((t[0, 0] * xs[None, :] + (t[0, 1] * ys[:, None] + t[0, 2])) / den).float()
+            qy = ((t[1, 0] * xs[None, :] + (t[1, 1] * ys[:, None] + t[1, 2])) / den).float()
+            nx, ny = torch.round(qx), torch.round(qy)
+            pxx, pxy, pyy = self.precision[:, top:bottom]
+            total = torch.zeros(c, bottom - top, self.w, device=device)
+            weight = torch.zeros(bottom - top, self.w, device=device)
+            total_wide = torch.zeros(c, bottom - top, self.w, device=device)
+            weight_wide = torch.zeros(bottom - top, self.w, device=device)
+            for oy in (-1, 0, 1):
+                for ox in (-1, 0, 1):
+                    mx, my = nx + ox, ny + oy
+                    inside = (mx >= 0) & (mx <= w - 1) & (my >= 0) & (my <= h - 1)
+                    fx, fy = qx - mx, qy - my
+                    dx = inverse[0, 0] * fx + inverse[0, 1] * fy
+                    dy = inverse[1, 0] * fx + inverse[1, 1] * fy
+                    k = torch.exp(-0.5 * (pxx * dx * dx + 2 * pxy * dx * dy + pyy * dy * dy))
+                    k = k * inside
+                    k_wide = torch.exp(-self.wide * (dx * dx + dy * dy)) * inside
+                    index = (my.clamp(0, h - 1) * w + mx.clamp(0, w - 1)).long().reshape(-1)
+                    v = values[:, index].reshape(c, bottom - top, self.w)
+                    total += v * k
+                    weight += k
+                    total_wide += v * k_wide
+                    weight_wide += k_wide
+            if fine_conf is not None:
+                for acc in (total, weight, total_wide, weight_wide):
+                    acc *= fine_conf[top:bottom]
+            self.total[:, top:bottom] += total
+            self.weight[top:bottom] += weight
+            self.total_wide[:, top:bottom] += total_wide
+            self.weight_wide[top:bottom] += weight_wide
+
+    def result(
+        self, fallback: torch.Tensor, *, min_weight: float = 0.05
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The fine image ``(C, H*s, W*s)`` and its confidence ``(H*s, W*s)`` (the accumulated
+        kernel weight: about the number of samples that reached each fine pixel).
+
+        Where the structure kernels gathered less than ``enough`` weight (few samples nearby:
+        few or almost-still frames, zoom) the estimate blends into the wide, round kernels'
+        one, so sparse sampling gives a smooth estimate instead of the nearest sample; pixels
+        that even those barely reached blend into the bicubic upscaling of ``fallback`` (the
+        ordinary merge)."""
+        sharp = self.total / self.weight.clamp(min=1e-12)
+        smooth = self.total_wide / self.weight_wide.clamp(min=1e-12)
+        beta = (self.weight / self.enough).clamp(max=1.0)
+        image = beta * sharp + (1 - beta) * smooth
+        up = F.interpolate(
+            fallback[None], scale_factor=self.scale, mode="bicubic", align_corners=False
+        )[0]
+        alpha = (self.weight_wide / min_weight).clamp(max=1.0)
+        return alpha * image + (1 - alpha) * up, self.weight

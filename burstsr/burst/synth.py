@@ -14,15 +14,26 @@ import shutil
 import tempfile
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from burstsr.burst.camera import (
+    CameraParams,
+    CameraRanges,
+    develop,
+    draw_camera_params,
+    lens_blur,
+    linear_to_srgb,
+    motion_transform,
+    srgb_to_linear,
+)
 from burstsr.burst.pipeline import MergeConfig, merge_burst
 from burstsr.errors import InputError
 from burstsr.io import list_frames, read_image, write_image, write_json
+from burstsr.io.dng import raw_to_counts, write_dng
 
 
 @dataclass(frozen=True)
@@ -38,6 +49,8 @@ class SimulatedBurst:
     transforms: list[np.ndarray]
     clean: np.ndarray
     hr: np.ndarray
+    raws: list[np.ndarray] | None = None  # camera bursts: the noisy linear RGGB mosaics
+    camera: CameraParams | None = None  # camera bursts: everything that was drawn
 
 
 def random_transform(
@@ -114,11 +127,7 @@ def simulate_burst(
             t_lr = random_transform(
                 rng, lr_size, shift=shift, rotate=rotate, perspective=perspective
             )
-        # The same motion on the high-resolution grid.
-        s = float(scale)
-        lr_to_hr = np.array([[s, 0, (s - 1) / 2], [0, s, (s - 1) / 2], [0, 0, 1]])
-        t_hr = lr_to_hr @ t_lr @ np.linalg.inv(lr_to_hr) if scale > 1 else t_lr
-        moved = move_image(hr, t_hr)
+        moved = move_image(hr, _lr_to_hr(t_lr, scale))
         lr = moved if scale == 1 else cv2.resize(moved, lr_size[::-1], interpolation=cv2.INTER_AREA)
         lr = np.clip(lr, 0.0, 1.0)
         if k == 0:
@@ -133,6 +142,61 @@ def simulate_burst(
     return SimulatedBurst(out_frames, transforms, clean, hr)
 
 
+def _lr_to_hr(transform: np.ndarray, scale: int) -> np.ndarray:
+    """The same motion on the ``scale`` times finer high-resolution grid."""
+    if scale == 1:
+        return transform
+    s = float(scale)
+    lr_to_hr = np.array([[s, 0, (s - 1) / 2], [0, s, (s - 1) / 2], [0, 0, 1]])
+    return lr_to_hr @ transform @ np.linalg.inv(lr_to_hr)
+
+
+def simulate_camera_burst(
+    hr: np.ndarray,
+    *,
+    scale: int = 4,
+    ranges: CameraRanges = CameraRanges(),
+    params: CameraParams | None = None,
+    seed: int = 0,
+) -> SimulatedBurst:
+    """Simulate a handheld burst of ``hr`` (sRGB ``float32 (H, W, 3)``) through a camera
+    (:mod:`burstsr.burst.camera`): motion with zoom and almost-still frames, lens blur, Bayer
+    mosaic, shot and read noise, demosaicing, sRGB, JPEG.
+
+    Args:
+        scale: integer area-downsampling factor from ``hr`` to the frames.
+        ranges: what the camera and the motion are drawn from.
+        params: a camera drawn already (its frame count and motions are used as they are).
+        seed: random seed; the same seed gives the same burst.
+
+    Returns:
+        The burst, with ``raws`` (the noisy linear mosaics) and ``camera`` (the drawn
+        parameters) set; ``clean`` is the reference frame through the camera without noise
+        or JPEG.
+    """
+    rng = np.random.default_rng(seed)
+    if params is None:
+        params = draw_camera_params(rng, ranges)
+    h, w = hr.shape[0] // scale * scale, hr.shape[1] // scale * scale
+    hr = np.ascontiguousarray(hr[:h, :w], dtype=np.float32)
+    linear = srgb_to_linear(hr)
+    lr_size = (h // scale, w // scale)
+    frames, raws, transforms = [], [], []
+    for motion in params.motions:
+        t_lr = motion_transform(motion, lr_size)
+        frame = develop(
+            linear, _lr_to_hr(t_lr, scale), params, scale=scale, rng=rng, warp=move_image
+        )
+        frames.append(frame.image)
+        raws.append(frame.raw)
+        transforms.append(t_lr)
+    clean_linear = lens_blur(linear, params.blur * scale)
+    if scale > 1:
+        clean_linear = cv2.resize(clean_linear, lr_size[::-1], interpolation=cv2.INTER_AREA)
+    clean = linear_to_srgb(clean_linear)
+    return SimulatedBurst(frames, transforms, clean, hr, raws=raws, camera=params)
+
+
 def corner_error(estimated: np.ndarray, true: np.ndarray, size: tuple[int, int]) -> float:
     """RMS distance (pixels) between where two transforms put the four image corners."""
     h, w = size
@@ -140,6 +204,9 @@ def corner_error(estimated: np.ndarray, true: np.ndarray, size: tuple[int, int])
     a, b = estimated @ corners, true @ corners
     a, b = a[:2] / a[2], b[:2] / b[2]
     return float(np.sqrt(np.mean(np.sum((a - b) ** 2, axis=0))))
+
+
+DEGRADATIONS = ("simple", "camera", "mixed")
 
 
 def write_pairs(
@@ -153,23 +220,37 @@ def write_pairs(
     shift: float = 2.0,
     rotate: float = 1.0,
     seed: int = 0,
+    degradation: str = "simple",
+    camera: CameraRanges = CameraRanges(),
+    raw: bool = False,
     merge_config: MergeConfig = MergeConfig(),  # its ``scale``: merge onto a finer grid
     progress: Callable[[int, int, str], None] | None = None,
 ) -> list[Path]:
     """Training pairs from high-resolution images: simulate, merge, write.
 
     For each image in ``hr_dir`` (natural order) writes ``out_dir/<scene>/`` with ``frames/``
-    (the simulated 8-bit burst), ``result.png`` (its merge by :func:`merge_burst`, the code
-    behind ``burstsr merge``, 16 bit), ``HR.png`` (the image cropped to a multiple of ``scale``)
-    and ``meta.json`` (parameters, true and estimated transforms). Each scene is written to a
-    temporary folder and renamed into place. The burst of a scene depends only on ``seed`` and
-    the scene's name.
+    (the simulated burst), ``result.png`` (its merge by :func:`merge_burst`, the code behind
+    ``burstsr merge``, 16 bit), ``HR.png`` (the image cropped to a multiple of ``scale``) and
+    ``meta.json`` (every parameter, drawn or given; true and estimated transforms). Each scene
+    is written to a temporary folder and renamed into place. The burst of a scene depends only
+    on ``seed`` and the scene's name.
+
+    Args:
+        degradation: ``simple`` (:func:`simulate_burst` with ``frames``, ``noise``,
+            ``shot_noise``, ``shift``, ``rotate``), ``camera`` (:func:`simulate_camera_burst`,
+            drawn from ``camera``), or ``mixed`` (each scene one or the other, even odds).
+        raw: camera bursts only: write the frames as DNG files of the noisy sensor mosaic
+            (merged through the RAW path) instead of the camera's JPEGs.
 
     Returns:
         The scene folders written.
     """
     if scale % merge_config.scale:
         raise InputError(f"--merge-scale {merge_config.scale} must divide --scale {scale}")
+    if degradation not in DEGRADATIONS:
+        raise InputError(f"--degradation {degradation}: expected one of {', '.join(DEGRADATIONS)}")
+    if raw and degradation != "camera":
+        raise InputError("--raw needs --degradation camera (RAW frames come from its sensor)")
     sources = list_frames(hr_dir)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -182,37 +263,53 @@ def write_pairs(
                 f"bursts (at least {32 * scale} px a side)"
             )
         scene_seed = (zlib.crc32(source.stem.encode()) + seed * 1_000_003) % 2**32
-        burst = simulate_burst(
-            hr,
-            frames=frames,
-            scale=scale,
-            noise=noise,
-            shot_noise=shot_noise,
-            shift=shift,
-            rotate=rotate,
-            seed=scene_seed,
-        )
+        kind = degradation
+        if kind == "mixed":
+            kind = "camera" if np.random.default_rng(scene_seed + 1).random() < 0.5 else "simple"
+        if kind == "camera":
+            burst = simulate_camera_burst(hr, scale=scale, ranges=camera, seed=scene_seed)
+            params = {"camera": burst.camera.to_dict(), "camera_ranges": asdict(camera)}
+        else:
+            burst = simulate_burst(
+                hr,
+                frames=frames,
+                scale=scale,
+                noise=noise,
+                shot_noise=shot_noise,
+                shift=shift,
+                rotate=rotate,
+                seed=scene_seed,
+            )
+            params = {
+                "noise": noise,
+                "shot_noise": shot_noise,
+                "shift": shift,
+                "rotate": rotate,
+            }
         final = out_dir / source.stem
         tmp = Path(tempfile.mkdtemp(dir=out_dir, prefix=f".{source.stem}."))
         try:
             (tmp / "frames").mkdir()
             for i, frame in enumerate(burst.frames):
-                write_image(tmp / "frames" / f"frame_{i:02d}.png", frame)
+                if raw:
+                    write_dng(tmp / "frames" / f"frame_{i:02d}.dng", raw_to_counts(burst.raws[i]))
+                else:
+                    write_image(tmp / "frames" / f"frame_{i:02d}.png", frame)
             result = merge_burst(tmp / "frames", config=merge_config)
             result.write(tmp / "result.png", bit_depth=16)
             write_image(tmp / "HR.png", burst.hr)
             meta = {
                 "source": str(source),
                 "scale": scale,
-                "frames": frames,
-                "noise": noise,
-                "shot_noise": shot_noise,
-                "shift": shift,
-                "rotate": rotate,
+                "degradation": kind,
+                "frames": len(burst.frames),
+                "raw": raw,
+                **params,
                 "seed": seed,
                 "scene_seed": scene_seed,
                 "merge": merge_config.merge,
                 "merge_scale": merge_config.scale,
+                "merge_kernel": merge_config.kernel,
                 "true_transforms": [t.tolist() for t in burst.transforms],
                 "estimated_transforms": [f.transform for f in result.frames],
                 "frames_used": result.used,

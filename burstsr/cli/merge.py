@@ -12,6 +12,7 @@ import click
 from burstsr.burst.align import ALIGN_METHODS, MOTIONS
 from burstsr.burst.merge import MERGERS
 from burstsr.burst.pipeline import MergeConfig, merge_burst
+from burstsr.burst.superres import KERNELS
 from burstsr.burst.warp import INTERPOLATIONS
 from burstsr.cli import cli, progress_bar
 from burstsr.cli.options import ensemble_option, model_option, tile_option
@@ -67,6 +68,14 @@ def merge_options(command):
             "many times larger.",
         ),
         click.option(
+            "--kernel",
+            type=click.Choice(KERNELS),
+            default=_defaults.kernel,
+            show_default=True,
+            help="With --scale > 1: kernels that follow the local structure (adaptive: smooth "
+            "where the burst sampled unevenly, sharp across edges) or a fixed narrow Gaussian.",
+        ),
+        click.option(
             "--interpolation",
             type=click.Choice(INTERPOLATIONS),
             default=_defaults.interpolation,
@@ -114,6 +123,7 @@ def _config(options: dict) -> MergeConfig:
                 "motion",
                 "reference",
                 "merge",
+                "kernel",
                 "interpolation",
                 "min_score",
                 "skip_bad",
@@ -218,7 +228,8 @@ def run(
     """Merge the burst in SOURCE_FOLDER, then restore and upscale the merge: the whole job.
 
     A model made for merges on a finer grid gets the burst merged onto that grid: the default
-    model, burst, reads merges on the x4 grid, so --scale is 4 with it, whatever its default.
+    model, burst, reads merges on the x4 grid, so --scale is 4 with it, whatever its default,
+    and --kernel is the one the model was trained on.
     """
     config = _config(options)
     depth = int(bit_depth) if bit_depth else None
@@ -235,6 +246,16 @@ def run(
                 param_hint="--scale",
             )
         config = dataclasses.replace(config, scale=grid)
+        kernel = generator.config.merge_kernel
+        if ctx.get_parameter_source("kernel") == click.core.ParameterSource.COMMANDLINE and (
+            config.kernel != kernel
+        ):
+            raise click.BadParameter(
+                f"{config.kernel}: model {model} reads merges made with --kernel {kernel}; "
+                f"drop --kernel or give --kernel {kernel}",
+                param_hint="--kernel",
+            )
+        config = dataclasses.replace(config, kernel=kernel)
     total = config.scale * generator.config.scale
     output = output or Path(f"result_x{total}.png")
     burst = load_burst(source_folder)

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import click
 
+from burstsr.burst.camera import CameraRanges
 from burstsr.burst.pipeline import MergeConfig
-from burstsr.burst.synth import write_pairs
+from burstsr.burst.superres import KERNELS
+from burstsr.burst.synth import DEGRADATIONS, write_pairs
 from burstsr.cli import cli, progress_bar
 from burstsr.cli.options import ensemble_option, model_option, tile_option
 from burstsr.device import DEVICES, resolve_device
@@ -22,6 +24,26 @@ from burstsr.refiner.train import TrainConfig
 from burstsr.refiner.train import train as train_refiner
 
 log = logging.getLogger("burstsr")
+
+
+def _frame_range(text: str | None, degradation: str) -> tuple[int, int]:
+    """``--frames`` as (fewest, most): N or A-B, 2 to 64; the default depends on the
+    degradation."""
+    if text is None:
+        return CameraRanges().frames if degradation != "simple" else (8, 8)
+    low, _, high = text.partition("-")
+    try:
+        low, high = int(low), int(high or low)
+    except ValueError:
+        raise click.BadParameter(f"{text!r}: expected N or A-B", param_hint="--frames") from None
+    if not 2 <= low <= high <= 64:
+        raise click.BadParameter(f"{text!r}: frames go from 2 to 64, A <= B", param_hint="--frames")
+    if low != high and degradation == "simple":
+        raise click.BadParameter(
+            f"{text!r}: a range needs --degradation camera or mixed", param_hint="--frames"
+        )
+    return low, high
+
 
 # ---------------------------------------------------------------------------------------------
 # synth: HR images -> simulated bursts -> merges -> training pairs
@@ -36,7 +58,35 @@ log = logging.getLogger("burstsr")
     required=True,
     help="Pairs folder to write (<scene>/{frames/, result.png, HR.png, meta.json}).",
 )
-@click.option("--frames", type=click.IntRange(2, 64), default=8, show_default=True)
+@click.option(
+    "--degradation",
+    type=click.Choice(DEGRADATIONS),
+    default="simple",
+    show_default=True,
+    help="simple: area downsampling + Gaussian noise; camera: lens blur, Bayer mosaic, shot and "
+    "read noise, demosaicing, sRGB, JPEG, zoom and almost-still frames, all drawn per scene "
+    "(docs/training.md); mixed: each scene one or the other.",
+)
+@click.option(
+    "--frames",
+    default=None,
+    help="Frames per burst, N or a range A-B drawn per camera burst "
+    "[default: 8 simple, 2-16 camera; simple bursts in a range take B].",
+)
+@click.option(
+    "--raw",
+    is_flag=True,
+    help="Camera bursts: write the frames as DNG (the noisy sensor mosaic) instead of JPEG-"
+    "like PNGs, so the merge goes through the RAW path.",
+)
+@click.option(
+    "--kernel",
+    type=click.Choice(KERNELS),
+    default=MergeConfig().kernel,
+    show_default=True,
+    help="The finer-grid merge's kernels (with --merge-scale > 1); a model trained on the "
+    "pairs merges with the same.",
+)
 @click.option(
     "--scale",
     type=click.Choice(["1", "2", "3", "4", "8"]),
@@ -86,7 +136,10 @@ def synth(
     ctx: click.Context,
     hr_dir: Path,
     out: Path,
-    frames: int,
+    degradation: str,
+    frames: str | None,
+    raw: bool,
+    kernel: str,
     scale: str,
     noise: float,
     shot_noise: float,
@@ -97,6 +150,7 @@ def synth(
     overwrite: bool,
 ) -> None:
     """Simulate handheld bursts of the images in HR_DIR, merge them, and write training pairs."""
+    low, high = _frame_range(frames, degradation)
     sources = list_frames(hr_dir)
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise OutputError(f"{out}: not empty; pass --overwrite to add or replace scenes")
@@ -104,14 +158,17 @@ def synth(
         written = write_pairs(
             hr_dir,
             out,
-            frames=frames,
+            frames=high,
             scale=int(scale),
             noise=noise,
             shot_noise=shot_noise,
             shift=shift,
             rotate=rotate,
             seed=seed,
-            merge_config=MergeConfig(scale=int(merge_scale)),
+            degradation=degradation,
+            camera=dataclasses.replace(CameraRanges(), frames=(low, high)),
+            raw=raw,
+            merge_config=MergeConfig(scale=int(merge_scale), kernel=kernel),
             progress=progress,
         )
     log.info("wrote %d pairs to %s", len(written), out)

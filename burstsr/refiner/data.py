@@ -7,6 +7,7 @@ a ``torch.Generator``, so a run is reproducible from its seed and resumable from
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,6 +75,30 @@ def find_pairs(folder: str | os.PathLike) -> PairSet:
             )
         pairs.append(Pair(scene.name, merged, hr))
     return PairSet(pairs, scale)
+
+
+def pairs_merge_kernel(pairs: list[Pair]) -> str:
+    """The finer-grid merge kernel the pairs' merges were made with, from their ``meta.json``
+    (``burstsr synth`` writes it); ``gaussian`` for pairs that do not say (made before the
+    adaptive kernel existed, or by hand).
+
+    Raises:
+        InputError: the scenes were merged with different kernels.
+    """
+    kernels = {}
+    for pair in pairs:
+        meta = pair.merged.parent / "meta.json"
+        kernel = "gaussian"
+        if meta.is_file():
+            try:
+                kernel = json.loads(meta.read_text()).get("merge_kernel", "gaussian")
+            except (OSError, ValueError) as exc:
+                raise InputError(f"{meta}: unreadable ({exc})") from None
+        kernels.setdefault(kernel, pair.scene)
+    if len(kernels) > 1:
+        named = ", ".join(f"{k} ({scene})" for k, scene in kernels.items())
+        raise InputError(f"pairs merged with different --kernel: {named}; make them alike")
+    return next(iter(kernels), "gaussian")
 
 
 def split_pairs(pairs: list[Pair], fraction: float, seed: int) -> tuple[list[Pair], list[Pair]]:

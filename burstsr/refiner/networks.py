@@ -39,12 +39,17 @@ class GeneratorConfig:
     batch_norm: bool = True
     image_skip: bool = True
     unshuffle: int = 1  # fold the input by this factor first (for merges on a finer grid)
+    # The kernel of the finer-grid merge it was trained on (burst.superres); ``burstsr run``
+    # merges with it. Earlier checkpoints, which do not say, were trained on "gaussian".
+    merge_kernel: str = "gaussian"
 
     def __post_init__(self) -> None:
         if self.scale not in SCALES:
             raise ValueError(f"scale must be one of {SCALES}, got {self.scale}")
         if self.unshuffle not in UNSHUFFLES:
             raise ValueError(f"unshuffle must be one of {UNSHUFFLES}, got {self.unshuffle}")
+        if self.merge_kernel not in ("adaptive", "gaussian"):
+            raise ValueError(f"merge_kernel must be adaptive or gaussian, got {self.merge_kernel}")
         if self.channels < 1 or self.blocks < 0:
             raise ValueError("channels must be >= 1 and blocks >= 0")
 

@@ -36,7 +36,7 @@ from torch.nn.parallel import DistributedDataParallel
 from burstsr.device import autocast, resolve_device
 from burstsr.errors import CheckpointError, InputError
 from burstsr.refiner.checkpoint import load_generator, load_resume, save_generator, save_resume
-from burstsr.refiner.data import PairDataset
+from burstsr.refiner.data import PairDataset, pairs_merge_kernel
 from burstsr.refiner.distributed import gather_states, init_distributed
 from burstsr.refiner.losses import ContentLoss, adversarial_loss, pixel_loss
 from burstsr.refiner.networks import (
@@ -167,6 +167,7 @@ def train(config: TrainConfig, *, resume: bool = False, progress: Progress | Non
         blocks=config.blocks,
         batch_norm=config.batch_norm,
         unshuffle=u,
+        merge_kernel=pairs_merge_kernel(train_pairs + val_pairs),
     )
     generator = Generator(gen_config).to(device)
     if config.init and not resume:

@@ -1,5 +1,6 @@
-"""A minimal DNG writer for tests: one uncompressed 16-bit Bayer (RGGB) strip, with black and
-white levels, camera colour = linear sRGB. Enough for LibRaw (rawpy) to decode it."""
+"""A minimal DNG writer: one uncompressed 16-bit Bayer (RGGB) strip, with black and white
+levels, camera colour = linear sRGB. Enough for LibRaw (rawpy) to decode it; ``burstsr synth
+--raw`` writes its simulated sensor data with it, and the tests make RAW bursts with it."""
 
 from __future__ import annotations
 
@@ -8,23 +9,19 @@ from pathlib import Path
 
 import numpy as np
 
+from burstsr.io.write import write_bytes
+
 # XYZ -> linear sRGB (IEC 61966-2-1): as ColorMatrix1 it makes the camera space linear sRGB.
 _XYZ_TO_SRGB = [3.2406, -1.5372, -0.4986, -0.9689, 1.8758, 0.0415, 0.0557, -0.2040, 1.0570]
 
 
-def bayer_from_rgb(rgb: np.ndarray) -> np.ndarray:
-    """Sample an (H, W, 3) array on an RGGB Bayer pattern -> (H, W)."""
-    h, w, _ = rgb.shape
-    cfa = np.empty((h, w), dtype=rgb.dtype)
-    cfa[0::2, 0::2] = rgb[0::2, 0::2, 0]
-    cfa[0::2, 1::2] = rgb[0::2, 1::2, 1]
-    cfa[1::2, 0::2] = rgb[1::2, 0::2, 1]
-    cfa[1::2, 1::2] = rgb[1::2, 1::2, 2]
-    return cfa
+def raw_to_counts(cfa: np.ndarray, *, black: int = 512, white: int = 16383) -> np.ndarray:
+    """Linear sensor values in [0, 1] -> uint16 counts between ``black`` and ``white``."""
+    return np.round(black + np.clip(cfa, 0.0, 1.0) * (white - black)).astype(np.uint16)
 
 
-def write_dng(path: Path, cfa: np.ndarray, *, black: int = 512, white: int = 16383) -> None:
-    """Write ``cfa`` (uint16 (H, W), RGGB, raw sensor values) as a DNG file."""
+def write_dng(path: Path, cfa: np.ndarray, *, black: int = 512, white: int = 16383) -> Path:
+    """Write ``cfa`` (uint16 (H, W), RGGB, raw sensor values) as a DNG file, atomically."""
     h, w = cfa.shape
     data = np.ascontiguousarray(cfa, dtype="<u2").tobytes()
     entries = []  # (tag, type, count, payload bytes)
@@ -93,4 +90,4 @@ def write_dng(path: Path, cfa: np.ndarray, *, black: int = 512, white: int = 163
         else:
             ifd += struct.pack("<HHII", tag, typ, count, offsets[i])
     ifd += struct.pack("<I", 0)
-    Path(path).write_bytes(b"II" + struct.pack("<HI", 42, ifd_offset) + ifd + extra + data)
+    return write_bytes(Path(path), b"II" + struct.pack("<HI", 42, ifd_offset) + ifd + extra + data)
