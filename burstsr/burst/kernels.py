@@ -59,7 +59,9 @@ def noise_sigma(luma: torch.Tensor, *, block: int = 8, quantile: float = 0.1) ->
     ``block`` x ``block`` cell and the ``quantile`` of the cells is kept, so texture does not
     count as noise as long as a tenth of the image is smooth. Floored at 1e-3."""
     kernel = torch.tensor(
-        [[1.0, -2.0, 1.0], [-2.0, 4.0, -2.0], [1.0, -2.0, 1.0]], dtype=luma.dtype, device=luma.device
+        [[1.0, -2.0, 1.0], [-2.0, 4.0, -2.0], [1.0, -2.0, 1.0]],
+        dtype=luma.dtype,
+        device=luma.device,
     )
     response = F.conv2d(luma[None, None], kernel[None, None])[0, 0].abs()
     h, w = response.shape[0] // block * block, response.shape[1] // block * block

@@ -40,9 +40,9 @@ class MergeResult:
         reference: path of the reference frame.
         frames: one :class:`FrameReport` per input file, in input order.
         seconds: wall time per stage (load, align, warp+merge, total).
-        confidence: merges onto a finer grid with the adaptive kernel: ``float32 (H, W)``, the
-            accumulated kernel weight of every output pixel (about how many samples reached
-            it; 0 where none did). None otherwise.
+        confidence: merges onto a finer grid with the adaptive kernel: ``float32 (H, W)``, about
+            how many frames reached each output pixel (fewer where the robust merge rejected
+            some, 0 where none did). None otherwise.
     """
 
     image: np.ndarray

@@ -135,6 +135,7 @@ class KernelAccumulator:
             precision[None], scale_factor=scale, mode="bilinear", align_corners=False
         )[0]
         self.wide = 1 / (2 * params.denoise**2)
+        self.per_frame = 2 * math.pi * params.denoise**2  # a whole frame's weight, wide kernel
         self.enough = params.enough
         self.total = torch.zeros(c, self.h, self.w, device=reference.device)
         self.weight = torch.zeros(self.h, self.w, device=reference.device)
@@ -208,8 +209,9 @@ class KernelAccumulator:
     def result(
         self, fallback: torch.Tensor, *, min_weight: float = 0.05
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The fine image ``(C, H*s, W*s)`` and its confidence ``(H*s, W*s)`` (the accumulated
-        kernel weight: about the number of samples that reached each fine pixel).
+        """The fine image ``(C, H*s, W*s)`` and its confidence ``(H*s, W*s)``: the accumulated
+        weight of the round kernels in units of one frame, i.e. about how many frames reached
+        each fine pixel (fewer where the robust merge rejected some; 0 where none did).
 
         Where the structure kernels gathered less than ``enough`` weight (few samples nearby:
         few or almost-still frames, zoom) the estimate blends into the wide, round kernels'
@@ -223,5 +225,5 @@ class KernelAccumulator:
         up = F.interpolate(
             fallback[None], scale_factor=self.scale, mode="bicubic", align_corners=False
         )[0]
-        alpha = (self.weight_wide / min_weight).clamp(max=1.0)
-        return alpha * image + (1 - alpha) * up, self.weight
+        alpha = (self.weight_wide / min_weight).clamp(max=1.0)  # (1 - alpha): no sample near
+        return alpha * image + (1 - alpha) * up, self.weight_wide / self.per_frame

@@ -9,6 +9,7 @@ the low-resolution grid), so tests and benchmarks can score registration and mer
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import tempfile
@@ -31,9 +32,12 @@ from burstsr.burst.camera import (
     srgb_to_linear,
 )
 from burstsr.burst.pipeline import MergeConfig, merge_burst
-from burstsr.errors import InputError
+from burstsr.errors import AlignmentError, InputError
 from burstsr.io import list_frames, read_image, write_image, write_json
 from burstsr.io.dng import raw_to_counts, write_dng
+from burstsr.refiner.enhance import write_confidence
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -213,7 +217,7 @@ def write_pairs(
     hr_dir: str | os.PathLike,
     out_dir: str | os.PathLike,
     *,
-    frames: int = 8,
+    frames: int | tuple[int, int] = 8,
     scale: int = 4,
     noise: float = 0.02,
     shot_noise: float = 0.0,
@@ -230,17 +234,23 @@ def write_pairs(
 
     For each image in ``hr_dir`` (natural order) writes ``out_dir/<scene>/`` with ``frames/``
     (the simulated burst), ``result.png`` (its merge by :func:`merge_burst`, the code behind
-    ``burstsr merge``, 16 bit), ``HR.png`` (the image cropped to a multiple of ``scale``) and
-    ``meta.json`` (every parameter, drawn or given; true and estimated transforms). Each scene
-    is written to a temporary folder and renamed into place. The burst of a scene depends only
-    on ``seed`` and the scene's name.
+    ``burstsr merge``, 16 bit), with the adaptive fine-grid kernel also ``confidence.png`` (its
+    confidence map as the generator reads it, 16 bit), ``HR.png`` (the image cropped to a
+    multiple of ``scale``) and ``meta.json`` (every parameter, drawn or given; true and
+    estimated transforms). Each scene is written to a temporary folder and renamed into place.
+    The burst of a scene depends only on ``seed`` and the scene's name.
 
     Args:
+        frames: frames per burst, or the (fewest, most) to draw from per scene; camera bursts
+            take theirs from ``camera.frames`` instead.
         degradation: ``simple`` (:func:`simulate_burst` with ``frames``, ``noise``,
             ``shot_noise``, ``shift``, ``rotate``), ``camera`` (:func:`simulate_camera_burst`,
             drawn from ``camera``), or ``mixed`` (each scene one or the other, even odds).
         raw: camera bursts only: write the frames as DNG files of the noisy sensor mosaic
             (merged through the RAW path) instead of the camera's JPEGs.
+
+    A scene whose burst cannot be merged (no frame besides the reference aligns, as can happen
+    to a short, noisy camera burst of a flat image) is skipped with a warning.
 
     Returns:
         The scene folders written.
@@ -270,9 +280,14 @@ def write_pairs(
             burst = simulate_camera_burst(hr, scale=scale, ranges=camera, seed=scene_seed)
             params = {"camera": burst.camera.to_dict(), "camera_ranges": asdict(camera)}
         else:
+            count = frames
+            if isinstance(frames, tuple):
+                count = int(
+                    np.random.default_rng(scene_seed + 2).integers(frames[0], frames[1] + 1)
+                )
             burst = simulate_burst(
                 hr,
-                frames=frames,
+                frames=count,
                 scale=scale,
                 noise=noise,
                 shot_noise=shot_noise,
@@ -295,8 +310,16 @@ def write_pairs(
                     write_dng(tmp / "frames" / f"frame_{i:02d}.dng", raw_to_counts(burst.raws[i]))
                 else:
                     write_image(tmp / "frames" / f"frame_{i:02d}.png", frame)
-            result = merge_burst(tmp / "frames", config=merge_config)
+            try:
+                result = merge_burst(tmp / "frames", config=merge_config)
+            except AlignmentError as exc:  # a short burst none of whose frames aligned
+                log.warning("%s: skipped, its burst could not be merged: %s", source.name, exc)
+                if progress is not None:
+                    progress(done, len(sources), source.name)
+                continue
             result.write(tmp / "result.png", bit_depth=16)
+            if result.confidence is not None:
+                write_confidence(tmp / "confidence.png", result.confidence)
             write_image(tmp / "HR.png", burst.hr)
             meta = {
                 "source": str(source),

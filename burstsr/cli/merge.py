@@ -20,7 +20,7 @@ from burstsr.device import DEVICES, resolve_device
 from burstsr.errors import OutputError
 from burstsr.io import check_output, format_depth, load_burst, write_image, write_json
 from burstsr.refiner.checkpoint import DEFAULT_RUN_MODEL, load_generator
-from burstsr.refiner.enhance import enhance_image
+from burstsr.refiner.enhance import enhance_image, write_confidence
 
 log = logging.getLogger("burstsr")
 
@@ -155,6 +155,13 @@ def _config(options: dict) -> MergeConfig:
     default=None,
     help="Write every aligned frame into this folder.",
 )
+@click.option(
+    "--save-confidence",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="With --scale > 1 (adaptive kernel): write the confidence map, about how many frames "
+    "reached each pixel (16-bit PNG, 65535 = 16 or more), for enhance --confidence.",
+)
 @click.pass_context
 def merge(
     ctx: click.Context,
@@ -165,6 +172,7 @@ def merge(
     overwrite: bool,
     report: Path | None,
     save_aligned: Path | None,
+    save_confidence: Path | None,
     **options,
 ) -> None:
     """Align every frame in SOURCE_FOLDER to a reference and merge them into one image."""
@@ -172,6 +180,13 @@ def merge(
     depth = int(bit_depth) if bit_depth else None
     burst = load_burst(source_folder)
     check_output(output, inputs=burst.paths, overwrite=overwrite, bit_depth=depth)
+    if save_confidence is not None:
+        if config.scale == 1 or config.kernel != "adaptive":
+            raise click.BadParameter(
+                "a confidence map comes with --scale 2, 3 or 4 and --kernel adaptive",
+                param_hint="--save-confidence",
+            )
+        check_output(save_confidence, inputs=burst.paths, overwrite=overwrite, bit_depth=16)
     if report is not None:
         check_output(report, inputs=burst.paths, overwrite=overwrite, image=False)
     dev = resolve_device(device)
@@ -182,6 +197,8 @@ def merge(
             burst, config=config, device=dev, progress=progress, save_aligned=save_aligned
         )
     result.write(output, bit_depth=depth)
+    if save_confidence is not None:
+        write_confidence(save_confidence, result.confidence)
     if report is not None:
         write_json(report, result.report())
     log.info(
@@ -282,7 +299,12 @@ def run(
         if keep_merge:
             result.write(merged_path, bit_depth=depth)
         refined = enhance_image(
-            generator, result.image, tile=tile, ensemble=ensemble, progress=enhancing
+            generator,
+            result.image,
+            tile=tile,
+            ensemble=ensemble,
+            confidence=result.confidence,
+            progress=enhancing,
         )
     out_depth = depth or format_depth(output, result.bit_depth)
     write_image(output, refined[:, :, 0] if result.gray else refined, bit_depth=out_depth)

@@ -18,7 +18,7 @@ from burstsr.device import DEVICES, resolve_device
 from burstsr.errors import InputError, OutputError
 from burstsr.io import check_output, list_frames
 from burstsr.refiner.checkpoint import load_generator, load_resume
-from burstsr.refiner.enhance import enhance_file
+from burstsr.refiner.enhance import enhance_file, read_confidence
 from burstsr.refiner.losses import VGG_LAYERS
 from burstsr.refiner.train import TrainConfig
 from burstsr.refiner.train import train as train_refiner
@@ -38,10 +38,6 @@ def _frame_range(text: str | None, degradation: str) -> tuple[int, int]:
         raise click.BadParameter(f"{text!r}: expected N or A-B", param_hint="--frames") from None
     if not 2 <= low <= high <= 64:
         raise click.BadParameter(f"{text!r}: frames go from 2 to 64, A <= B", param_hint="--frames")
-    if low != high and degradation == "simple":
-        raise click.BadParameter(
-            f"{text!r}: a range needs --degradation camera or mixed", param_hint="--frames"
-        )
     return low, high
 
 
@@ -70,8 +66,8 @@ def _frame_range(text: str | None, degradation: str) -> tuple[int, int]:
 @click.option(
     "--frames",
     default=None,
-    help="Frames per burst, N or a range A-B drawn per camera burst "
-    "[default: 8 simple, 2-16 camera; simple bursts in a range take B].",
+    help="Frames per burst, N or a range A-B drawn per scene "
+    "[default: 8 simple, 2-16 camera and mixed].",
 )
 @click.option(
     "--raw",
@@ -158,7 +154,7 @@ def synth(
         written = write_pairs(
             hr_dir,
             out,
-            frames=high,
+            frames=(low, high),
             scale=int(scale),
             noise=noise,
             shot_noise=shot_noise,
@@ -212,6 +208,12 @@ _train = TrainConfig()
     default=str(_train.unshuffle),
     show_default=True,
     help="Fold the input by this factor first: N for pairs made with synth --merge-scale N.",
+)
+@click.option(
+    "--confidence",
+    is_flag=True,
+    help="The generator also reads the merge's confidence map (each scene's confidence.png, "
+    "which synth writes for merges on a finer grid); burstsr run passes it.",
 )
 @click.option(
     "--init",
@@ -361,6 +363,14 @@ def train(
     default=None,
     help="Output bits per sample [default: as the input].",
 )
+@click.option(
+    "--confidence",
+    "confidence_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="For a model that reads it: the merge's confidence map (merge --save-confidence) "
+    "[default: that of an evenly sampled 8-frame burst].",
+)
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
 @click.pass_context
 def enhance(
@@ -374,9 +384,11 @@ def enhance(
     half: bool,
     ensemble: bool,
     bit_depth: str | None,
+    confidence_path: Path | None,
     overwrite: bool,
 ) -> None:
     """Restore and upscale SOURCE (an image, or a folder of images) with the refiner."""
+    confidence = read_confidence(confidence_path) if confidence_path is not None else None
     generator = load_generator(model, device=resolve_device(device))
     scale, grid = generator.config.scale, generator.config.unshuffle
     if grid > 1:  # a file does not say which grid it was merged on: say what the model expects
@@ -419,6 +431,7 @@ def enhance(
                 half=half,
                 ensemble=ensemble,
                 bit_depth=depth,
+                confidence=confidence,
                 progress=update,
             )
         log.info("%s -> %s (x%d, %dx%d)", src, dst, scale, result.shape[1], result.shape[0])

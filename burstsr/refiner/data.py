@@ -20,6 +20,7 @@ from burstsr.io import image_size, read_image
 from burstsr.refiner.networks import SCALES
 
 MERGED_NAME, HR_NAME = "result.png", "HR.png"
+CONFIDENCE_NAME = "confidence.png"  # synth writes the fine-grid merge's confidence map here
 
 
 @dataclass(frozen=True)
@@ -125,16 +126,37 @@ class PairDataset:
         augment: random flips and 90-degree turns.
         align: merged crops start and end on multiples of this (a model that folds its input
             by N sees whole N x N blocks, as in the whole image).
+        confidence: the merged tensors get a 4th channel, each scene's ``confidence.png``
+            (written by synth as :func:`~burstsr.refiner.networks.confidence_channel`).
     """
 
     def __init__(
-        self, pairs: list[Pair], scale: int, patch: int, *, augment: bool = True, align: int = 1
+        self,
+        pairs: list[Pair],
+        scale: int,
+        patch: int,
+        *,
+        augment: bool = True,
+        align: int = 1,
+        confidence: bool = False,
     ):
         if patch % (scale * align):
             raise InputError(f"--patch {patch}: must be a multiple of {scale * align}")
         self.scale, self.patch, self.augment, self.align = scale, patch, augment, align
         self.pairs = pairs
         self.merged = [_tensor(read_image(p.merged).pixels) for p in pairs]
+        if confidence:
+            for i, p in enumerate(pairs):
+                path = p.merged.parent / CONFIDENCE_NAME
+                if not path.is_file():
+                    raise InputError(
+                        f"{p.scene}: no {CONFIDENCE_NAME} for --confidence; make the pairs with "
+                        f"burstsr synth --merge-scale 2 or 4 (adaptive kernel)"
+                    )
+                channel = read_image(path).pixels[:, :, :1]
+                if channel.shape[:2] != self.merged[i].shape[1:]:
+                    raise InputError(f"{path}: size differs from {MERGED_NAME}")
+                self.merged[i] = torch.cat([self.merged[i], _tensor(channel)])
         self.hr = [_tensor(read_image(p.hr).pixels) for p in pairs]
         for p, m, h in zip(pairs, self.merged, self.hr, strict=True):
             if h.shape[1] < patch or h.shape[2] < patch:

@@ -14,6 +14,7 @@ averaged (the "self-ensemble" of the SR literature): 8 times the work for a litt
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 
@@ -23,7 +24,9 @@ import torch
 from burstsr.device import autocast
 from burstsr.errors import InputError
 from burstsr.io import format_depth, read_image, write_image
-from burstsr.refiner.networks import Generator
+from burstsr.refiner.networks import CONFIDENCE_FULL, Generator, confidence_channel
+
+log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]  # (tiles done, tiles in all)
 DEFAULT_TILE = 256  # input pixels a tile, for a model that does not fold its input
@@ -71,6 +74,7 @@ def enhance_image(
     blend: int = 8,
     half: bool = False,
     ensemble: bool = False,
+    confidence: np.ndarray | None = None,
     progress: Progress | None = None,
 ) -> np.ndarray:
     """Upscale ``image`` (``float32 (H, W, 3)`` in [0, 1]) with ``generator``, tile by tile.
@@ -83,6 +87,9 @@ def enhance_image(
         blend: half-width (input pixels) of the cross-fade between neighbouring tiles.
         half: fp16 autocast (CUDA only).
         ensemble: average the 8 orientations of every tile (8 times slower).
+        confidence: for a generator that reads it (``config.confidence``), the merge's
+            confidence map ``(H, W)`` (:attr:`MergeResult.confidence`); without one such a
+            generator reads the confidence of an evenly sampled 8-frame burst everywhere.
 
     Returns:
         ``float32 (H * scale, W * scale, 3)``, clipped to [0, 1].
@@ -93,6 +100,19 @@ def enhance_image(
         raise InputError("--half: half precision runs only on CUDA; drop --half on the CPU")
     scale, u = generator.config.scale, generator.config.unshuffle
     h, w = image.shape[:2]
+    if generator.config.confidence:
+        if confidence is None:
+            log.warning(
+                "this model reads the merge's confidence map; none given, so it assumes an "
+                "evenly sampled 8-frame burst (burstsr run passes the real one)"
+            )
+            confidence = np.full((h, w), 8.0, np.float32)
+        if confidence.shape != (h, w):
+            raise InputError(
+                f"confidence map {confidence.shape[1]}x{confidence.shape[0]} differs from the "
+                f"image {w}x{h}"
+            )
+        image = np.concatenate([image[:, :, :3], confidence_channel(confidence)], axis=2)
     tile = DEFAULT_TILE * u if tile is None else tile
     if tile <= 0 or tile >= max(h, w):
         tile, blend = max(h, w), 0
@@ -141,10 +161,12 @@ def enhance_file(
     half: bool = False,
     ensemble: bool = False,
     bit_depth: int | None = None,
+    confidence: np.ndarray | None = None,
     progress: Progress | None = None,
 ) -> np.ndarray:
-    """Read ``source``, enhance it, write ``output`` atomically (16 bit if the input was, unless
-    ``bit_depth`` says otherwise; gray stays gray). Returns the enhanced pixels."""
+    """Read ``source``, enhance it (``confidence``: see :func:`enhance_image`), write
+    ``output`` atomically (16 bit if the input was, unless ``bit_depth`` says otherwise; gray
+    stays gray). Returns the enhanced pixels."""
     image = read_image(source)
     result = enhance_image(
         generator,
@@ -153,9 +175,22 @@ def enhance_file(
         tile_pad=tile_pad,
         half=half,
         ensemble=ensemble,
+        confidence=confidence,
         progress=progress,
     )
     depth = bit_depth or (16 if image.bit_depth > 8 or image.linear else 8)
     depth = format_depth(output, depth)
     write_image(output, result[:, :, 0] if image.gray else result, bit_depth=depth)
     return result
+
+
+def write_confidence(path: str | os.PathLike, confidence: np.ndarray) -> None:
+    """Write a merge's confidence map as a 16-bit gray PNG of :func:`confidence_channel` (what
+    ``merge --save-confidence`` and ``synth`` write), atomically."""
+    write_image(path, confidence_channel(confidence)[..., 0], bit_depth=16)
+
+
+def read_confidence(path: str | os.PathLike) -> np.ndarray:
+    """Read a confidence map written by :func:`write_confidence` -> ``float32 (H, W)``, in frames
+    (capped at 16)."""
+    return read_image(path).pixels[:, :, 0] * CONFIDENCE_FULL

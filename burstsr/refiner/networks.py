@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -42,6 +43,12 @@ class GeneratorConfig:
     # The kernel of the finer-grid merge it was trained on (burst.superres); ``burstsr run``
     # merges with it. Earlier checkpoints, which do not say, were trained on "gaussian".
     merge_kernel: str = "gaussian"
+    # Read the merge's confidence map as a 4th input channel (see ``confidence_channel``).
+    confidence: bool = False
+
+    @property
+    def in_channels(self) -> int:
+        return 4 if self.confidence else 3
 
     def __post_init__(self) -> None:
         if self.scale not in SCALES:
@@ -105,15 +112,27 @@ def _factors(n: int) -> list[int]:
     return factors + [2] * int(math.log2(n))
 
 
+CONFIDENCE_FULL = 16.0  # frames: a confidence of this many or more reads as 1
+
+
+def confidence_channel(confidence: np.ndarray) -> np.ndarray:
+    """A merge's confidence map (about how many frames reached each pixel, ``(H, W)``) as the
+    generator's 4th input channel: ``min(confidence, 16) / 16``, ``float32 (H, W, 1)``."""
+    return (np.clip(confidence, 0.0, CONFIDENCE_FULL) / CONFIDENCE_FULL).astype(np.float32)[
+        ..., None
+    ]
+
+
 class Generator(nn.Module):
-    """SRResNet: ``(N, 3, h, w)`` in [0, 1] -> ``(N, 3, h*scale, w*scale)``."""
+    """SRResNet: ``(N, 3, h, w)`` in [0, 1] -> ``(N, 3, h*scale, w*scale)``; with
+    ``config.confidence`` the input is ``(N, 4, h, w)``: RGB and :func:`confidence_channel`."""
 
     def __init__(self, config: GeneratorConfig = GeneratorConfig()) -> None:
         super().__init__()
         self.config = config
         c, u = config.channels, config.unshuffle
         self.fold = nn.PixelUnshuffle(u) if u > 1 else nn.Identity()
-        self.head = nn.Sequential(_conv(3 * u * u, c, 9), nn.PReLU(c))
+        self.head = nn.Sequential(_conv(config.in_channels * u * u, c, 9), nn.PReLU(c))
         self.body = nn.Sequential(
             *[ResidualBlock(c, config.batch_norm) for _ in range(config.blocks)]
         )
@@ -141,11 +160,11 @@ class Generator(nn.Module):
         features = features + self.body_tail(self.body(features))
         out = self.tail(self.upsample(features))
         if self.config.image_skip:
-            scale = self.config.scale
+            scale, rgb = self.config.scale, x[:, :3]
             base = (
-                x
+                rgb
                 if scale == 1
-                else F.interpolate(x, scale_factor=scale, mode="bicubic", align_corners=False)
+                else F.interpolate(rgb, scale_factor=scale, mode="bicubic", align_corners=False)
             )
             out = out + base
         return out

@@ -113,7 +113,7 @@ def sample_grid(
         y, x = (merged.shape[1] - lp) // 2 // a * a, (merged.shape[2] - lp) // 2 // a * a
         lr = merged[:, y : y + lp, x : x + lp][None].to(device)
         sr = model(lr).clamp(0, 1)[0].cpu()
-        up = F.interpolate(lr.cpu(), scale_factor=s, mode="bicubic", align_corners=False)[0]
+        up = F.interpolate(lr[:, :3].cpu(), scale_factor=s, mode="bicubic", align_corners=False)[0]
         target = hr[:, y * s : (y + lp) * s, x * s : (x + lp) * s]
         gap = torch.ones(3, lp * s, 4)
         rows.append(torch.cat([up.clamp(0, 1), gap, sr, gap, target], dim=2))

@@ -66,6 +66,7 @@ class TrainConfig:
     channels: int = 64
     batch_norm: bool = True
     unshuffle: int = 1  # fold the input by this factor (pairs merged on a finer grid)
+    confidence: bool = False  # read the merge's confidence map too (the pairs' confidence.png)
     disc_channels: int = 64
     init: str | None = None  # start from this generator's weights
     # Schedule
@@ -101,7 +102,8 @@ def init_from(generator: Generator, source: Generator) -> int:
 
     A head that reads a folded input (``unshuffle`` N) takes the head of an unfolded one spread
     evenly over the N * N sub-pixel channels, so it starts out seeing the block averages the
-    source saw. Residual blocks beyond the source's depth start as the identity (their last
+    source saw; a head that reads a confidence channel the source did not starts with zero
+    weights on it. Residual blocks beyond the source's depth start as the identity (their last
     BN scale, or without BN their last conv, is zeroed), so a deeper generator starts out
     computing exactly what the source computes. Other weights that do not fit keep their fresh
     initialisation.
@@ -115,11 +117,23 @@ def init_from(generator: Generator, source: Generator) -> int:
     for name, weight in source.state_dict().items():
         if name not in target:
             continue
+        if name == "head.0.weight" and target[name].shape != weight.shape:
+            if target[name].shape[1] < weight.shape[1] * u * u:
+                continue  # the source reads a confidence channel this one does not
+            # PixelUnshuffle orders channels as (colour, sub-pixel): repeat each colour u*u times.
+            weight = weight.repeat_interleave(u * u, dim=1) / (u * u)
+            # A confidence channel the source did not read starts with zero weight.
+            weight = torch.cat(
+                [
+                    weight,
+                    weight.new_zeros(
+                        weight.shape[0], target[name].shape[1] - weight.shape[1], *weight.shape[2:]
+                    ),
+                ],
+                dim=1,
+            )
         if target[name].shape == weight.shape:
             target[name], taken = weight.clone(), taken + 1
-        elif name == "head.0.weight" and target[name].shape[1] == weight.shape[1] * u * u:
-            # PixelUnshuffle orders channels as (colour, sub-pixel): repeat each colour u*u times.
-            target[name], taken = weight.repeat_interleave(u * u, dim=1) / (u * u), taken + 1
     generator.load_state_dict(target)
     for block in list(generator.body)[len(source.body) :]:
         block.make_identity()
@@ -155,9 +169,12 @@ def train(config: TrainConfig, *, resume: bool = False, progress: Progress | Non
     if config.patch // scale < 4:
         raise InputError(f"--patch {config.patch}: too small for x{scale}; use >= {4 * scale}")
     u = config.unshuffle
-    data = PairDataset(train_pairs, scale, config.patch, align=u)
+    conf = config.confidence
+    data = PairDataset(train_pairs, scale, config.patch, align=u, confidence=conf)
     val_data = (
-        PairDataset(val_pairs, scale, config.patch, augment=False, align=u) if val_pairs else None
+        PairDataset(val_pairs, scale, config.patch, augment=False, align=u, confidence=conf)
+        if val_pairs
+        else None
     )
 
     torch.manual_seed(config.seed)
@@ -167,6 +184,7 @@ def train(config: TrainConfig, *, resume: bool = False, progress: Progress | Non
         blocks=config.blocks,
         batch_norm=config.batch_norm,
         unshuffle=u,
+        confidence=conf,
         merge_kernel=pairs_merge_kernel(train_pairs + val_pairs),
     )
     generator = Generator(gen_config).to(device)

@@ -1,0 +1,112 @@
+"""Structure-adaptive kernels and the fine-grid merge that uses them (``--kernel adaptive``)."""
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from burstsr.burst.camera import CameraRanges
+from burstsr.burst.kernels import KernelParams, kernel_precision, noise_sigma
+from burstsr.burst.pipeline import MergeConfig, merge_burst
+from burstsr.burst.superres import KernelAccumulator
+from burstsr.burst.synth import simulate_burst, simulate_camera_burst
+from burstsr.cli import cli
+from burstsr.metrics import periodic_pattern, psnr
+
+from conftest import texture, write_frames
+
+
+def test_noise_estimate_ignores_texture_in_part_of_the_image():
+    rng = np.random.default_rng(0)
+    img = np.full((128, 128), 0.5, np.float32)
+    img[:, 64:] += 0.3 * rng.random((128, 64)).astype(np.float32)  # texture on one half
+    noisy = img + 0.02 * rng.standard_normal(img.shape).astype(np.float32)
+    assert noise_sigma(torch.from_numpy(noisy)) == pytest.approx(0.02, rel=0.2)
+
+
+def test_kernels_are_narrow_across_edges_and_round_in_flat_areas():
+    params = KernelParams()
+    rng = np.random.default_rng(1)
+    img = np.full((64, 64), 0.2, np.float32)
+    img[:, 32:] = 0.8  # a vertical edge
+    img += 0.01 * rng.standard_normal(img.shape).astype(np.float32)
+    pxx, pxy, pyy = kernel_precision(torch.from_numpy(img), params=params)
+    # on the edge: precise across it (x), loose along it (y)
+    assert pxx[32, 31] > 10 * pyy[32, 31] and abs(pxy[32, 31]) < 0.1 * pxx[32, 31]
+    assert pxx[32, 31] >= 1 / params.detail**2
+    # far from it (noise only): wide in every direction, far wider than across the edge
+    a, b, c = pxx[8:56, 4:24], pxy[8:56, 4:24], pyy[8:56, 4:24]
+    largest = float(((a + c) / 2 + torch.sqrt(((a - c) / 2) ** 2 + b**2)).median())
+    assert largest < 0.5 / params.detail**2 and largest < pxx[32, 31] / 10
+    assert float(torch.minimum(a, c).median()) >= 1 / params.denoise**2 * 0.99
+
+
+def test_a_flat_burst_stays_exactly_flat():
+    frame = torch.full((3, 24, 32), 0.25)
+    acc = KernelAccumulator(frame, 4)
+    acc.add(frame, np.eye(3))
+    shift = np.array([[1, 0, 0.37], [0, 1, -0.61], [0, 0, 1.0]])
+    acc.add(frame, shift)
+    image, confidence = acc.result(frame)
+    assert image.shape == (3, 96, 128) and confidence.shape == (96, 128)
+    assert torch.allclose(image, torch.full_like(image, 0.25), atol=1e-6)
+
+
+def _merge(tmp_path, frames, kernel, **options):
+    write_frames(tmp_path / kernel, frames)
+    return merge_burst(tmp_path / kernel, config=MergeConfig(scale=4, kernel=kernel, **options))
+
+
+def test_identical_frames_paint_no_pattern(tmp_path):
+    """A burst that never moved samples one phase of the x4 grid only: the fixed kernel paints
+    that grid; the adaptive one interpolates smoothly."""
+    rng = np.random.default_rng(2)
+    frame = np.clip(texture(48, 64, seed=2) + 0.02 * rng.standard_normal((48, 64, 3)), 0, 1)
+    scores = {
+        k: periodic_pattern(_merge(tmp_path, [frame] * 4, k).image)
+        for k in ("gaussian", "adaptive")
+    }
+    assert scores["adaptive"] < 0.1 and scores["adaptive"] < scores["gaussian"] / 3, scores
+
+
+@pytest.mark.parametrize("frames", [2, 8])
+def test_camera_bursts_merge_cleanly(tmp_path, frames):
+    hr = texture(192, 256, seed=3)
+    burst = simulate_camera_burst(hr, scale=4, seed=5, ranges=CameraRanges(frames=(frames, frames)))
+    merged = _merge(tmp_path, burst.frames, "adaptive")
+    up = (
+        torch.nn.functional.interpolate(
+            torch.from_numpy(burst.frames[0]).permute(2, 0, 1)[None], scale_factor=4, mode="bicubic"
+        )[0]
+        .clamp(0, 1)
+        .permute(1, 2, 0)
+        .numpy()
+    )
+    assert periodic_pattern(merged.image) < 0.1
+    assert psnr(merged.image, burst.hr, border=8) > psnr(up, burst.hr, border=8)
+    # the confidence map: about the number of frames that reached each pixel
+    assert merged.confidence.shape == hr.shape[:2]
+    assert 0.7 * frames < float(np.median(merged.confidence)) < 1.2 * frames
+
+
+def test_confidence_drops_where_the_robust_merge_rejects_a_frame(tmp_path):
+    hr = texture(64, 96, seed=4)
+    burst = simulate_burst(hr, frames=4, scale=1, noise=0.01, shift=1.0, rotate=0.2, seed=2)
+    frames = [f.copy() for f in burst.frames]
+    frames[2][8:24, 8:24] = 1.0 - frames[2][8:24, 8:24]  # something moved in frame 2
+    merged = _merge(tmp_path, frames, "adaptive")
+    inside = merged.confidence[4 * 12 : 4 * 20, 4 * 12 : 4 * 20].mean()
+    outside = merged.confidence[4 * 40 :, 4 * 50 :].mean()
+    assert inside < 0.85 * outside
+    assert periodic_pattern(merged.image) < 0.1
+
+
+def test_merge_cli_takes_a_kernel_and_rejects_a_bad_one(tmp_path, small_burst):
+    folder, _ = small_burst
+    out = tmp_path / "o.png"
+    res = CliRunner().invoke(cli, ["-q", "merge", str(folder), "-o", str(out), "--kernel", "x"])
+    assert res.exit_code == 2 and not out.exists()
+    res = CliRunner().invoke(
+        cli, ["-q", "merge", str(folder), "-o", str(out), "--scale", "2", "--kernel", "gaussian"]
+    )
+    assert res.exit_code == 0, res.output and out.exists()
