@@ -1,22 +1,33 @@
-"""Super-resolution benchmark: does the burst beat a single frame, and does the refiner help?
+"""Super-resolution benchmark: does the burst beat a single frame, on simulated and real bursts?
 
-Bursts are simulated from Set14 and Kodak (evaluation sets only; the models never saw them):
-8 frames, x4 area downsampling, Gaussian noise sigma 0.02, 8-bit, a fixed seed per image.
-Scored with PSNR and SSIM on the Y channel (BT.601) with a border crop of 4 (the field's
-convention) against the HR image:
+Bursts are simulated from Set14 and Kodak (evaluation sets only; the models never saw them),
+8 frames, x4, a fixed seed per image, in two worlds:
+
+  plain    area downsampling, Gaussian noise sigma 0.02, 8-bit (the simulator the first models
+           were trained in; burstsr.burst.synth.simulate_burst)
+  camera   a camera pipeline: zoom and almost-still frames, lens blur, Bayer mosaic, shot and
+           read noise, demosaicing, sRGB, JPEG (burstsr.burst.camera; simulate_camera_burst)
+
+Scored with PSNR and SSIM on the Y channel (BT.601) with a border crop of 4 against the HR image:
 
   bicubic(frame 0)        one frame upscaled: what a single photo gives
   bicubic(merge)          the burstsr merge (frames' grid) upscaled
-  merge on the x4 grid    burstsr merge --scale 4, no refiner
-  enhance(...), MODEL     each shipped refiner model on the merge it reads: fidelity on the
-                          frames'-grid merge, burst on the x4-grid merge (what burstsr run does);
-                          and burstsr run's model with --ensemble (8 orientations averaged)
+  x4-grid merge           burstsr merge --scale 4 (adaptive kernels), no refiner
+  run, MODEL              each model on the merge it reads (its grid, kernel and, if it reads
+                          one, the confidence map): what burstsr run --model MODEL does
 
-Also: PSNR of merge -> enhance against the number of frames (1, 2, 4, 8, 16) on Set14 for each
-model, enhance speed (output megapixels per second) and the peak memory of enhancing to a
-24-megapixel output with the default tile size (in a fresh process).
+Every run output also gets the periodic-pattern score (burstsr.metrics.periodic_pattern, 8-bit
+levels; a screen-door texture on the x4 grid scores high). So do bursts made to be hard (zoom
++-3 %, mostly almost-still frames, 2 frames, 8 identical frames, a frame with a moved object)
+and the real phone burst in ../shared/data/bursts, which is also timed (whole burstsr run
+process: wall time and peak memory) and shown in a crop figure.
 
-    python benchmarks/bench_sr.py                # about 7 minutes on 2 CPU cores
+Also: PSNR of run against the number of frames (1 to 16) on camera bursts of Set14, enhance
+speed and the peak memory of enhancing to 24 MP with the default tile (fresh processes).
+
+    python benchmarks/bench_sr.py                        # about 25 minutes on 2 CPU cores
+    python benchmarks/bench_sr.py --baseline OLD.pt      # also score an earlier model
+    python benchmarks/bench_sr.py --candidate new=RUN_DIR --skip-speed --skip-real
 """
 
 from __future__ import annotations
@@ -33,11 +44,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from burstsr.burst.camera import CameraRanges
 from burstsr.burst.pipeline import MergeConfig, merge_burst
-from burstsr.burst.superres import SplatAccumulator
-from burstsr.burst.synth import simulate_burst
+from burstsr.burst.superres import KernelAccumulator, SplatAccumulator
+from burstsr.burst.synth import simulate_burst, simulate_camera_burst
 from burstsr.io import read_image, write_image
-from burstsr.metrics import psnr, ssim
+from burstsr.metrics import periodic_pattern, psnr, ssim
 from burstsr.refiner.checkpoint import DEFAULT_RUN_MODEL, SHIPPED, load_generator
 from burstsr.refiner.enhance import enhance_image
 from burstsr.refiner.plots import line_chart
@@ -53,23 +65,36 @@ def bicubic(img: np.ndarray, scale: int = SCALE) -> np.ndarray:
     return up[0].clamp(0, 1).permute(1, 2, 0).numpy()
 
 
-def merge(frames: list[np.ndarray], grid: int = 1) -> np.ndarray:
-    """``burstsr merge [--scale grid]`` of the frames (one frame: itself, on that grid)."""
+def merge(
+    frames: list[np.ndarray], grid: int = 1, kernel: str = "adaptive"
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """``burstsr merge [--scale grid --kernel kernel]``: (image, confidence map or None). One
+    frame: itself, on that grid."""
     if len(frames) == 1:
-        if grid == 1:
-            return frames[0]
         frame = torch.from_numpy(np.ascontiguousarray(frames[0])).permute(2, 0, 1)
+        if grid == 1:
+            return frames[0], None
+        if kernel == "adaptive":
+            acc = KernelAccumulator(frame, grid)
+            acc.add(frame, np.eye(3))
+            image, confidence = acc.result(frame)
+            return image.clamp(0, 1).permute(1, 2, 0).numpy(), confidence.numpy()
         splat = SplatAccumulator(frame.shape[1:], grid)
         splat.add(frame, np.eye(3))
-        return splat.result(frame).clamp(0, 1).permute(1, 2, 0).numpy()
+        return splat.result(frame).clamp(0, 1).permute(1, 2, 0).numpy(), None
     with tempfile.TemporaryDirectory() as tmp:
         paths = [write_image(Path(tmp) / f"f{i:02d}.png", f) for i, f in enumerate(frames)]
-        return merge_burst(paths, config=MergeConfig(scale=grid)).image
+        result = merge_burst(paths, config=MergeConfig(scale=grid, kernel=kernel))
+        return result.image, result.confidence
 
 
-def run(model, frames: list[np.ndarray]) -> np.ndarray:
-    """Merge on the grid the model reads, then enhance: ``burstsr run --model``."""
-    return enhance_image(model, merge(frames, model.config.unshuffle))
+def run(model, frames: list[np.ndarray], *, ensemble: bool = False) -> np.ndarray:
+    """Merge as the model reads it, then enhance: ``burstsr run --model``."""
+    c = model.config
+    image, confidence = merge(
+        frames, c.unshuffle, c.merge_kernel if c.unshuffle > 1 else "adaptive"
+    )
+    return enhance_image(model, image, confidence=confidence, ensemble=ensemble)
 
 
 def score(img: np.ndarray, hr: np.ndarray) -> tuple[float, float]:
@@ -79,52 +104,68 @@ def score(img: np.ndarray, hr: np.ndarray) -> tuple[float, float]:
     )
 
 
-def burst_of(path: Path, k: int, frames: int = 8):
+def plain_burst(path: Path, k: int, frames: int = 8):
+    hr = read_image(path).pixels
     return simulate_burst(
-        read_image(path).pixels,
-        frames=frames,
-        scale=SCALE,
-        noise=0.02,
-        shift=2.0,
-        rotate=1.0,
-        seed=4000 + k,
+        hr, frames=frames, scale=SCALE, noise=0.02, shift=2.0, rotate=1.0, seed=4000 + k
     )
 
 
-def quality(sets: dict[str, Path], models: dict) -> dict:
-    table = {}
+def camera_burst(path: Path, k: int, frames: int = 8, **ranges):
+    hr = read_image(path).pixels
+    ranges = CameraRanges(frames=(frames, frames), **ranges)
+    return simulate_camera_burst(hr, scale=SCALE, ranges=ranges, seed=5000 + k)
+
+
+WORLDS = {"plain": plain_burst, "camera": camera_burst}
+
+
+def quality(sets: dict[str, Path], models: dict, world: str, ensemble: bool) -> tuple[dict, dict]:
+    """(table {set: {method: (psnr, ssim)}}, periodic scores {model label: [score per image]})."""
+    table, periodic = {}, {}
     for name, folder in sets.items():
         rows = {}
         for k, path in enumerate(sorted(folder.glob("*.png"))):
-            burst = burst_of(path, k)
-            merges = {g: merge(burst.frames, g) for g in {1, SCALE}}
+            burst = WORLDS[world](path, k)
             results = {
                 "bicubic(frame 0)": bicubic(burst.frames[0]),
-                "bicubic(merge)": bicubic(merges[1]),
-                f"merge on the x{SCALE} grid": merges[SCALE],
+                "bicubic(merge)": bicubic(merge(burst.frames)[0]),
+                f"x{SCALE}-grid merge (adaptive, no network)": merge(burst.frames, SCALE)[0],
             }
-            for model_name, model in models.items():
-                results[_label(model_name, model)] = enhance_image(
-                    model, merges[model.config.unshuffle]
-                )
-            if DEFAULT_RUN_MODEL in models:  # burstsr run --ensemble
-                model = models[DEFAULT_RUN_MODEL]
-                results[_label(DEFAULT_RUN_MODEL, model) + " --ensemble"] = enhance_image(
-                    model, merges[model.config.unshuffle], ensemble=True
-                )
+            for label, model in models.items():
+                out = run(model, burst.frames)
+                results[f"run, {label}"] = out
+                periodic.setdefault(label, []).append(periodic_pattern(out))
+                if ensemble and label == DEFAULT_RUN_MODEL:
+                    results[f"run, {label} --ensemble"] = run(model, burst.frames, ensemble=True)
             for method, img in results.items():
                 rows.setdefault(method, []).append(score(img, burst.hr))
-            print(f"  {name}: {path.name}", file=sys.stderr, flush=True)
+            print(f"  {world} {name}: {path.name}", file=sys.stderr, flush=True)
         table[name] = {
             m: (float(np.mean([p for p, _ in v])), float(np.mean([s for _, s in v])))
             for m, v in rows.items()
         }
-    return table
+    return table, periodic
 
 
-def _label(name: str, model) -> str:
-    grid = model.config.unshuffle
-    return f"enhance({'merge' if grid == 1 else f'x{grid}-grid merge'}), {name}"
+def hard_bursts(path: Path) -> dict:
+    """Bursts made to be hard, from one image: name -> frames."""
+    zoom = camera_burst(path, 1, zoom=0.03)
+    still = camera_burst(path, 2, still_share=(0.85, 0.85))
+    two = camera_burst(path, 3, frames=2)
+    identical = [camera_burst(path, 4).frames[0]] * 8
+    moved = [f.copy() for f in camera_burst(path, 5).frames]
+    h, w = moved[3].shape[:2]
+    moved[3][h // 4 : h // 2, w // 4 : w // 2] = moved[3][h // 4 : h // 2, w // 4 : w // 2][
+        ::-1, ::-1
+    ]
+    return {
+        "zoom +-3 %": zoom.frames,
+        "85 % almost still": still.frames,
+        "2 frames": two.frames,
+        "8 identical frames": identical,
+        "a frame with a moved object": moved,
+    }
 
 
 def frames_curve(folder: Path, model, counts=(1, 2, 4, 8, 16)) -> dict[int, float]:
@@ -133,7 +174,7 @@ def frames_curve(folder: Path, model, counts=(1, 2, 4, 8, 16)) -> dict[int, floa
     for n in counts:
         values = []
         for k, path in enumerate(files):
-            burst = burst_of(path, k, frames=max(counts))  # the same frames, first n of them
+            burst = camera_burst(path, k, frames=max(counts))  # the same frames, first n of them
             values.append(score(run(model, burst.frames[:n]), burst.hr)[0])
         curve[n] = float(np.mean(values))
         print(f"  frames {n}: {curve[n]:.2f} dB", file=sys.stderr, flush=True)
@@ -165,6 +206,37 @@ def speed_child(model_name: str, out: Path) -> None:
     )
 
 
+def real_burst(folder: Path, models: dict[str, str], out: Path) -> dict:
+    """``burstsr run`` on a real burst, one fresh process per model: wall time and peak memory
+    (``/usr/bin/time``'s maximum resident set), periodic score; a crop figure."""
+    cli = [sys.executable, "-m", "burstsr", "-q", "run", str(folder), "--overwrite"]
+    found = {}
+    for label, model in models.items():
+        target, stats = out / f"real_{label}.png", out / f"real_{label}.time"
+        t0 = time.perf_counter()
+        timed = ["/usr/bin/time", "-f", "%M", "-o", str(stats)]
+        subprocess.run([*timed, *cli, "--model", model, "-o", str(target)], check=True)
+        seconds = time.perf_counter() - t0
+        image = read_image(target).pixels
+        found[label] = {
+            "seconds": seconds,
+            "peak_mb": int(stats.read_text().split()[-1]) / 1024,
+            "periodic": periodic_pattern(image),
+            "size": list(image.shape[:2]),
+        }
+        print(f"  real burst, {label}: {found[label]}", file=sys.stderr, flush=True)
+    frames = [read_image(p).pixels for p in sorted(folder.glob("*.jpg"))]
+    size = 60
+    y, x = _busiest(frames[0], size)
+    panels = [bicubic(frames[0][y : y + size, x : x + size])]
+    panels.append(bicubic(merge(frames)[0][y : y + size, x : x + size]))
+    for label in models:
+        image = read_image(out / f"real_{label}.png").pixels
+        panels.append(image[y * SCALE : (y + size) * SCALE, x * SCALE : (x + size) * SCALE])
+    write_image(out / "real_burst.png", _row(panels))
+    return found
+
+
 def _busiest(image: np.ndarray, size: int) -> tuple[int, int]:
     """Top-left corner of the ``size`` square with the most gradient energy (a detailed area)."""
     gray = image.mean(axis=2)
@@ -177,81 +249,143 @@ def _busiest(image: np.ndarray, size: int) -> tuple[int, int]:
     return int(y), int(x)
 
 
-def crops_figure(path: Path, models: dict, out: Path) -> None:
-    """frame 0 bicubic | merge bicubic | each model's refined result | ground truth: the most
-    detailed 128 px crop, 2x nearest."""
-    burst = burst_of(path, 99)
-    panels = [bicubic(burst.frames[0]), bicubic(merge(burst.frames))]
+def _row(panels: list[np.ndarray], zoom: int = 1) -> np.ndarray:
+    tiles = [np.repeat(np.repeat(p, zoom, 0), zoom, 1) for p in panels]
+    gap = np.ones((tiles[0].shape[0], 6, 3), np.float32)
+    return np.hstack([t if i == 0 else np.hstack([gap, t]) for i, t in enumerate(tiles)])
+
+
+def crops_figure(path: Path, models: dict, out: Path, world: str) -> None:
+    """frame 0 bicubic | merge bicubic | each model's run | ground truth: the most detailed
+    128 px crop, 2x nearest."""
+    burst = WORLDS[world](path, 99)
+    panels = [bicubic(burst.frames[0]), bicubic(merge(burst.frames)[0])]
     panels += [run(model, burst.frames) for model in models.values()]
     panels.append(burst.hr)
     size = 128
     y, x = _busiest(burst.hr, size)
-    tiles = [np.repeat(np.repeat(p[y : y + size, x : x + size], 2, 0), 2, 1) for p in panels]
-    gap = np.ones((size * 2, 6, 3), np.float32)
-    row = np.hstack([t if i == 0 else np.hstack([gap, t]) for i, t in enumerate(tiles)])
-    write_image(out, row)
+    write_image(out, _row([p[y : y + size, x : x + size] for p in panels], zoom=2))
+
+
+def print_table(title: str, table: dict) -> None:
+    for name, rows in table.items():
+        print(f"{title}, {name} (PSNR / SSIM on Y, border {SCALE}):\n")
+        print("| method | PSNR (dB) | SSIM |\n|---|---|---|")
+        for method, (p, s) in rows.items():
+            print(f"| {method} | {p:.2f} | {s:.4f} |")
+        print()
+        for label in [m for m in rows if m.startswith("run")]:
+            ours = rows[label][0]
+            print(
+                f"{label}: {ours - rows['bicubic(frame 0)'][0]:+.2f} dB over bicubic(frame 0), "
+                f"{ours - rows['bicubic(merge)'][0]:+.2f} dB over bicubic(merge)"
+            )
+        print()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--out", type=Path, default=ROOT / "bench-out")
+    parser.add_argument("--baseline", help="an earlier model to score beside the shipped ones")
+    parser.add_argument(
+        "--candidate", action="append", default=[], help="NAME=MODEL: another model to score"
+    )
+    parser.add_argument("--ensemble", action="store_true", help="also score run --ensemble")
+    parser.add_argument("--skip-speed", action="store_true")
+    parser.add_argument("--skip-real", action="store_true")
+    parser.add_argument("--skip-curve", action="store_true")
     parser.add_argument("--speed-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.speed_child:
         speed_child(args.speed_child, args.out / "sr_speed.json")
         return
     args.out.mkdir(parents=True, exist_ok=True)
-    models = {name: load_generator(name) for name, f in SHIPPED.items() if f.is_file()}
-    if not models:
-        sys.exit("no shipped model in burstsr/refiner/weights")
+    paths = {name: name for name, f in SHIPPED.items() if f.is_file()}
+    if args.baseline:
+        paths["before"] = args.baseline
+    for item in args.candidate:
+        name, _, path = item.partition("=")
+        paths[name] = path
+    if not paths:
+        sys.exit("no model: ship one in burstsr/refiner/weights or give --candidate")
+    models = {name: load_generator(path) for name, path in paths.items()}
     sets = {"Set14": args.data / "Set14", "Kodak": args.data / "Kodak"}
-    print(f"# bench_sr (x{SCALE}, 8 frames, sigma 0.02; torch {torch.__version__})\n")
-    table = quality(sets, models)
-    for name, rows in table.items():
-        print(f"{name} (PSNR / SSIM on Y, border {SCALE}):\n")
-        print("| method | PSNR (dB) | SSIM |\n|---|---|---|")
-        for method, (p, s) in rows.items():
-            print(f"| {method} | {p:.2f} | {s:.4f} |")
-        print()
-        for label in [m for m in rows if m.startswith("enhance")]:
-            ours = rows[label][0]
+    print(f"# bench_sr (x{SCALE}, 8 frames; torch {torch.__version__})\n")
+    report: dict = {"models": paths}
+    for world in WORLDS:
+        table, periodic = quality(sets, models, world, args.ensemble)
+        print_table(world, table)
+        report[world] = {"table": table, "periodic": periodic}
+    print("Periodic-pattern score of run's output (8-bit levels; mean / max over the images):\n")
+    print("| model | plain | camera |\n|---|---|---|")
+    for label in models:
+        cells = [report[w]["periodic"][label] for w in WORLDS]
+        print(
+            f"| {label} | "
+            + " | ".join(f"{np.mean(c):.3f} / {np.max(c):.3f}" for c in cells)
+            + " |"
+        )
+    print()
+    hard = hard_bursts(sets["Kodak"] / "kodim23.png")
+    print("Hard camera bursts of kodim23 (periodic score of run's output; PSNR-Y):\n")
+    print("| burst | " + " | ".join(models) + " |\n|---" * 1 + "|---" * len(models) + "|")
+    hr = camera_burst(sets["Kodak"] / "kodim23.png", 1).hr
+    report["hard"] = {}
+    for name, frames in hard.items():
+        cells = []
+        for label, model in models.items():
+            out = run(model, frames)
+            value = (periodic_pattern(out), score(out, hr)[0])
+            report["hard"].setdefault(name, {})[label] = value
+            cells.append(f"{value[0]:.3f}; {value[1]:.2f} dB")
+        print(f"| {name} | " + " | ".join(cells) + " |")
+    print()
+    crops_figure(sets["Kodak"] / "kodim23.png", models, args.out / "sr_crops.png", "plain")
+    crops_figure(sets["Kodak"] / "kodim23.png", models, args.out / "sr_crops_camera.png", "camera")
+    if not args.skip_curve:
+        model = models.get(DEFAULT_RUN_MODEL) or next(iter(models.values()))
+        curves = {"camera": frames_curve(sets["Set14"], model)}
+        print("run on camera bursts of Set14 against the number of frames (PSNR, dB):\n")
+        counts = list(curves["camera"])
+        print("| frames | " + " | ".join(str(n) for n in counts) + " |")
+        print("|---" * (len(counts) + 1) + "|")
+        print("| PSNR | " + " | ".join(f"{v:.2f}" for v in curves["camera"].values()) + " |\n")
+        chart = line_chart(
+            "PSNR (Y, dB) of burstsr run, camera bursts of Set14, vs frames",
+            {"run": (counts, list(curves["camera"].values()))},
+            log_y=False,
+            x_label="frames",
+        )
+        write_image(args.out / "sr_frames.png", chart.astype(np.float32) / 255)
+        report["frames"] = curves
+    real = args.data / "bursts" / "hdrplus_0006_20160722_115157_431"
+    if not args.skip_real and real.is_dir():
+        runs = {k: v for k, v in paths.items() if models[k].config.unshuffle > 1}
+        report["real"] = real_burst(real, runs, args.out)
+        print("burstsr run on the real phone burst (whole process):\n")
+        print("| model | output | time | peak memory | periodic score |\n|---|---|---|---|---|")
+        for label, r in report["real"].items():
             print(
-                f"{label} - bicubic(merge): "
-                f"{ours - rows['bicubic(merge)'][0]:+.2f} dB; "
-                f"- bicubic(frame 0): {ours - rows['bicubic(frame 0)'][0]:+.2f} dB"
+                f"| {label} | {r['size'][1]}x{r['size'][0]} | {r['seconds']:.0f} s | "
+                f"{r['peak_mb']:.0f} MB | "
+                f"{r['periodic']:.3f} |"
             )
         print()
-    curves = {name: frames_curve(sets["Set14"], model) for name, model in models.items()}
-    counts = list(next(iter(curves.values())))
-    print("merge -> enhance on Set14 against the number of frames (PSNR, dB):\n")
-    print("| model | " + " | ".join(str(n) for n in counts) + " |")
-    print("|---" * (len(counts) + 1) + "|")
-    for name, curve in curves.items():
-        print(f"| {name} | " + " | ".join(f"{v:.2f}" for v in curve.values()) + " |")
-    print()
-    chart = line_chart(
-        "PSNR (Y, dB) of merge + enhance, Set14, vs frames",
-        {name: (list(c), list(c.values())) for name, c in curves.items()},
-        log_y=False,
-        x_label="frames",
-    )
-    write_image(args.out / "sr_frames.png", chart.astype(np.float32) / 255)
-    crops_figure(sets["Kodak"] / "kodim23.png", models, args.out / "sr_crops.png")
-    speed = {}
-    for name in models:
-        subprocess.run(
-            [sys.executable, __file__, "--speed-child", name, "--out", str(args.out)], check=True
-        )
-        speed[name] = result = json.loads((args.out / "sr_speed.json").read_text())
-        print(
-            f"{name}: enhance to {result['megapixels']:.0f} MP with the default tile: "
-            f"{result['seconds']:.1f} s, {result['megapixels'] / result['seconds']:.2f} output "
-            f"MP/s, peak memory {result['peak_mb']:.0f} MB"
-        )
-    (args.out / "sr.json").write_text(
-        json.dumps({"table": table, "frames": curves, "speed": speed}, indent=2)
-    )
+    if not args.skip_speed:
+        report["speed"] = {}
+        for name in [n for n in paths if n in SHIPPED]:
+            subprocess.run(
+                [sys.executable, __file__, "--speed-child", name, "--out", str(args.out)],
+                check=True,
+            )
+            report["speed"][name] = result = json.loads((args.out / "sr_speed.json").read_text())
+            print(
+                f"{name}: enhance to {result['megapixels']:.0f} MP with the default tile: "
+                f"{result['seconds']:.1f} s, {result['megapixels'] / result['seconds']:.2f} output "
+                f"MP/s, peak memory {result['peak_mb']:.0f} MB"
+            )
+    (args.out / "sr.json").write_text(json.dumps(report, indent=2))
 
 
 if __name__ == "__main__":

@@ -70,7 +70,7 @@ def test_run_merges_on_the_grid_a_folding_model_reads(tmp_path, monkeypatch):
             str(tmp_path / "o.png"),
         ],
     )
-    assert res.exit_code == 2 and "--scale" in res.stderr and "x2 grid" in res.stderr
+    assert res.exit_code == 2 and "--scale" in res.stderr and "--scale 2" in res.stderr
     assert not (tmp_path / "o.png").exists()
     # enhance says which grid a folding model expects (a file cannot say which it was made on).
     res = CliRunner().invoke(cli, ["enhance", "result.png", "--model", str(model), "-o", "e.png"])

@@ -24,6 +24,7 @@ from burstsr.burst.align import (
     prepare_reference,
     to_gray,
 )
+from burstsr.burst.camera import linear_to_srgb
 from burstsr.burst.merge import MERGERS, local_luma, merge_frames, robust_weights
 from burstsr.burst.reference import pick_reference
 from burstsr.burst.result import FrameReport, MergeResult
@@ -242,7 +243,7 @@ def merge_burst(
         fine = merged.image if splat is None else splat.result(merged.image)
     image = fine.permute(1, 2, 0).float().cpu().numpy()
     if ref_linear:
-        image = srgb_encode(image)
+        image = linear_to_srgb(image)
     seconds["total"] = time.perf_counter() - start
     seconds = {k: round(v, 4) for k, v in seconds.items()}
     for r in reports:
@@ -298,13 +299,5 @@ def _save_aligned(
     if isinstance(pixels, torch.Tensor):
         pixels = (pixels * mask).permute(1, 2, 0).float().cpu().numpy()
     if linear:
-        pixels = srgb_encode(pixels)
+        pixels = linear_to_srgb(pixels)
     write_image(target, pixels[:, :, 0] if gray else pixels, bit_depth=bit_depth)
-
-
-def srgb_encode(linear: np.ndarray) -> np.ndarray:
-    """The sRGB transfer function (IEC 61966-2-1), linear [0, 1] -> encoded [0, 1]."""
-    x = np.clip(linear, 0.0, 1.0)
-    return np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.power(x, 1 / 2.4) - 0.055).astype(
-        np.float32
-    )

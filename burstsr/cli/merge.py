@@ -253,26 +253,19 @@ def run(
     dev = resolve_device(device)
     generator = load_generator(model, device=dev)
     grid = generator.config.unshuffle
-    if grid > 1:
-        if ctx.get_parameter_source("scale") == click.core.ParameterSource.COMMANDLINE and (
-            config.scale != grid
-        ):
-            raise click.BadParameter(
-                f"{config.scale}: model {model} reads merges on a x{grid} grid; "
-                f"drop --scale or give --scale {grid}",
-                param_hint="--scale",
-            )
-        config = dataclasses.replace(config, scale=grid)
-        kernel = generator.config.merge_kernel
-        if ctx.get_parameter_source("kernel") == click.core.ParameterSource.COMMANDLINE and (
-            config.kernel != kernel
-        ):
-            raise click.BadParameter(
-                f"{config.kernel}: model {model} reads merges made with --kernel {kernel}; "
-                f"drop --kernel or give --kernel {kernel}",
-                param_hint="--kernel",
-            )
-        config = dataclasses.replace(config, kernel=kernel)
+    if grid > 1:  # merge as the model reads: on its grid, with its kernel
+        wanted = {"scale": grid, "kernel": generator.config.merge_kernel}
+        for name, value in wanted.items():
+            given = getattr(config, name)
+            if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE and (
+                given != value
+            ):
+                raise click.BadParameter(
+                    f"{given}: model {model} reads merges made with --{name} {value}; "
+                    f"drop --{name} or give --{name} {value}",
+                    param_hint=f"--{name}",
+                )
+        config = dataclasses.replace(config, **wanted)
     total = config.scale * generator.config.scale
     output = output or Path(f"result_x{total}.png")
     burst = load_burst(source_folder)
