@@ -95,9 +95,14 @@ def demo_figure() -> None:
     burst = ROOT / "examples" / "burst"
     merged = merge_burst(burst).image
     model = load_generator(DEFAULT_RUN_MODEL)
-    grid = model.config.unshuffle  # what burstsr run does: merge on the model's grid, enhance
-    fine = merged if grid == 1 else merge_burst(burst, config=MergeConfig(scale=grid)).image
-    final = enhance_image(model, fine)
+    grid = model.config.unshuffle  # what burstsr run does: merge as the model reads, enhance
+    config = MergeConfig(scale=grid, kernel=model.config.merge_kernel)
+    fine = merge_burst(burst, config=config) if grid > 1 else None
+    final = (
+        enhance_image(model, fine.image, confidence=fine.confidence)
+        if fine is not None
+        else enhance_image(model, merged)
+    )
     frame0 = read_image(burst / "frame_00.png").pixels
 
     def up(img: np.ndarray) -> np.ndarray:

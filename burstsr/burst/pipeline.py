@@ -238,6 +238,7 @@ def merge_burst(
     confidence = None
     if adaptive:
         fine, weight = splat.result(merged.image)
+        splat = None  # free the accumulators before the image is copied out
         confidence = np.ascontiguousarray(weight.float().cpu().numpy())
     else:
         fine = merged.image if splat is None else splat.result(merged.image)

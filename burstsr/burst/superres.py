@@ -218,12 +218,16 @@ class KernelAccumulator:
         one, so sparse sampling gives a smooth estimate instead of the nearest sample; pixels
         that even those barely reached blend into the bicubic upscaling of ``fallback`` (the
         ordinary merge)."""
-        sharp = self.total / self.weight.clamp(min=1e-12)
-        smooth = self.total_wide / self.weight_wide.clamp(min=1e-12)
-        beta = (self.weight / self.enough).clamp(max=1.0)
-        image = beta * sharp + (1 - beta) * smooth
-        up = F.interpolate(
+        out = F.interpolate(
             fallback[None], scale_factor=self.scale, mode="bicubic", align_corners=False
         )[0]
-        alpha = (self.weight_wide / min_weight).clamp(max=1.0)  # (1 - alpha): no sample near
-        return alpha * image + (1 - alpha) * up, self.weight_wide / self.per_frame
+        for top in range(0, self.h, 4 * self.rows_per_chunk):  # in bands: bounded temporaries
+            rows = slice(top, top + 4 * self.rows_per_chunk)
+            weight, wide = self.weight[rows], self.weight_wide[rows]
+            sharp = self.total[:, rows] / weight.clamp(min=1e-12)
+            smooth = self.total_wide[:, rows] / wide.clamp(min=1e-12)
+            beta = (weight / self.enough).clamp(max=1.0)
+            image = beta * sharp + (1 - beta) * smooth
+            alpha = (wide / min_weight).clamp(max=1.0)  # (1 - alpha): no sample near
+            out[:, rows] = alpha * image + (1 - alpha) * out[:, rows]
+        return out, self.weight_wide / self.per_frame
