@@ -25,7 +25,7 @@ process: wall time and peak memory) and shown in a crop figure.
 Also: PSNR of run against the number of frames (1 to 16) on camera bursts of Set14, enhance
 speed and the peak memory of enhancing to 24 MP with the default tile (fresh processes).
 
-    python benchmarks/bench_sr.py                        # about 25 minutes on 2 CPU cores
+    python benchmarks/bench_sr.py                        # about 15 minutes on 2 CPU cores
     python benchmarks/bench_sr.py --baseline OLD.pt      # also score an earlier model
     python benchmarks/bench_sr.py --candidate new=RUN_DIR --skip-speed --skip-real
 """
@@ -295,6 +295,7 @@ def main() -> None:
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--skip-real", action="store_true")
     parser.add_argument("--skip-curve", action="store_true")
+    parser.add_argument("--figures-only", action="store_true", help="only the crop figures")
     parser.add_argument("--speed-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.speed_child:
@@ -313,6 +314,10 @@ def main() -> None:
     sets = {"Set14": args.data / "Set14", "Kodak": args.data / "Kodak"}
     print(f"# bench_sr (x{SCALE}, 8 frames; torch {torch.__version__})\n")
     report: dict = {"models": paths}
+    if args.figures_only:
+        for world, name in (("plain", "sr_crops.png"), ("camera", "sr_crops_camera.png")):
+            crops_figure(sets["Kodak"] / "kodim23.png", models, args.out / name, world)
+        return
     for world in WORLDS:
         table, periodic = quality(sets, models, world, args.ensemble)
         print_table(world, table)
