@@ -46,7 +46,7 @@ import torch.nn.functional as F
 
 from burstsr.burst.camera import CameraRanges
 from burstsr.burst.pipeline import MergeConfig, merge_burst
-from burstsr.burst.superres import KernelAccumulator, SplatAccumulator
+from burstsr.burst.superres import ACCUMULATORS
 from burstsr.burst.synth import simulate_burst, simulate_camera_burst
 from burstsr.io import read_image, write_image
 from burstsr.metrics import periodic_pattern, psnr, ssim
@@ -74,14 +74,11 @@ def merge(
         frame = torch.from_numpy(np.ascontiguousarray(frames[0])).permute(2, 0, 1)
         if grid == 1:
             return frames[0], None
-        if kernel == "adaptive":
-            acc = KernelAccumulator(frame, grid)
-            acc.add(frame, np.eye(3))
-            image, confidence = acc.result(frame)
-            return image.clamp(0, 1).permute(1, 2, 0).numpy(), confidence.numpy()
-        splat = SplatAccumulator(frame.shape[1:], grid)
-        splat.add(frame, np.eye(3))
-        return splat.result(frame).clamp(0, 1).permute(1, 2, 0).numpy(), None
+        acc = ACCUMULATORS[kernel](frame, grid)
+        acc.add(frame, np.eye(3))
+        image, confidence = acc.result(frame)
+        image = image.clamp(0, 1).permute(1, 2, 0).numpy()
+        return image, None if confidence is None else confidence.numpy()
     with tempfile.TemporaryDirectory() as tmp:
         paths = [write_image(Path(tmp) / f"f{i:02d}.png", f) for i, f in enumerate(frames)]
         result = merge_burst(paths, config=MergeConfig(scale=grid, kernel=kernel))
@@ -90,10 +87,8 @@ def merge(
 
 def run(model, frames: list[np.ndarray], *, ensemble: bool = False) -> np.ndarray:
     """Merge as the model reads it, then enhance: ``burstsr run --model``."""
-    c = model.config
-    image, confidence = merge(
-        frames, c.unshuffle, c.merge_kernel if c.unshuffle > 1 else "adaptive"
-    )
+    reads = model.config.merge_reads()
+    image, confidence = merge(frames, reads.get("scale", 1), reads.get("kernel", "adaptive"))
     return enhance_image(model, image, confidence=confidence, ensemble=ensemble)
 
 

@@ -95,9 +95,8 @@ def demo_figure() -> None:
     burst = ROOT / "examples" / "burst"
     merged = merge_burst(burst).image
     model = load_generator(DEFAULT_RUN_MODEL)
-    grid = model.config.unshuffle  # what burstsr run does: merge as the model reads, enhance
-    config = MergeConfig(scale=grid, kernel=model.config.merge_kernel)
-    fine = merge_burst(burst, config=config) if grid > 1 else None
+    reads = model.config.merge_reads()  # what burstsr run does: merge as the model reads
+    fine = merge_burst(burst, config=MergeConfig(**reads)) if reads else None
     final = (
         enhance_image(model, fine.image, confidence=fine.confidence)
         if fine is not None

@@ -11,8 +11,9 @@ from burstsr.burst.synth import simulate_burst
 from burstsr.cli import cli
 from burstsr.errors import InputError
 from burstsr.io import read_image
+from burstsr.io.confidence import read_confidence, write_confidence
 from burstsr.refiner.checkpoint import load_generator, save_generator
-from burstsr.refiner.enhance import enhance_image, read_confidence, write_confidence
+from burstsr.refiner.enhance import enhance_image
 from burstsr.refiner.networks import Generator, GeneratorConfig
 from burstsr.refiner.train import TrainConfig, init_from, train
 

@@ -17,6 +17,7 @@ into ``meta.json``; :class:`CameraRanges` says what is drawn from.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import cv2
@@ -79,6 +80,16 @@ def lens_blur(image: np.ndarray, sigma: float) -> np.ndarray:
     if sigma <= 0:
         return image
     return cv2.GaussianBlur(image, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
+
+
+def optics(image: np.ndarray, blur: float, scale: int) -> np.ndarray:
+    """The lens and the pixel grid: :func:`lens_blur` of ``blur`` frame pixels, then area
+    downsampling by ``scale`` (``image`` on the ``scale`` times finer grid, linear light)."""
+    blurred = lens_blur(image, blur * scale)
+    if scale == 1:
+        return blurred
+    h, w = blurred.shape[0] // scale, blurred.shape[1] // scale
+    return cv2.resize(blurred, (w, h), interpolation=cv2.INTER_AREA)
 
 
 def mosaic(rgb: np.ndarray) -> np.ndarray:
@@ -186,14 +197,11 @@ def develop(
     *,
     scale: int,
     rng: np.random.Generator,
-    warp,
+    warp: Callable[[np.ndarray, np.ndarray], np.ndarray],
 ) -> CameraFrame:
-    """One frame through the camera: move (``warp(image, transform)``), blur, downsample,
+    """One frame through the camera: move (``warp(image, transform)``), :func:`optics`,
     mosaic, add noise, demosaic, encode sRGB and JPEG."""
-    moved = warp(linear_hr, transform_hr)
-    blurred = lens_blur(moved, params.blur * scale)
-    h, w = blurred.shape[0] // scale, blurred.shape[1] // scale
-    small = cv2.resize(blurred, (w, h), interpolation=cv2.INTER_AREA) if scale > 1 else blurred
+    small = optics(warp(linear_hr, transform_hr), params.blur, scale)
     raw = add_sensor_noise(
         mosaic(np.clip(small, 0.0, 1.0)), shot=params.shot, read=params.read, rng=rng
     )

@@ -28,7 +28,7 @@ from burstsr.burst.camera import linear_to_srgb
 from burstsr.burst.merge import MERGERS, local_luma, merge_frames, robust_weights
 from burstsr.burst.reference import pick_reference
 from burstsr.burst.result import FrameReport, MergeResult
-from burstsr.burst.superres import KERNELS, KernelAccumulator, SplatAccumulator
+from burstsr.burst.superres import ACCUMULATORS, KERNELS
 from burstsr.burst.warp import INTERPOLATIONS, warp_frame
 from burstsr.errors import AlignmentError, InputError, OutputError
 from burstsr.io import Burst, Image, load_burst, write_image
@@ -136,10 +136,7 @@ def merge_burst(
         )
     others = [i for i in range(len(burst)) if i != ref_index]
     readable = 1
-    splat = None
-    adaptive = config.scale > 1 and config.kernel == "adaptive"
-    if config.scale > 1 and not adaptive:
-        splat = SplatAccumulator(ref_shape, config.scale, channels=3, device=device)
+    splat = None  # the finer grid's accumulator (scale > 1), built from the reference
     ref_local = None  # the reference's local luma, for robustness weights on the finer grid
 
     def align(index: int, image: Image) -> np.ndarray | None:
@@ -174,9 +171,8 @@ def merge_burst(
         nonlocal ref, readable, ref_local, splat
         frame = torch.from_numpy(ref.pixels).permute(2, 0, 1).to(device)
         ref = None  # from here on the reference's pixels live only in the merge
-        if adaptive:
-            splat = KernelAccumulator(frame, config.scale)
-        if splat is not None:
+        if config.scale > 1:
+            splat = ACCUMULATORS[config.kernel](frame, config.scale)
             splat.add(frame, np.eye(3))
             ref_local = local_luma(frame) if config.merge == "robust" else None
         yield frame, torch.ones(ref_shape, dtype=torch.bool, device=device)
@@ -200,16 +196,8 @@ def merge_burst(
                     warped, mask = warp_frame(frame, transform, interpolation=config.interpolation)
                     if splat is not None:
                         confidence = None
-                        if ref_local is not None and adaptive:
+                        if ref_local is not None:
                             confidence = robust_weights(ref_local, warped, mask)
-                        elif ref_local is not None:
-                            weights = robust_weights(ref_local, warped, mask)
-                            confidence = warp_frame(
-                                weights[None],
-                                np.linalg.inv(transform),
-                                out_size=frame.shape[1:],
-                                interpolation="bilinear",
-                            )[0][0]
                         splat.add(frame, transform, confidence)
                     del frame, image
                     if aligned_dir is not None:
@@ -235,13 +223,12 @@ def merge_burst(
             f"{ref_path.name}; try another --align (ecc, orb), a simpler --motion, "
             f"or a lower --min-score"
         )
-    confidence = None
-    if adaptive:
+    fine, confidence = merged.image, None
+    if splat is not None:
         fine, weight = splat.result(merged.image)
         splat = None  # free the accumulators before the image is copied out
-        confidence = np.ascontiguousarray(weight.float().cpu().numpy())
-    else:
-        fine = merged.image if splat is None else splat.result(merged.image)
+        if weight is not None:
+            confidence = np.ascontiguousarray(weight.float().cpu().numpy())
     image = fine.permute(1, 2, 0).float().cpu().numpy()
     if ref_linear:
         image = linear_to_srgb(image)

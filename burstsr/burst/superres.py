@@ -34,22 +34,20 @@ import torch
 import torch.nn.functional as F
 
 from burstsr.burst.kernels import KernelParams, kernel_precision
-
-KERNELS = ("adaptive", "gaussian")
+from burstsr.burst.warp import warp_frame
 
 
 class SplatAccumulator:
-    """Numerator and weight of the fine grid; add frames one at a time (streaming)."""
+    """Numerator and weight of the fine grid; add frames one at a time (streaming).
 
-    def __init__(
-        self,
-        size: tuple[int, int],
-        scale: int,
-        *,
-        channels: int = 3,
-        sigma: float | None = None,
-        device: torch.device | str = "cpu",
-    ) -> None:
+    Args:
+        reference: the reference frame ``(C, h, w)`` (its size, channels and device).
+        scale: the fine grid is ``scale`` times finer than the reference's.
+        sigma: the kernel's width in fine pixels (default: 0.15 frame pixels, at least 0.3).
+    """
+
+    def __init__(self, reference: torch.Tensor, scale: int, *, sigma: float | None = None) -> None:
+        channels, size, device = reference.shape[0], reference.shape[1:], reference.device
         self.scale = scale
         self.h, self.w = size[0] * scale, size[1] * scale
         # Kernel width in fine pixels: narrow (0.15 frame pixels, at least 0.3 fine pixels);
@@ -64,10 +62,17 @@ class SplatAccumulator:
         self, frame: torch.Tensor, transform: np.ndarray, confidence: torch.Tensor | None = None
     ) -> None:
         """Splat ``frame`` (``(C, h, w)``, its own pixel grid) whose transform maps reference
-        coordinates to frame coordinates; ``confidence`` (``(h, w)``, on the frame's grid) scales
-        each sample's weight."""
+        coordinates to frame coordinates; ``confidence`` (``(h_ref, w_ref)``, on the reference
+        grid, e.g. robust weights) scales each sample's weight."""
         c, h, w = frame.shape
         device = frame.device
+        if confidence is not None:  # onto the frame's grid, where the samples are
+            confidence = warp_frame(
+                confidence[None],
+                np.linalg.inv(transform),
+                out_size=(h, w),
+                interpolation="bilinear",
+            )[0][0]
         inverse = torch.as_tensor(np.linalg.inv(transform), dtype=torch.float64, device=device)
         ys, xs = torch.meshgrid(
             torch.arange(h, device=device, dtype=torch.float64),
@@ -96,16 +101,19 @@ class SplatAccumulator:
                 self.weight.index_add_(0, index, k)
                 self.total.index_add_(1, index, values * k)
 
-    def result(self, fallback: torch.Tensor, *, min_weight: float = 1e-3) -> torch.Tensor:
-        """The fine image ``(C, H*s, W*s)``; pixels with less than ``min_weight`` of accumulated
-        weight take the bicubic upscaling of ``fallback`` (the merge on the reference grid)."""
+    def result(
+        self, fallback: torch.Tensor, *, min_weight: float = 1e-3
+    ) -> tuple[torch.Tensor, None]:
+        """The fine image ``(C, H*s, W*s)`` (and no confidence map); pixels with less than
+        ``min_weight`` of accumulated weight take the bicubic upscaling of ``fallback`` (the
+        merge on the reference grid)."""
         image = (self.total / self.weight.clamp(min=1e-12)).reshape(-1, self.h, self.w)
         up = F.interpolate(
             fallback[None], scale_factor=self.scale, mode="bicubic", align_corners=False
         )[0]
         # Blend smoothly into the fallback where the weight is low, instead of a hard switch.
         alpha = (self.weight.reshape(1, self.h, self.w) / (4 * min_weight)).clamp(max=1.0)
-        return alpha * image + (1 - alpha) * up
+        return alpha * image + (1 - alpha) * up, None
 
 
 class KernelAccumulator:
@@ -231,3 +239,8 @@ class KernelAccumulator:
             alpha = (wide / min_weight).clamp(max=1.0)  # (1 - alpha): no sample near
             out[:, rows] = alpha * image + (1 - alpha) * out[:, rows]
         return out, self.weight_wide / self.per_frame
+
+
+# The finer grid's accumulators by ``--kernel`` name; each is built from the reference frame.
+ACCUMULATORS = {"adaptive": KernelAccumulator, "gaussian": SplatAccumulator}
+KERNELS = tuple(ACCUMULATORS)

@@ -26,16 +26,16 @@ from burstsr.burst.camera import (
     CameraRanges,
     develop,
     draw_camera_params,
-    lens_blur,
     linear_to_srgb,
     motion_transform,
+    optics,
     srgb_to_linear,
 )
 from burstsr.burst.pipeline import MergeConfig, merge_burst
 from burstsr.errors import AlignmentError, InputError
 from burstsr.io import list_frames, read_image, write_image, write_json
+from burstsr.io.confidence import write_confidence
 from burstsr.io.dng import raw_to_counts, write_dng
-from burstsr.refiner.enhance import write_confidence
 
 log = logging.getLogger(__name__)
 
@@ -194,10 +194,7 @@ def simulate_camera_burst(
         frames.append(frame.image)
         raws.append(frame.raw)
         transforms.append(t_lr)
-    clean_linear = lens_blur(linear, params.blur * scale)
-    if scale > 1:
-        clean_linear = cv2.resize(clean_linear, lr_size[::-1], interpolation=cv2.INTER_AREA)
-    clean = linear_to_srgb(clean_linear)
+    clean = linear_to_srgb(optics(linear, params.blur, scale))
     return SimulatedBurst(frames, transforms, clean, hr, raws=raws, camera=params)
 
 

@@ -19,8 +19,9 @@ from burstsr.cli.options import ensemble_option, model_option, tile_option
 from burstsr.device import DEVICES, resolve_device
 from burstsr.errors import OutputError
 from burstsr.io import check_output, format_depth, load_burst, write_image, write_json
+from burstsr.io.confidence import write_confidence
 from burstsr.refiner.checkpoint import DEFAULT_RUN_MODEL, load_generator
-from burstsr.refiner.enhance import enhance_image, write_confidence
+from burstsr.refiner.enhance import enhance_image
 
 log = logging.getLogger("burstsr")
 
@@ -252,9 +253,8 @@ def run(
     depth = int(bit_depth) if bit_depth else None
     dev = resolve_device(device)
     generator = load_generator(model, device=dev)
-    grid = generator.config.unshuffle
-    if grid > 1:  # merge as the model reads: on its grid, with its kernel
-        wanted = {"scale": grid, "kernel": generator.config.merge_kernel}
+    wanted = generator.config.merge_reads()  # merge as the model reads: its grid and kernel
+    if wanted:
         for name, value in wanted.items():
             given = getattr(config, name)
             if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE and (

@@ -17,8 +17,9 @@ from burstsr.cli.options import ensemble_option, model_option, tile_option
 from burstsr.device import DEVICES, resolve_device
 from burstsr.errors import InputError, OutputError
 from burstsr.io import check_output, list_frames
+from burstsr.io.confidence import read_confidence
 from burstsr.refiner.checkpoint import load_generator, load_resume
-from burstsr.refiner.enhance import enhance_file, read_confidence
+from burstsr.refiner.enhance import enhance_file
 from burstsr.refiner.losses import VGG_LAYERS
 from burstsr.refiner.train import TrainConfig
 from burstsr.refiner.train import train as train_refiner

@@ -17,6 +17,7 @@ import torch
 
 from burstsr.errors import InputError
 from burstsr.io import image_size, read_image
+from burstsr.io.confidence import confidence_channel, read_confidence
 from burstsr.refiner.networks import SCALES
 
 MERGED_NAME, HR_NAME = "result.png", "HR.png"
@@ -127,7 +128,7 @@ class PairDataset:
         align: merged crops start and end on multiples of this (a model that folds its input
             by N sees whole N x N blocks, as in the whole image).
         confidence: the merged tensors get a 4th channel, each scene's ``confidence.png``
-            (written by synth as :func:`~burstsr.refiner.networks.confidence_channel`).
+            (written by synth, read as :func:`~burstsr.io.confidence.confidence_channel`).
     """
 
     def __init__(
@@ -153,7 +154,7 @@ class PairDataset:
                         f"{p.scene}: no {CONFIDENCE_NAME} for --confidence; make the pairs with "
                         f"burstsr synth --merge-scale 2 or 4 (adaptive kernel)"
                     )
-                channel = read_image(path).pixels[:, :, :1]
+                channel = confidence_channel(read_confidence(path))
                 if channel.shape[:2] != self.merged[i].shape[1:]:
                     raise InputError(f"{path}: size differs from {MERGED_NAME}")
                 self.merged[i] = torch.cat([self.merged[i], _tensor(channel)])

@@ -24,7 +24,8 @@ import torch
 from burstsr.device import autocast
 from burstsr.errors import InputError
 from burstsr.io import format_depth, read_image, write_image
-from burstsr.refiner.networks import CONFIDENCE_FULL, Generator, confidence_channel
+from burstsr.io.confidence import confidence_channel
+from burstsr.refiner.networks import Generator
 
 log = logging.getLogger(__name__)
 
@@ -182,15 +183,3 @@ def enhance_file(
     depth = format_depth(output, depth)
     write_image(output, result[:, :, 0] if image.gray else result, bit_depth=depth)
     return result
-
-
-def write_confidence(path: str | os.PathLike, confidence: np.ndarray) -> None:
-    """Write a merge's confidence map as a 16-bit gray PNG of :func:`confidence_channel` (what
-    ``merge --save-confidence`` and ``synth`` write), atomically."""
-    write_image(path, confidence_channel(confidence)[..., 0], bit_depth=16)
-
-
-def read_confidence(path: str | os.PathLike) -> np.ndarray:
-    """Read a confidence map written by :func:`write_confidence` -> ``float32 (H, W)``, in frames
-    (capped at 16)."""
-    return read_image(path).pixels[:, :, 0] * CONFIDENCE_FULL

@@ -21,10 +21,11 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from burstsr.burst.superres import KERNELS
 
 SCALES = (1, 2, 3, 4, 8)
 UNSHUFFLES = (1, 2, 4)
@@ -50,12 +51,17 @@ class GeneratorConfig:
     def in_channels(self) -> int:
         return 4 if self.confidence else 3
 
+    def merge_reads(self) -> dict:
+        """The merge options a model of finer-grid merges reads (``MergeConfig`` fields: its
+        grid and kernel); empty for a model of frames'-grid merges."""
+        return {"scale": self.unshuffle, "kernel": self.merge_kernel} if self.unshuffle > 1 else {}
+
     def __post_init__(self) -> None:
         if self.scale not in SCALES:
             raise ValueError(f"scale must be one of {SCALES}, got {self.scale}")
         if self.unshuffle not in UNSHUFFLES:
             raise ValueError(f"unshuffle must be one of {UNSHUFFLES}, got {self.unshuffle}")
-        if self.merge_kernel not in ("adaptive", "gaussian"):
+        if self.merge_kernel not in KERNELS:
             raise ValueError(f"merge_kernel must be adaptive or gaussian, got {self.merge_kernel}")
         if self.channels < 1 or self.blocks < 0:
             raise ValueError("channels must be >= 1 and blocks >= 0")
@@ -112,20 +118,10 @@ def _factors(n: int) -> list[int]:
     return factors + [2] * int(math.log2(n))
 
 
-CONFIDENCE_FULL = 16.0  # frames: a confidence of this many or more reads as 1
-
-
-def confidence_channel(confidence: np.ndarray) -> np.ndarray:
-    """A merge's confidence map (about how many frames reached each pixel, ``(H, W)``) as the
-    generator's 4th input channel: ``min(confidence, 16) / 16``, ``float32 (H, W, 1)``."""
-    return (np.clip(confidence, 0.0, CONFIDENCE_FULL) / CONFIDENCE_FULL).astype(np.float32)[
-        ..., None
-    ]
-
-
 class Generator(nn.Module):
     """SRResNet: ``(N, 3, h, w)`` in [0, 1] -> ``(N, 3, h*scale, w*scale)``; with
-    ``config.confidence`` the input is ``(N, 4, h, w)``: RGB and :func:`confidence_channel`."""
+    ``config.confidence`` the input is ``(N, 4, h, w)``: RGB and the merge's confidence map
+    (:func:`burstsr.io.confidence.confidence_channel`)."""
 
     def __init__(self, config: GeneratorConfig = GeneratorConfig()) -> None:
         super().__init__()
