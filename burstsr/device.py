@@ -1,14 +1,45 @@
-"""Choosing the torch device once, from the ``--device`` option."""
+"""Choosing the torch device once, from the ``--device`` option.
+
+torch is imported only when a device is actually resolved: ``burstsr merge`` on a machine
+without CUDA decides on the CPU path (OpenCV, no torch) from :func:`cuda_possible` alone.
+"""
 
 from __future__ import annotations
 
 import contextlib
-
-import torch
+import ctypes.util
+import os
+import sys
+from typing import TYPE_CHECKING
 
 from burstsr.errors import InputError
 
+if TYPE_CHECKING:
+    import torch
+
 DEVICES = ("auto", "cpu", "cuda")
+
+
+def cuda_possible() -> bool:
+    """False when this machine certainly has no CUDA driver (so torch cannot use CUDA); True
+    when it may have one, which only torch itself can settle. Never imports torch."""
+    if "torch" in sys.modules:
+        return sys.modules["torch"].cuda.is_available()
+    if sys.platform == "darwin":
+        return False
+    if sys.platform.startswith("linux"):
+        markers = ("/proc/driver/nvidia", "/dev/nvidiactl", "/dev/nvidia0", "/dev/dxg")
+        return any(os.path.exists(m) for m in markers)
+    return ctypes.util.find_library("nvcuda") is not None
+
+
+def device_name(name: str = "auto") -> str:
+    """``--device`` -> ``"cpu"`` or ``"cuda[:N]"``, without importing torch when the answer is
+    the CPU. Errors as :func:`resolve_device`."""
+    name = name.strip().lower()
+    if name == "cpu" or (name == "auto" and not cuda_possible()):
+        return "cpu"
+    return str(resolve_device(name))
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -17,6 +48,8 @@ def resolve_device(name: str = "auto") -> torch.device:
     ``auto`` picks CUDA when it is available and the CPU otherwise. Asking for CUDA on a machine
     without it is an :class:`InputError`, never a silent fall-back.
     """
+    import torch
+
     name = name.strip().lower()
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -37,5 +70,7 @@ def resolve_device(name: str = "auto") -> torch.device:
 def autocast(device: torch.device, enabled: bool = True) -> contextlib.AbstractContextManager:
     """Mixed precision on CUDA only (fp16 autocast); a no-op context everywhere else."""
     if enabled and device.type == "cuda":
+        import torch
+
         return torch.autocast("cuda", dtype=torch.float16)
     return contextlib.nullcontext()

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from burstsr.burst.orb import fit_rigid_matrix, orb_estimate
+from burstsr.burst.orb import Features, fit_rigid_matrix, orb_estimate, orb_features
 from burstsr.burst.pyramid import (
     build_pyramid,
     finest_level,
@@ -88,11 +88,14 @@ class Alignment:
 
 @dataclass(frozen=True)
 class Reference:
-    """What alignment needs of the reference frame, computed once per burst: its pyramid and
-    the sparse full-resolution template of :mod:`burstsr.burst.refine` (when it is used)."""
+    """What alignment needs of the reference frame, computed once per burst: its pyramid, its
+    ORB features on level ``orb_level`` (when ORB runs) and the sparse full-resolution template
+    of :mod:`burstsr.burst.refine` (when it is used)."""
 
     pyramid: list[np.ndarray]
     template: Template | None = None
+    features: Features | None = None
+    orb_level: int = 0
 
 
 def prepare_reference(image: np.ndarray, *, options: AlignOptions = AlignOptions()) -> Reference:
@@ -101,7 +104,16 @@ def prepare_reference(image: np.ndarray, *, options: AlignOptions = AlignOptions
     template = None
     if options.refine and options.method != "orb" and pyramid[0].size > options.max_align_pixels:
         template = prepare_template(pyramid[0], options.motion)
-    return Reference(pyramid, template)
+    features, orb_level = None, 0
+    if options.method in ("orb", "auto"):
+        orb_level = _orb_level(pyramid, options)
+        features = orb_features(pyramid[orb_level])
+    return Reference(pyramid, template, features, orb_level)
+
+
+def _orb_level(pyramid: list[np.ndarray], options: AlignOptions) -> int:
+    finest = finest_level(pyramid, options.max_align_pixels)
+    return max(finest, finest_level(pyramid, options.orb_pixels))
 
 
 # --------------------------------------------------------------------------------------------
@@ -143,8 +155,13 @@ def estimate_transform(
     failures = []
 
     if options.method in ("orb", "auto"):
-        orb_level = max(finest, finest_level(ref_pyr, options.orb_pixels))
-        found = orb_estimate(ref_pyr[orb_level], frm_pyr[orb_level], options.motion)
+        orb_level = _orb_level(ref_pyr, options)
+        ref_orb = reference.features if reference.orb_level == orb_level else None
+        found = orb_estimate(
+            ref_orb if ref_orb is not None else ref_pyr[orb_level],
+            frm_pyr[orb_level],
+            options.motion,
+        )
         if not isinstance(found, str) and _implausible(found[0], ref_pyr[orb_level].shape):
             found = "matches agree only on an implausible motion (repetitive texture?)"
         if isinstance(found, str):
@@ -238,9 +255,10 @@ def _ecc_coarse_to_fine(
     Small levels cannot constrain an affine or projective model (ECC then "zooms" into a smooth
     patch), so levels under ``_FULL_MODEL_PIXELS`` fit at most a rotation + translation. A start
     that is only a translation guess is first refined as a translation. A coarse level whose
-    result is implausible is ignored; the finest level's failure is the method's failure. On the
-    finest level an affine or projective fit starts from, and must score better than, a rotation +
-    translation fit (ECC can settle on a worse optimum with more freedom, e.g. on flat images).
+    result is implausible is ignored; the finest level's failure is the method's failure. Started
+    from a translation guess, on the finest level an affine or projective fit starts from, and
+    must score better than, a rotation + translation fit (ECC can settle on a worse optimum with
+    more freedom, e.g. on flat images).
     Only the finest level runs to ``options``' precision, unless a refinement follows.
     """
     start_level, transform = start
@@ -258,7 +276,7 @@ def _ecc_coarse_to_fine(
         motions = [min(requested, 1) if small else requested]
         if from_translation and level == first and requested > 0:
             motions.insert(0, 0)
-        if last and requested > 1 and 1 not in motions:
+        if last and requested > 1 and 1 not in motions and from_translation:
             motions.insert(-1, 1)  # the full model must beat a rotation + translation
         best, problem = None, ""
         for motion_index in motions:

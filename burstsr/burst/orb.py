@@ -2,17 +2,38 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 
 
-def orb_estimate(ref: np.ndarray, frm: np.ndarray, motion: str) -> tuple[np.ndarray, float] | str:
-    """Fit the motion model to ORB matches; returns (transform at this level, inlier ratio) or
-    the reason it failed."""
-    orb = cv2.ORB_create(nfeatures=int(np.clip(ref.size / 150, 500, 3000)), fastThreshold=8)
-    ref8, frm8 = (_to_uint8(cv2.GaussianBlur(g, (0, 0), 1.0)) for g in (ref, frm))
-    kp1, d1 = orb.detectAndCompute(ref8, None)
-    kp2, d2 = orb.detectAndCompute(frm8, None)
+@dataclass(frozen=True)
+class Features:
+    """ORB keypoints and descriptors of one image (computed once for a burst's reference)."""
+
+    keypoints: tuple
+    descriptors: np.ndarray | None
+
+
+def orb_features(gray: np.ndarray) -> Features:
+    """ORB keypoints of a gray image, lightly blurred (more of them on larger images)."""
+    orb = cv2.ORB_create(nfeatures=int(np.clip(gray.size / 150, 500, 3000)), fastThreshold=8)
+    keypoints, descriptors = orb.detectAndCompute(
+        _to_uint8(cv2.GaussianBlur(gray, (0, 0), 1.0)), None
+    )
+    return Features(tuple(keypoints), descriptors)
+
+
+def orb_estimate(
+    ref: np.ndarray | Features, frm: np.ndarray, motion: str
+) -> tuple[np.ndarray, float] | str:
+    """Fit the motion model to ORB matches between the reference (its gray image or its
+    :func:`orb_features`) and a frame; returns (transform at this level, inlier ratio) or the
+    reason it failed."""
+    first = ref if isinstance(ref, Features) else orb_features(ref)
+    second = orb_features(frm)
+    kp1, d1, kp2, d2 = first.keypoints, first.descriptors, second.keypoints, second.descriptors
     if d1 is None or d2 is None or len(kp1) < 8 or len(kp2) < 8:
         return "too few keypoints (a flat or very dark image?)"
     pairs = cv2.BFMatcher(cv2.NORM_HAMMING).knnMatch(d1, d2, k=2)

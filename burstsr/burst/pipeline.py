@@ -1,7 +1,11 @@
 """``merge_burst``: frames on disk -> load -> align -> warp -> merge -> one image.
 
-Frames are decoded one at a time and handed to the merger as they are warped, so with the mean
-merge the memory holds the reference, one frame and the accumulator, whatever the burst's length.
+Frames are decoded and aligned one at a time, the next one in a background thread while the
+current one is warped and merged, so with the streaming merges the memory holds the reference,
+two frames and the accumulator, whatever the burst's length. Warping and merging run on the CPU
+with OpenCV (:mod:`burstsr.burst.merge_cpu`, no torch) for the ``mean`` and ``robust`` merges on
+the frames' grid, and with torch (:mod:`burstsr.burst.merge_torch`) on CUDA, for the other
+merges and for finer grids.
 """
 
 from __future__ import annotations
@@ -9,57 +13,40 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from burstsr.burst.align import (
-    AlignOptions,
+    Alignment,
     build_pyramid,
     estimate_transform,
     prepare_reference,
     to_gray,
 )
 from burstsr.burst.camera import linear_to_srgb
-from burstsr.burst.merge import MERGERS, local_luma, merge_frames, robust_weights
+from burstsr.burst.config import MergeConfig
+from burstsr.burst.merge_cpu import CPU_MERGES, CpuStack
 from burstsr.burst.reference import pick_reference
 from burstsr.burst.result import FrameReport, MergeResult
-from burstsr.burst.superres import ACCUMULATORS, KERNELS
-from burstsr.burst.warp import INTERPOLATIONS, warp_frame
+from burstsr.device import device_name
 from burstsr.errors import AlignmentError, InputError, OutputError
 from burstsr.io import Burst, Image, load_burst, write_image
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int, str], None]  # (frames done, frames in all, name of the last one)
 
+__all__ = ["MergeConfig", "Progress", "merge_burst"]
 
-@dataclass(frozen=True)
-class MergeConfig:
-    """Options of ``burstsr merge``; the CLI takes its defaults from here."""
-
-    align: str = "auto"  # auto | orb | ecc
-    motion: str = "homography"  # translation | euclidean | affine | homography
-    reference: str = "first"  # first | sharpest | a 0-based frame index
-    merge: str = "robust"  # a key of MERGERS
-    interpolation: str = "bicubic"  # bicubic | bilinear
-    min_score: float = 0.5
-    max_align_pixels: int = 250_000
-    skip_bad: bool = False
-    scale: int = 1  # > 1: merge onto a scale-times finer grid (burst.superres)
-    kernel: str = "adaptive"  # the finer grid's kernels: adaptive | gaussian (burst.superres)
-
-    def align_options(self) -> AlignOptions:
-        return AlignOptions(
-            method=self.align,
-            motion=self.motion,
-            min_score=self.min_score,
-            max_align_pixels=self.max_align_pixels,
-        )
+_AHEAD = 2  # frames decoded and aligned ahead of the merge, each in its own thread
 
 
 def merge_burst(
@@ -75,29 +62,20 @@ def merge_burst(
     Args:
         source: a folder of frames, a list of frame files, or a :class:`Burst`.
         config: alignment, reference and merge options.
-        device: torch device for warping and merging (alignment runs on the CPU with OpenCV).
+        device: where warping and merging run: ``"cpu"``, ``"cuda[:N]"``, ``"auto"`` or a
+            ``torch.device`` (alignment runs on the CPU with OpenCV).
         progress: called after each frame with (done, total, frame name).
         save_aligned: a folder to write every aligned frame into (created if missing).
 
     Raises:
-        InputError: unreadable frames (unless ``config.skip_bad``), frames of different sizes,
-            a bad ``reference``, fewer than two usable frames.
+        InputError: a bad option, unreadable frames (unless ``config.skip_bad``), frames of
+            different sizes, a bad ``reference``, fewer than two usable frames.
         AlignmentError: no frame besides the reference could be aligned.
     """
-    if config.merge not in MERGERS:
-        raise InputError(f"--merge {config.merge}: expected one of {', '.join(MERGERS)}")
-    if config.scale not in (1, 2, 3, 4):
-        raise InputError(f"--scale {config.scale}: expected 1, 2, 3 or 4")
-    if config.kernel not in KERNELS:
-        raise InputError(f"--kernel {config.kernel}: expected one of {', '.join(KERNELS)}")
-    if config.interpolation not in INTERPOLATIONS:
-        raise InputError(
-            f"--interpolation {config.interpolation}: expected one of {', '.join(INTERPOLATIONS)}"
-        )
-    device = torch.device(device)
+    config.check()
+    device = device_name(str(device))
     burst = source if isinstance(source, Burst) else load_burst(source)
     start = time.perf_counter()
-    seconds = {"load": 0.0, "align": 0.0, "warp_merge": 0.0}
     reports = [FrameReport(str(p), i, used=False) for i, p in enumerate(burst.paths)]
 
     def read(index: int) -> Image | None:
@@ -111,8 +89,7 @@ def merge_burst(
             reports[index].message = str(exc)
             return None
         finally:
-            seconds["load"] += time.perf_counter() - t0
-        reports[index].seconds["load"] = time.perf_counter() - t0
+            reports[index].seconds["load"] = time.perf_counter() - t0
         return image
 
     ref_index, ref = pick_reference(burst, config.reference, read)
@@ -125,29 +102,32 @@ def merge_burst(
     options = config.align_options()
     t0 = time.perf_counter()
     reference = prepare_reference(to_gray(ref.pixels, linear=ref_linear), options=options)
-    seconds["align"] += time.perf_counter() - t0
+    ref_report.seconds["align"] = time.perf_counter() - t0
     aligned_dir = Path(save_aligned) if save_aligned is not None else None
     save_format = {"linear": ref_linear, "gray": output["gray"], "bit_depth": output["depth"]}
     if aligned_dir is not None:
         _check_aligned_dir(aligned_dir, burst)
         aligned_dir.mkdir(parents=True, exist_ok=True)
-        _save_aligned(
-            aligned_dir / _aligned_name(ref_index, ref_path), ref.pixels, None, **save_format
-        )
+        _save_aligned(aligned_dir / _aligned_name(ref_index, ref_path), ref.pixels, **save_format)
     others = [i for i in range(len(burst)) if i != ref_index]
     readable = 1
-    splat = None  # the finer grid's accumulator (scale > 1), built from the reference
-    ref_local = None  # the reference's local luma, for robustness weights on the finer grid
 
-    def align(index: int, image: Image) -> np.ndarray | None:
-        """Estimate the frame's transform and record it; None if it is left out."""
-        path, report = burst.paths[index], reports[index]
+    def prepare(index: int) -> tuple[Image | None, Alignment | None]:
+        """Decode and align one frame (in a background thread: it touches only its report)."""
+        image = read(index)
+        if image is None:
+            return None, None
+        path = burst.paths[index]
         _check_compatible(image, ref_shape, ref_linear, path, ref_path)
         t0 = time.perf_counter()
         pyramid = build_pyramid(to_gray(image.pixels, linear=image.linear))
         found = estimate_transform(reference, pyramid, options=options)
-        report.seconds["align"] = time.perf_counter() - t0
-        seconds["align"] += report.seconds["align"]
+        reports[index].seconds["align"] = time.perf_counter() - t0
+        return image, found
+
+    def record(index: int, image: Image, found: Alignment) -> None:
+        """Note what alignment found for a frame (in the caller's thread)."""
+        path, report = burst.paths[index], reports[index]
         report.score, report.method = round(found.score, 5), found.method
         report.inlier_ratio, report.overlap = found.inlier_ratio, round(found.overlap, 4)
         report.transform = found.transform.tolist()
@@ -155,62 +135,59 @@ def merge_burst(
         if found.ok:
             output["gray"] = output["gray"] and image.gray
             output["depth"] = max(output["depth"], 16 if image.bit_depth > 8 else 8)
-        log.debug(
-            "%s: %s, score %.4f, %.2f s",
-            path.name,
-            found.method,
-            found.score,
-            report.seconds["align"],
-        )
+        log.debug("%s: %s, score %.4f, %s", path.name, found.method, found.score, report.seconds)
         if not found.ok:
             log.warning("%s: left out, not aligned: %s", path.name, found.message)
-            return None
-        return found.transform
 
-    def warped_frames() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        nonlocal ref, readable, ref_local, splat
-        frame = torch.from_numpy(ref.pixels).permute(2, 0, 1).to(device)
-        ref = None  # from here on the reference's pixels live only in the merge
-        if config.scale > 1:
-            splat = ACCUMULATORS[config.kernel](frame, config.scale)
-            splat.add(frame, np.eye(3))
-            ref_local = local_luma(frame) if config.merge == "robust" else None
-        yield frame, torch.ones(ref_shape, dtype=torch.bool, device=device)
-        del frame
+    def aligned_frames() -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        """(index, pixels, transform) of every aligned frame but the reference, in order. Two
+        threads decode and align the next frames while the caller warps and merges this one."""
+        nonlocal readable
         if progress is not None:
             progress(1, len(burst), ref_path.name)
-        # Decode the next frame in the background while this one is aligned and warped.
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            upcoming = pool.submit(read, others[0]) if others else None
+        with ThreadPoolExecutor(max_workers=_AHEAD) as pool:
+            upcoming = deque(pool.submit(prepare, i) for i in others[:_AHEAD])
             for done, index in enumerate(others, start=2):
-                image = upcoming.result()
-                nxt = done - 1
-                upcoming = pool.submit(read, others[nxt]) if nxt < len(others) else None
-                transform = None
+                image, found = upcoming.popleft().result()
+                if done - 2 + _AHEAD < len(others):
+                    upcoming.append(pool.submit(prepare, others[done - 2 + _AHEAD]))
                 if image is not None:
                     readable += 1
-                    transform = align(index, image)
-                if transform is not None:
+                    record(index, image, found)
+                if found is not None and found.ok:
                     t0 = time.perf_counter()
-                    frame = torch.from_numpy(image.pixels).permute(2, 0, 1).to(device)
-                    warped, mask = warp_frame(frame, transform, interpolation=config.interpolation)
-                    if splat is not None:
-                        confidence = None
-                        if ref_local is not None:
-                            confidence = robust_weights(ref_local, warped, mask)
-                        splat.add(frame, transform, confidence)
-                    del frame, image
-                    if aligned_dir is not None:
-                        name = _aligned_name(index, burst.paths[index])
-                        _save_aligned(aligned_dir / name, warped, mask, **save_format)
-                    yield warped, mask
-                    del warped, mask
+                    yield index, image.pixels, found.transform
                     reports[index].seconds["warp_merge"] = time.perf_counter() - t0
-                    seconds["warp_merge"] += reports[index].seconds["warp_merge"]
+                del image
                 if progress is not None:
                     progress(done, len(burst), burst.paths[index].name)
 
-    merged = merge_frames(warped_frames(), method=config.merge)
+    def on_warped(index: int, warped: np.ndarray, mask: np.ndarray) -> None:
+        if aligned_dir is not None:
+            name = _aligned_name(index, burst.paths[index])
+            _save_aligned(aligned_dir / name, warped * mask[:, :, None], **save_format)
+
+    pixels, ref = ref.pixels, None  # from here on the reference's pixels live only in the merge
+    confidence = None
+    if device == "cpu" and config.scale == 1 and config.merge in CPU_MERGES:
+        stack = CpuStack(pixels, method=config.merge, interpolation=config.interpolation)
+        del pixels
+        for index, frame, transform in aligned_frames():
+            warped, mask = stack.add(frame, transform)
+            on_warped(index, warped, mask)
+            del warped, mask
+        image = stack.result()
+        del stack
+    else:
+        from burstsr.burst.merge_torch import merge_torch
+
+        image, confidence = merge_torch(
+            pixels,
+            aligned_frames(),
+            config=config,
+            device=device,
+            on_warped=on_warped if aligned_dir is not None else None,
+        )
     used = sum(r.used for r in reports)
     if readable < 2:
         raise InputError(
@@ -223,21 +200,20 @@ def merge_burst(
             f"{ref_path.name}; try another --align (ecc, orb), a simpler --motion, "
             f"or a lower --min-score"
         )
-    fine, confidence = merged.image, None
-    if splat is not None:
-        fine, weight = splat.result(merged.image)
-        splat = None  # free the accumulators before the image is copied out
-        if weight is not None:
-            confidence = np.ascontiguousarray(weight.float().cpu().numpy())
-    image = fine.permute(1, 2, 0).float().cpu().numpy()
     if ref_linear:
         image = linear_to_srgb(image)
+    # Stage times summed over frames (decoding and aligning overlap the merge: they can add up
+    # to more than the total).
+    seconds = {
+        stage: sum(r.seconds.get(stage, 0.0) for r in reports)
+        for stage in ("load", "align", "warp_merge")
+    }
     seconds["total"] = time.perf_counter() - start
     seconds = {k: round(v, 4) for k, v in seconds.items()}
     for r in reports:
         r.seconds = {k: round(v, 4) for k, v in r.seconds.items()}
     return MergeResult(
-        image=np.ascontiguousarray(image),
+        image=np.ascontiguousarray(image, dtype=np.float32),
         bit_depth=output["depth"],
         gray=output["gray"],
         reference=str(ref_path),
@@ -275,17 +251,9 @@ def _check_aligned_dir(folder: Path, burst: Burst) -> None:
 
 
 def _save_aligned(
-    target: Path,
-    pixels: torch.Tensor | np.ndarray,
-    mask: torch.Tensor | None,
-    *,
-    linear: bool,
-    gray: bool,
-    bit_depth: int,
+    target: Path, pixels: np.ndarray, *, linear: bool, gray: bool, bit_depth: int
 ) -> None:
     """Write one aligned frame (pixels outside the frame black), display-encoded, as PNG."""
-    if isinstance(pixels, torch.Tensor):
-        pixels = (pixels * mask).permute(1, 2, 0).float().cpu().numpy()
     if linear:
         pixels = linear_to_srgb(pixels)
     write_image(target, pixels[:, :, 0] if gray else pixels, bit_depth=bit_depth)

@@ -31,7 +31,8 @@ from burstsr.burst.camera import (
     optics,
     srgb_to_linear,
 )
-from burstsr.burst.pipeline import MergeConfig, merge_burst
+from burstsr.burst.config import MergeConfig
+from burstsr.burst.pipeline import merge_burst
 from burstsr.errors import AlignmentError, InputError
 from burstsr.io import list_frames, read_image, write_image, write_json
 from burstsr.io.confidence import write_confidence

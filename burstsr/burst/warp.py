@@ -11,7 +11,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-INTERPOLATIONS = ("bicubic", "bilinear")
+from burstsr.burst.config import INTERPOLATIONS
+
+__all__ = ["INTERPOLATIONS", "homography_grid", "warp_frame"]
 
 
 def homography_grid(

@@ -10,18 +10,15 @@ from pathlib import Path
 import click
 
 from burstsr.burst.align import ALIGN_METHODS, MOTIONS
-from burstsr.burst.merge import MERGERS
-from burstsr.burst.pipeline import MergeConfig, merge_burst
-from burstsr.burst.superres import KERNELS
-from burstsr.burst.warp import INTERPOLATIONS
+from burstsr.burst.config import INTERPOLATIONS, KERNELS, MERGE_METHODS, MergeConfig
+from burstsr.burst.pipeline import merge_burst
 from burstsr.cli import cli, progress_bar
 from burstsr.cli.options import ensemble_option, model_option, tile_option
-from burstsr.device import DEVICES, resolve_device
+from burstsr.device import DEVICES, device_name, resolve_device
 from burstsr.errors import OutputError
 from burstsr.io import check_output, format_depth, load_burst, write_image, write_json
 from burstsr.io.confidence import write_confidence
-from burstsr.refiner.checkpoint import DEFAULT_RUN_MODEL, load_generator
-from burstsr.refiner.enhance import enhance_image
+from burstsr.refiner.registry import DEFAULT_RUN_MODEL
 
 log = logging.getLogger("burstsr")
 
@@ -55,7 +52,7 @@ def merge_options(command):
         click.option(
             "--merge",
             "merge",
-            type=click.Choice(list(MERGERS)),
+            type=click.Choice(MERGE_METHODS),
             default=_defaults.merge,
             show_default=True,
             help="How aligned frames are combined.",
@@ -190,7 +187,7 @@ def merge(
         check_output(save_confidence, inputs=burst.paths, overwrite=overwrite, bit_depth=16)
     if report is not None:
         check_output(report, inputs=burst.paths, overwrite=overwrite, image=False)
-    dev = resolve_device(device)
+    dev = device_name(device)  # the CPU merge does not need torch
     log.debug("device: %s", dev)
     started = time.perf_counter()
     with progress_bar("Merging", len(burst), not ctx.obj["quiet"]) as progress:
@@ -249,6 +246,9 @@ def run(
     model, burst, reads merges on the x4 grid, so --scale is 4 with it, whatever its default,
     and --kernel is the one the model was trained on.
     """
+    from burstsr.refiner.checkpoint import load_generator
+    from burstsr.refiner.enhance import enhance_image
+
     config = _config(options)
     depth = int(bit_depth) if bit_depth else None
     dev = resolve_device(device)

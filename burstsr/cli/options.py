@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from burstsr.refiner.checkpoint import DEFAULT_MODEL, SHIPPED
+from burstsr.refiner.registry import DEFAULT_MODEL, SHIPPED
 
 
 def model_option(default: str = DEFAULT_MODEL):

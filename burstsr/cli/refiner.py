@@ -9,8 +9,7 @@ from pathlib import Path
 import click
 
 from burstsr.burst.camera import CameraRanges
-from burstsr.burst.pipeline import MergeConfig
-from burstsr.burst.superres import KERNELS
+from burstsr.burst.config import KERNELS, MergeConfig
 from burstsr.burst.synth import DEGRADATIONS, write_pairs
 from burstsr.cli import cli, progress_bar
 from burstsr.cli.options import ensemble_option, model_option, tile_option
@@ -18,11 +17,7 @@ from burstsr.device import DEVICES, resolve_device
 from burstsr.errors import InputError, OutputError
 from burstsr.io import check_output, list_frames
 from burstsr.io.confidence import read_confidence
-from burstsr.refiner.checkpoint import load_generator, load_resume
-from burstsr.refiner.enhance import enhance_file
-from burstsr.refiner.losses import VGG_LAYERS
-from burstsr.refiner.train import TrainConfig
-from burstsr.refiner.train import train as train_refiner
+from burstsr.refiner.config import VGG_LAYERS, TrainConfig
 
 log = logging.getLogger("burstsr")
 
@@ -289,6 +284,9 @@ def train(
     ctx: click.Context, pairs: Path | None, out: Path, resume: Path | None, **options
 ) -> None:
     """Train the refiner (SRResNet generator, SRGAN discriminator) on merged/HR pairs."""
+    from burstsr.refiner.checkpoint import load_resume
+    from burstsr.refiner.train import train as train_refiner
+
     if resume is not None:
         saved = load_resume(resume / "resume.pt")["config"]
         config = TrainConfig(**{**saved, "out": str(resume)})
@@ -389,6 +387,9 @@ def enhance(
     overwrite: bool,
 ) -> None:
     """Restore and upscale SOURCE (an image, or a folder of images) with the refiner."""
+    from burstsr.refiner.checkpoint import load_generator
+    from burstsr.refiner.enhance import enhance_file
+
     confidence = read_confidence(confidence_path) if confidence_path is not None else None
     generator = load_generator(model, device=resolve_device(device))
     scale, grid = generator.config.scale, generator.config.unshuffle

@@ -196,16 +196,15 @@ def _to_rgb(decoded: np.ndarray, path: Path) -> tuple[np.ndarray, bool]:
         return np.repeat(decoded[:, :, :1], 3, axis=2), True
     if channels == 4:
         log.warning("%s: alpha channel dropped", path.name)
-        return cv2.cvtColor(decoded, cv2.COLOR_BGRA2RGB), False
-    return cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB), False
+    # BGR(A) -> RGB as a view: the conversion to float that follows makes the one copy.
+    return decoded[:, :, 2::-1], False
 
 
 def _to_unit_float(pixels: np.ndarray, path: Path) -> tuple[int, np.ndarray]:
     if pixels.dtype in (np.uint8, np.uint16):
         depth = 8 if pixels.dtype == np.uint8 else 16
-        out = pixels.astype(np.float32)
-        np.multiply(out, np.float32(1 / (2**depth - 1)), out=out)
-        return depth, out
+        scale = np.float32(1 / (2**depth - 1))
+        return depth, np.multiply(pixels, scale, dtype=np.float32)  # one pass, no temporary
     if pixels.dtype in (np.float32, np.float64):
         return 32, np.clip(pixels, 0.0, 1.0).astype(np.float32)
     raise InputError(f"{path}: unsupported sample type {pixels.dtype}; use 8/16-bit or float")

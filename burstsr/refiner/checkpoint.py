@@ -19,6 +19,19 @@ import torch
 from burstsr.errors import CheckpointError
 from burstsr.io import write_bytes
 from burstsr.refiner.networks import Generator, GeneratorConfig
+from burstsr.refiner.registry import DEFAULT_MODEL, DEFAULT_RUN_MODEL, SHIPPED, WEIGHTS
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "DEFAULT_RUN_MODEL",
+    "SHIPPED",
+    "WEIGHTS",
+    "load_generator",
+    "load_resume",
+    "resolve_model_path",
+    "save_generator",
+    "save_resume",
+]
 
 FORMAT = "burstsr-generator"
 VERSION = 1
@@ -50,21 +63,6 @@ def save_generator(
     return path
 
 
-WEIGHTS = Path(__file__).resolve().parent / "weights"
-# Models shipped inside the package, by name (``--model NAME``):
-# fidelity: x4 from a merge on the frames' grid (``burstsr merge``), for ``burstsr enhance``;
-# burst: x4 in all from a merge on the x4 grid (``burstsr merge --scale 4``): the network folds
-#   the fine merge (unshuffle 4) and restores it at its own size; ``burstsr run`` uses it;
-# gan: the adversarial variant of fidelity.
-SHIPPED = {
-    "fidelity": WEIGHTS / "fidelity_x4.pt",
-    "burst": WEIGHTS / "burst_x4.pt",
-    "gan": WEIGHTS / "gan_x4.pt",
-}
-DEFAULT_MODEL = "fidelity"  # burstsr enhance
-DEFAULT_RUN_MODEL = "burst" if SHIPPED["burst"].is_file() else DEFAULT_MODEL  # burstsr run
-
-
 def resolve_model_path(path: str | os.PathLike) -> Path:
     """A shipped model's name (a key of ``SHIPPED``), a checkpoint file, or a run folder (its
     ``best.pt``, else ``last.pt``) -> the checkpoint file."""
@@ -83,7 +81,9 @@ def resolve_model_path(path: str | os.PathLike) -> Path:
                 return path / name
         raise CheckpointError(f"{path}: no best.pt or last.pt in this run folder")
     if not path.is_file():
-        raise CheckpointError(f"{path}: no such model file or run folder")
+        raise CheckpointError(
+            f"{path}: no such model file or run folder (shipped models: {', '.join(SHIPPED)})"
+        )
     return path
 
 

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from burstsr.errors import CheckpointError
+from burstsr.refiner.config import VGG_LAYERS
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,6 @@ _VGG19 = [
     "M",
 ]
 # Named layers -> index of the ReLU after the conv (torchvision numbering).
-VGG_LAYERS = {"relu1_2": 3, "relu2_2": 8, "relu3_4": 17, "relu4_4": 26, "relu5_4": 35}
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
 VGG_FILE = "vgg19-dcbb9e9d.pth"

@@ -20,12 +20,10 @@ writes.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import json
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +34,7 @@ from torch.nn.parallel import DistributedDataParallel
 from burstsr.device import autocast, resolve_device
 from burstsr.errors import CheckpointError, InputError
 from burstsr.refiner.checkpoint import load_generator, load_resume, save_generator, save_resume
+from burstsr.refiner.config import TrainConfig
 from burstsr.refiner.data import PairDataset, pairs_merge_kernel
 from burstsr.refiner.distributed import gather_states, init_distributed
 from burstsr.refiner.losses import ContentLoss, adversarial_loss, pixel_loss
@@ -51,50 +50,6 @@ from burstsr.refiner.validate import validate, validation_pairs
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int, dict], None]  # (step, total steps, latest losses)
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Every option of ``burstsr train``; the CLI takes its defaults from here."""
-
-    pairs: str = ""
-    out: str = "run"
-    val_dir: str | None = None
-    val_fraction: float = 0.1
-    # Architecture
-    blocks: int = 16
-    channels: int = 64
-    batch_norm: bool = True
-    unshuffle: int = 1  # fold the input by this factor (pairs merged on a finer grid)
-    confidence: bool = False  # read the merge's confidence map too (the pairs' confidence.png)
-    disc_channels: int = 64
-    init: str | None = None  # start from this generator's weights
-    # Schedule
-    steps: int = 20_000
-    pretrain_steps: int = 10_000
-    batch: int = 16
-    patch: int = 96  # HR crop size
-    lr: float = 1e-4
-    lr_step: int = 10_000  # multiply the learning rates by lr_gamma every lr_step steps
-    lr_gamma: float = 0.5
-    ema: float = 0.999
-    # Losses
-    pixel: str = "l1"
-    pixel_weight: float = 0.01  # in the adversarial phase (pre-training uses the pixel loss alone)
-    content_weight: float = 1.0
-    content_layer: str = "relu5_4"
-    adv_weight: float = 1e-3
-    vgg_weights: str | None = None
-    # Bookkeeping
-    val_every: int = 500
-    log_every: int = 50
-    val_crop: int = 384  # HR centre crop used for validation (0: whole images)
-    seed: int = 0
-    device: str = "auto"
-    amp: bool = True  # mixed precision, on CUDA only
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
 
 
 def init_from(generator: Generator, source: Generator) -> int:

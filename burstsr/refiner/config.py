@@ -1,0 +1,53 @@
+"""The options of ``burstsr train`` (no torch here: the command line imports this module)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+# VGG19 ``features`` layers the content loss can compare at, by name -> index of the layer.
+VGG_LAYERS = {"relu1_2": 3, "relu2_2": 8, "relu3_4": 17, "relu4_4": 26, "relu5_4": 35}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every option of ``burstsr train``; the CLI takes its defaults from here."""
+
+    pairs: str = ""
+    out: str = "run"
+    val_dir: str | None = None
+    val_fraction: float = 0.1
+    # Architecture
+    blocks: int = 16
+    channels: int = 64
+    batch_norm: bool = True
+    unshuffle: int = 1  # fold the input by this factor (pairs merged on a finer grid)
+    confidence: bool = False  # read the merge's confidence map too (the pairs' confidence.png)
+    disc_channels: int = 64
+    init: str | None = None  # start from this generator's weights
+    # Schedule
+    steps: int = 20_000
+    pretrain_steps: int = 10_000
+    batch: int = 16
+    patch: int = 96  # HR crop size
+    lr: float = 1e-4
+    lr_step: int = 10_000  # multiply the learning rates by lr_gamma every lr_step steps
+    lr_gamma: float = 0.5
+    ema: float = 0.999
+    # Losses
+    pixel: str = "l1"
+    pixel_weight: float = 0.01  # in the adversarial phase (pre-training uses the pixel loss alone)
+    content_weight: float = 1.0
+    content_layer: str = "relu5_4"
+    adv_weight: float = 1e-3
+    vgg_weights: str | None = None
+    # Bookkeeping
+    val_every: int = 500
+    log_every: int = 50
+    val_crop: int = 384  # HR centre crop used for validation (0: whole images)
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True  # mixed precision, on CUDA only
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)

@@ -1,0 +1,19 @@
+"""The models shipped inside the package, by name (``--model NAME``); no torch here.
+
+fidelity: x4 from a merge on the frames' grid (``burstsr merge``); the default of
+    ``burstsr enhance``.
+burst: x4 in all from a merge on the x4 grid (``burstsr merge --scale 4``): the network folds
+    the fine merge (unshuffle 4) and restores it at its own size; the default of ``burstsr run``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+WEIGHTS = Path(__file__).resolve().parent / "weights"
+SHIPPED = {
+    "fidelity": WEIGHTS / "fidelity_x4.pt",
+    "burst": WEIGHTS / "burst_x4.pt",
+}
+DEFAULT_MODEL = "fidelity"  # burstsr enhance
+DEFAULT_RUN_MODEL = "burst"  # burstsr run
