@@ -1,23 +1,33 @@
 """Merge benchmark: burstsr against the classic stacking recipe, Hugin and an oracle.
 
-Two parts, both on bursts simulated with ``burstsr.burst.synth`` (so the truth is known):
+Parts (each can be skipped):
 
+0. Whole processes (``--skip-process``): ``burstsr merge`` against two stacking scripts
+   (``benchmarks/stack_scripts.py``: an auto_stack-style ECC script and the classic
+   full-resolution ECC recipe), each run as its own process from the files, as a user runs it:
+   start-up, decoding and writing included. Bursts: the real phone burst of ``../shared`` resized
+   to ~1 MP, a simulated 1 MP JPEG burst, a 6 MP burst smooth at the pixel scale (an image
+   upscaled x4) and the 12 MP mosaic of part 2. ``--checkout DIR`` runs another burstsr source
+   tree beside this one (e.g. an earlier commit, for before/after figures).
 1. Kodak: each of the 24 Kodak images, area-downsampled x4 (192x128 frames), 8 frames with
    handheld motion (2 px, 1 degree), Gaussian noise sigma 0.02 and 0.05, 8-bit.
-2. Large: 8 frames of 12 MP (kodim01 upscaled to 4000x3000), sigma 0.02, 8 px / 0.5 degree
-   motion, as PNG files on disk. Each method runs in its own process, from the files, so its
-   wall time includes decoding and its peak memory (max RSS) is its own.
+2. Large: 8 frames of 12 MP (a mosaic of the Kodak images at native resolution), sigma 0.02,
+   8 px / 0.5 degree motion, as PNG files on disk. Each method runs in its own process, from the
+   files, so its wall time includes decoding and its peak memory (max RSS) is its own.
+3. Ghosting: a moving object, every merge method.
+4. Merging onto a finer grid (x2, x4) against bicubic upscaling of the merge.
 
-Methods:
+Methods of parts 1 and 2:
   classic-ecc   the image-stacking script recipe: full-resolution cv2.findTransformECC
                 (homography, identity start, 100 iterations / 1e-6, Gaussian 5), bilinear
                 cv2.warpPerspective, plain average of the warped frames (black borders included)
   classic-orb   the same with ORB keypoints (cv2.ORB_create defaults), cross-checked brute-force
                 matching and a RANSAC homography (threshold 5 px)
   hugin         Hugin's align_image_stack --align-to-first, then the mean of its remapped frames
-                where their alpha is set (the peer to beat)
+                where their alpha is set (left out when align_image_stack is not installed)
   oracle        frames warped back with the *true* transforms by burstsr's warp, masked mean
-  burstsr       burstsr.merge_burst with its defaults (auto alignment, homography, bicubic, mean)
+  burstsr       burstsr.merge_burst with its defaults (auto alignment, homography, bicubic,
+                robust merge; on the CPU)
 
 PSNR is against the noise-free reference frame on the area at least 8 px (Kodak) / 40 px (large)
 from the border, so every method is scored where every frame can cover. Gain is PSNR(merge) -
@@ -25,8 +35,9 @@ PSNR(frame 0); "of limit" is that gain over 10*log10(N). Registration error is t
 displacement of the estimated transforms against the truth. ms/MP/frame is wall time divided by
 megapixels and frames.
 
-    python benchmarks/bench_merge.py                 # everything (about 10 minutes on 2 cores)
-    python benchmarks/bench_merge.py --images 6 --skip-large
+    python benchmarks/bench_merge.py                 # everything (about 15 minutes on 2 cores)
+    python benchmarks/bench_merge.py --skip-kodak --skip-large --skip-ghosting --skip-superres
+    python benchmarks/bench_merge.py --images 6 --skip-large --skip-process
 """
 
 from __future__ import annotations
@@ -206,12 +217,14 @@ def score(outcome: Outcome, clean, frame0, truth, border: int) -> dict:
 # Part 1: Kodak
 
 
-def bench_kodak(kodak: Path, images: int, sigmas: list[float], out: Path) -> dict:
+def bench_kodak(
+    kodak: Path, images: int, sigmas: list[float], out: Path, methods: list[str]
+) -> dict:
     rows = {}
     files = sorted(kodak.glob("kodim*.png"))[:images]
     n = 8
     for sigma in sigmas:
-        stats = {m: {"psnr": [], "gain": [], "reg": [], "ms": [], "failed": 0} for m in METHODS}
+        stats = {m: {"psnr": [], "gain": [], "reg": [], "ms": [], "failed": 0} for m in methods}
         for k, file in enumerate(files):
             hr = read_image(file).pixels
             burst = simulate_burst(
@@ -224,7 +237,7 @@ def bench_kodak(kodak: Path, images: int, sigmas: list[float], out: Path) -> dic
                     for i, f in enumerate(burst.frames)
                 ]
                 mp = burst.clean.shape[0] * burst.clean.shape[1] / 1e6
-                for m in METHODS:
+                for m in methods:
                     t0 = time.perf_counter()
                     outcome = run_method(m, paths, burst.transforms, tmp, 0)
                     ms = (time.perf_counter() - t0) * 1000 / mp / n
@@ -266,15 +279,14 @@ def bench_kodak(kodak: Path, images: int, sigmas: list[float], out: Path) -> dic
                 f"| {m} | {r['psnr']:.2f} | {r['gain']:+.2f} | "
                 f"{r['gain'] / limit:.0%} | {reg} | {r['ms']:.0f} | {r['failed']} |"
             )
-        ours, orc = table["burstsr"]["psnr"], table["oracle"]["psnr"]
-        lines += [
-            "",
-            f"burstsr - oracle (same bicubic warp): {ours - orc:+.2f} dB; "
-            f"burstsr - hugin: {ours - table['hugin']['psnr']:+.2f} dB; "
-            f"bicubic - bilinear oracle: "
-            f"{orc - table['oracle-bilinear']['psnr']:+.2f} dB",
-            "",
+        psnrs = {m: r["psnr"] for m, r in table.items()}
+        pairs = [
+            ("burstsr", "oracle", "burstsr - oracle (same bicubic warp)"),
+            ("burstsr", "hugin", "burstsr - hugin"),
+            ("oracle", "oracle-bilinear", "bicubic - bilinear oracle"),
         ]
+        said = [f"{t}: {psnrs[a] - psnrs[b]:+.2f} dB" for a, b, t in pairs if {a, b} <= set(psnrs)]
+        lines += ["", "; ".join(said), ""]
     text = "\n".join(lines)
     (out / "kodak.json").write_text(json.dumps({str(k): v for k, v in rows.items()}, indent=2))
     return {"text": text, "rows": rows}
@@ -396,6 +408,215 @@ def bench_large(kodak: Path, out: Path, methods: list[str]) -> dict:
         ]
     (out / "large.json").write_text(json.dumps(rows, indent=2))
     return {"text": "\n".join(lines), "rows": rows}
+
+
+# ---------------------------------------------------------------------------------------------
+# Part 2b: whole processes, as a user runs them (start-up, decoding and writing included)
+
+SCRIPTS = ROOT / "benchmarks" / "stack_scripts.py"
+REAL_BURST = ROOT.parent / "shared" / "data" / "bursts" / "hdrplus_0006_20160722_115157_431"
+
+
+@dataclass
+class ProcessBurst:
+    name: str
+    folder: Path
+    clean: Path | None  # the noise-free reference frame, when the burst is simulated
+    border: int  # pixels left out of the PSNR at each edge
+    about: str
+
+
+def make_process_bursts(kodak: Path, out: Path) -> list[ProcessBurst]:
+    """The bursts the whole-process comparison runs on (made once, kept in ``out``)."""
+    bursts = []
+    real = out / "real-1mp"
+    if REAL_BURST.is_dir():
+        if not real.is_dir():
+            real.mkdir(parents=True)
+            for file in sorted(REAL_BURST.glob("*.jpg")):
+                img = cv2.resize(cv2.imread(str(file)), (1200, 900), interpolation=cv2.INTER_AREA)
+                cv2.imwrite(str(real / file.name), img, [cv2.IMWRITE_JPEG_QUALITY, 92])
+        bursts.append(
+            ProcessBurst(
+                "real-1mp", real, None, 0, "the real phone burst (7 JPEGs) resized to 1200x900"
+            )
+        )
+    specs = [
+        ("sim-1mp", "kodim21.png", (1200, 800), 8, 4.0, "jpg", 16),
+        ("smooth-6mp", "kodim05.png", (3072, 2048), 8, 8.0, "png", 40),
+    ]
+    for name, source, size, frames, shift, ext, border in specs:
+        folder = out / name
+        clean = out / f"{name}_clean.png"
+        if not clean.is_file():
+            folder.mkdir(parents=True, exist_ok=True)
+            hr = cv2.resize(read_image(kodak / source).pixels, size, interpolation=cv2.INTER_CUBIC)
+            burst = simulate_burst(
+                np.clip(hr, 0, 1),
+                frames=frames,
+                scale=1,
+                noise=0.02,
+                shift=shift,
+                rotate=0.5,
+                seed=7,
+            )
+            for i, frame in enumerate(burst.frames):
+                write_image(folder / f"frame_{i}.{ext}", frame)
+            write_image(clean, burst.clean, bit_depth=16)
+        w, h = size
+        bursts.append(
+            ProcessBurst(
+                name,
+                folder,
+                clean,
+                border,
+                f"{source} upscaled (bicubic) to {w}x{h}, {frames} frames, sigma 0.02, "
+                f"{shift:g} px / 0.5 degree motion, {ext.upper()}",
+            )
+        )
+    make_large(kodak, out / "large")
+    bursts.append(
+        ProcessBurst(
+            "mosaic-12mp",
+            out / "large",
+            out / "large_clean.png",
+            40,
+            "the large burst of the next section (8 PNG frames of 12 MP)",
+        )
+    )
+    return bursts
+
+
+# Runs the command from a small process, so that the command's peak memory is its own and not
+# the forked benchmark's; writes "seconds peak_kb exit_code" to the file named first.
+_LAUNCHER = """
+import os, subprocess, sys, time
+t0 = time.perf_counter()
+child = subprocess.Popen(sys.argv[2:], stdout=subprocess.DEVNULL)
+_, status, usage = os.wait4(child.pid, 0)
+seconds = time.perf_counter() - t0
+with open(sys.argv[1], "w") as f:
+    f.write(f"{seconds} {usage.ru_maxrss} {os.waitstatus_to_exitcode(status)}")
+"""
+
+
+def run_process(command: list[str], *, cwd: Path, env: dict | None = None) -> tuple[float, float]:
+    """Run ``command`` to its end; its wall time (s) and its own peak memory (MB)."""
+    result = cwd / "launcher.txt"
+    subprocess.run([sys.executable, "-c", _LAUNCHER, str(result), *command], cwd=cwd, env=env)
+    seconds, peak_kb, code = result.read_text().split()
+    if int(code) != 0:
+        raise RuntimeError(f"{' '.join(command)} failed with exit code {code}")
+    return float(seconds), int(peak_kb) / 1024
+
+
+def bench_process(
+    kodak: Path, out: Path, *, repeats: int, checkout: Path | None, only: list[str] | None
+) -> dict:
+    """Each method as its own process on each burst: best wall time of ``repeats`` runs."""
+    work = out / "process"
+    work.mkdir(parents=True, exist_ok=True)
+    bursts = [b for b in make_process_bursts(kodak, work) if not only or b.name in only]
+    methods = {
+        "auto-stack script": lambda b, o: [sys.executable, str(SCRIPTS), "auto-stack", str(b), o],
+        "classic-ecc script": lambda b, o: [sys.executable, str(SCRIPTS), "classic-ecc", str(b), o],
+        "burstsr merge": lambda b, o: [
+            sys.executable,
+            "-m",
+            "burstsr",
+            "-q",
+            "merge",
+            str(b),
+            "-o",
+            o,
+            "--overwrite",
+            "--device",
+            "cpu",
+            "--report",
+            o + ".json",
+        ],
+    }
+    envs = {name: None for name in methods}
+    if checkout is not None:
+        methods["burstsr merge (checkout)"] = methods["burstsr merge"]
+        envs["burstsr merge (checkout)"] = {**os.environ, "PYTHONPATH": str(checkout.resolve())}
+    rows = {}
+    for burst in bursts:
+        files = sorted(p for p in burst.folder.iterdir() if p.suffix in (".png", ".jpg"))
+        h, w = read_image(files[0]).shape
+        mp, frames = h * w / 1e6, len(files)
+        clean = read_image(burst.clean).pixels if burst.clean else None
+        table = {}
+        for name, command in methods.items():
+            target = work / f"{burst.name}_{name.split()[0]}_{len(table)}.png"
+            runs, best = [], None
+            report = Path(str(target) + ".json")
+            for _ in range(repeats):
+                runs.append(
+                    run_process(command(burst.folder, str(target)), cwd=work, env=envs[name])
+                )
+                if report.is_file() and runs[-1][0] == min(r[0] for r in runs):
+                    best = json.loads(report.read_text())  # burstsr: the stages of its best run
+                if runs[-1][0] > 30:  # slow methods run once
+                    break
+            seconds = min(r[0] for r in runs)
+            row = {"seconds": seconds, "peak_mb": max(r[1] for r in runs), "psnr": None}
+            if clean is not None:
+                image = read_image(target).pixels
+                crop = (
+                    slice(burst.border, h - burst.border),
+                    slice(burst.border, w - burst.border),
+                )
+                row["psnr"] = psnr(image[crop], clean[crop])
+            if best is not None:
+                row["stages"] = best["seconds"]
+                row["per_frame"] = [f["seconds"] for f in best["frames"]]
+            table[name] = row
+            print(f"  process: {burst.name} {name} {seconds:.2f} s", file=sys.stderr, flush=True)
+        rows[burst.name] = {"mp": mp, "frames": frames, "about": burst.about, "methods": table}
+    (out / "process.json").write_text(json.dumps(rows, indent=2))
+    return {"text": _process_text(rows, repeats), "rows": rows}
+
+
+def _process_text(rows: dict, repeats: int) -> str:
+    lines = [
+        f"Whole processes (start-up, decoding, alignment, merge and writing the PNG; best of "
+        f"{repeats} runs, one for runs over 30 s; peak memory is the process's own maximum RSS)",
+        "",
+    ]
+    for name, burst in rows.items():
+        table = burst["methods"]
+        ours = table["burstsr merge"]
+        lines += [
+            f"{name}: {burst['about']}; {burst['frames']} frames of {burst['mp']:.2f} MP",
+            "",
+            "| method | seconds | burstsr faster by | peak memory (MB) | PSNR (dB) |",
+            "|---|---|---|---|---|",
+        ]
+        for method, row in table.items():
+            value = f"{row['psnr']:.2f}" if row["psnr"] is not None else "n/a"
+            lines.append(
+                f"| {method} | {row['seconds']:.2f} | {row['seconds'] / ours['seconds']:.2f}x | "
+                f"{row['peak_mb']:.0f} | {value} |"
+            )
+        stages = ours["stages"]
+        per_mp = stages["total"] * 1000 / burst["mp"] / burst["frames"]
+        startup = ours["seconds"] - stages["total"]
+        n = len(ours["per_frame"])
+        mean = {
+            k: 1000 * sum(f.get(k, 0) for f in ours["per_frame"]) / n
+            for k in stages
+            if k != "total"
+        }
+        lines += [
+            "",
+            f"burstsr merge, profile: {stages['total']:.2f} s in merge_burst "
+            f"({per_mp:.0f} ms per MP per frame), {startup:.2f} s for start-up and writing; "
+            f"per frame, summed over the threads that overlap: "
+            + ", ".join(f"{k} {v:.0f} ms" for k, v in mean.items()),
+            "",
+        ]
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -559,7 +780,18 @@ def main() -> None:
     parser.add_argument("--skip-large", action="store_true")
     parser.add_argument("--skip-ghosting", action="store_true")
     parser.add_argument("--skip-superres", action="store_true")
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), help="Kodak part")
     parser.add_argument("--large-methods", nargs="+", default=list(METHODS))
+    parser.add_argument("--skip-process", action="store_true")
+    parser.add_argument(
+        "--process-bursts", nargs="+", help="only these bursts of the whole-process part"
+    )
+    parser.add_argument("--repeats", type=int, default=2, help="runs per whole process")
+    parser.add_argument(
+        "--checkout",
+        type=Path,
+        help="another burstsr source tree to run beside this one in the whole-process part",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench-out")
     parser.add_argument("--large-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -571,21 +803,38 @@ def main() -> None:
         return
     if not args.kodak.is_dir():
         sys.exit(f"{args.kodak}: Kodak images not found; pass --kodak DIR")
-    if shutil.which("align_image_stack") is None:
-        sys.exit("align_image_stack not found: apt-get install hugin-tools")
+    methods = [m for m in args.methods if m in METHODS]
+    large_methods = list(args.large_methods)
+    if shutil.which("align_image_stack") is None and "hugin" in methods + large_methods:
+        print(
+            "align_image_stack not found (apt-get install hugin-tools): hugin left out",
+            file=sys.stderr,
+        )
+        methods = [m for m in methods if m != "hugin"]
+        large_methods = [m for m in large_methods if m != "hugin"]
     args.out.mkdir(parents=True, exist_ok=True)
     print(
         f"# bench_merge ({os.cpu_count()} CPU cores, torch {torch.__version__}, "
         f"OpenCV {cv2.__version__})\n"
     )
+    if not args.skip_process:
+        text = bench_process(
+            args.kodak,
+            args.out,
+            repeats=args.repeats,
+            checkout=args.checkout,
+            only=args.process_bursts,
+        )["text"]
+        print(text, flush=True)
     if not args.skip_kodak:
-        print(bench_kodak(args.kodak, args.images, args.sigmas, args.out)["text"], flush=True)
+        text = bench_kodak(args.kodak, args.images, args.sigmas, args.out, methods)["text"]
+        print(text, flush=True)
     if not args.skip_ghosting:
         print(bench_ghosting(args.kodak, args.images, args.out)["text"] + "\n", flush=True)
     if not args.skip_superres:
         print(bench_superres(args.kodak, min(args.images, 8), args.out)["text"] + "\n", flush=True)
     if not args.skip_large:
-        print(bench_large(args.kodak, args.out, args.large_methods)["text"], flush=True)
+        print(bench_large(args.kodak, args.out, large_methods)["text"], flush=True)
 
 
 if __name__ == "__main__":

@@ -54,7 +54,9 @@ class AlignOptions:
 
     method: str = "auto"
     motion: str = "homography"
-    max_align_pixels: int = 250_000  # ECC runs on pyramid levels of at most this many pixels
+    # ECC runs on pyramid levels of at most this many pixels; larger frames then get the sparse
+    # full-resolution refinement (burst/refine.py), which is cheaper than ECC on more pixels.
+    max_align_pixels: int = 65_000
     orb_pixels: int = 250_000  # ORB runs on the finest level with at most this many pixels
     min_score: float = 0.5  # frames whose aligned correlation is lower are rejected
     ecc_iterations: int = 50
@@ -112,8 +114,7 @@ def prepare_reference(image: np.ndarray, *, options: AlignOptions = AlignOptions
 
 
 def _orb_level(pyramid: list[np.ndarray], options: AlignOptions) -> int:
-    finest = finest_level(pyramid, options.max_align_pixels)
-    return max(finest, finest_level(pyramid, options.orb_pixels))
+    return finest_level(pyramid, options.orb_pixels)
 
 
 # --------------------------------------------------------------------------------------------
@@ -255,10 +256,10 @@ def _ecc_coarse_to_fine(
     Small levels cannot constrain an affine or projective model (ECC then "zooms" into a smooth
     patch), so levels under ``_FULL_MODEL_PIXELS`` fit at most a rotation + translation. A start
     that is only a translation guess is first refined as a translation. A coarse level whose
-    result is implausible is ignored; the finest level's failure is the method's failure. Started
-    from a translation guess, on the finest level an affine or projective fit starts from, and
-    must score better than, a rotation + translation fit (ECC can settle on a worse optimum with
-    more freedom, e.g. on flat images).
+    result is implausible is ignored; the finest level's failure is the method's failure. On the
+    finest level an affine or projective fit starts from, and must score better than, a rotation +
+    translation fit (ECC can settle on a worse optimum with more freedom, e.g. on flat images),
+    unless it starts from a feature estimate and the full-resolution refinement follows.
     Only the finest level runs to ``options``' precision, unless a refinement follows.
     """
     start_level, transform = start
@@ -268,6 +269,9 @@ def _ecc_coarse_to_fine(
         options.ecc_eps,
     )
     rough = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 20, 1e-4)
+    # The finest level, when the sparse full-resolution refinement follows: a few iterations
+    # bring the estimate well inside the refinement's reach (it ends within 0.005 px).
+    handoff = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 8, 1e-4)
     requested = list(MOTIONS).index(options.motion)
     first = max(start_level, finest)
     for level in range(first, finest - 1, -1):
@@ -276,7 +280,7 @@ def _ecc_coarse_to_fine(
         motions = [min(requested, 1) if small else requested]
         if from_translation and level == first and requested > 0:
             motions.insert(0, 0)
-        if last and requested > 1 and 1 not in motions and from_translation:
+        if last and requested > 1 and 1 not in motions and (from_translation or not refined_later):
             motions.insert(-1, 1)  # the full model must beat a rotation + translation
         best, problem = None, ""
         for motion_index in motions:
@@ -285,17 +289,19 @@ def _ecc_coarse_to_fine(
                 frm_pyr[level],
                 full_to_level(transform, level),
                 list(MOTIONS.values())[motion_index],
-                exact if last and not refined_later else rough,
+                (handoff if refined_later else exact) if last else rough,
                 options.ecc_blur,
             )
             problem = found if isinstance(found, str) else _implausible(found, ref_pyr[level].shape)
             if problem:
                 continue  # keep the previous estimate
             transform = level_to_full(found, level)
-            if last:
+            if last and len(motions) > 1:
                 score = alignment_score(ref_pyr[level], frm_pyr[level], found)[0]
                 if best is None or score > best[0]:
                     best = (score, transform)
+            elif last:
+                best = (1.0, transform)
         if last:
             return problem if best is None else best[1]
     return transform

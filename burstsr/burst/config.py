@@ -27,7 +27,7 @@ class MergeConfig:
     merge: str = "robust"  # one of MERGE_METHODS
     interpolation: str = "bicubic"  # bicubic | bilinear
     min_score: float = 0.5
-    max_align_pixels: int = 250_000
+    max_align_pixels: int = 65_000  # ECC levels; larger frames are refined sparsely
     skip_bad: bool = False
     scale: int = 1  # > 1: merge onto a scale-times finer grid (burst.superres)
     kernel: str = "adaptive"  # the finer grid's kernels: adaptive | gaussian (burst.superres)

@@ -11,6 +11,7 @@ agree within 1/255 on photographs). Images here are ``float32 (H, W, 3)``.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import cv2
 import numpy as np
@@ -169,28 +170,30 @@ class CpuStack:
         # Buffers reused for every frame (allocating large arrays afresh costs page faults).
         self._warped = np.empty_like(self.total)
         self._inside = np.empty(reference.shape[:2], np.uint8)
-        self._spread = np.empty_like(self.total) if self.total.shape[2] > 1 else None
         self._weight = np.empty(reference.shape[:2], np.float32)
 
-    def add(self, pixels: np.ndarray, transform: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Warp ``pixels`` onto the reference grid and add them; returns ``(warped, mask)``,
-        valid until the next ``add``."""
+    def add(
+        self,
+        pixels: np.ndarray,
+        transform: np.ndarray,
+        *,
+        on_warped: Callable[[np.ndarray, np.ndarray], None] | None = None,
+    ) -> None:
+        """Warp ``pixels`` onto the reference grid and add them. ``on_warped`` sees the warped
+        frame and its mask before they are weighted (in place) and added."""
         warped, mask = warp_frame(
             pixels, transform, interpolation=self.interpolation, out=(self._warped, self._inside)
         )
+        if on_warped is not None:
+            on_warped(warped, mask)
         if self.ref_local is not None:
             weight = robust_weights(self.ref_local, warped, mask, out=self._weight)
         else:  # the mean
-            weight = np.copyto(self._weight, mask) or self._weight
-        spread = weight[:, :, None]
-        if self._spread is not None and warped.shape[2] == 3:
-            spread = cv2.cvtColor(weight, cv2.COLOR_GRAY2RGB, dst=self._spread)
-        elif self._spread is not None:
-            np.copyto(self._spread, weight[:, :, None])
-            spread = self._spread
-        cv2.accumulateProduct(warped, spread.reshape(warped.shape), self.total)
+            np.copyto(self._weight, mask)
+            weight = self._weight
+        np.multiply(warped, weight[:, :, None], out=warped)
+        self.total += warped
         self.weight += weight
-        return warped, mask
 
     def result(self) -> np.ndarray:
         """The merged image, ``float32 (H, W, C)``."""

@@ -173,9 +173,8 @@ def merge_burst(
         stack = CpuStack(pixels, method=config.merge, interpolation=config.interpolation)
         del pixels
         for index, frame, transform in aligned_frames():
-            warped, mask = stack.add(frame, transform)
-            on_warped(index, warped, mask)
-            del warped, mask
+            save = None if aligned_dir is None else (lambda w, m, i=index: on_warped(i, w, m))
+            stack.add(frame, transform, on_warped=save)
         image = stack.result()
         del stack
     else:
