@@ -2,6 +2,7 @@
 (one line on stderr, exit code 2, no output left behind)."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -219,3 +220,53 @@ def test_mixed_gray_and_colour_or_depths_keep_the_richer_output(tmp_path):
     assert run("merge", folder, "-o", tmp_path / "o.png").exit_code == 0
     out = read_image(tmp_path / "o.png")
     assert not out.gray and out.bit_depth == 16
+
+
+def test_tiny_frames_are_refused_in_one_line(tmp_path):
+    write_frames(tmp_path / "t", [np.full((1, 1, 3), 0.5, np.float32)] * 3)
+    assert_one_line_error(run("merge", tmp_path / "t", "-o", tmp_path / "r.png"), "1x1", "8x8")
+    assert not (tmp_path / "r.png").exists()
+
+
+def test_output_folders_that_cannot_be_made(small_burst, tmp_path):
+    afile = tmp_path / "afile.txt"
+    afile.write_text("x")
+    src = small_burst[0]
+    assert_one_line_error(run("synth", src, "--out", afile), "afile.txt", "not a folder")
+    assert_one_line_error(run("synth", src, "--out", afile / "sub"), "afile.txt is a file")
+    assert_one_line_error(
+        run("train", "--pairs", src, "--out", afile, "--steps", "1"), "afile.txt", "not a folder"
+    )
+    res = run("merge", src, "-o", tmp_path / "r.png", "--save-aligned", afile / "al")
+    assert_one_line_error(res, "afile.txt is a file")
+    assert not (tmp_path / "r.png").exists()
+
+
+def test_enhance_makes_no_folder_when_a_check_fails(small_burst, tmp_path):
+    target = tmp_path / "new" / "enhanced"
+    res = run("enhance", small_burst[0], "-o", target, "--bit-depth", "16", "--model", "nothing.pt")
+    assert_one_line_error(res, "nothing.pt")
+    assert not (tmp_path / "new").exists()
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs /proc")
+def test_an_unforeseen_os_error_is_one_line(small_burst):
+    # /proc looks writable to the checks but refuses files: the error funnel's last resort.
+    assert_one_line_error(run("merge", small_burst[0], "-o", "/proc/burstsr_test.png"), "/proc")
+
+
+def test_verbosity_after_the_subcommand(small_burst, tmp_path):
+    res = CliRunner().invoke(
+        cli, ["merge", str(small_burst[0]), "-o", str(tmp_path / "a.png"), "-q"]
+    )
+    assert res.exit_code == 0 and res.stderr == ""
+    res = CliRunner().invoke(
+        cli, ["merge", str(small_burst[0]), "-o", str(tmp_path / "b.png"), "-v"]
+    )
+    assert res.exit_code == 0 and "DEBUG" in res.stderr
+
+
+def test_run_help_shows_the_effective_grid():
+    text = CliRunner().invoke(cli, ["run", "--help"]).output
+    scale = text[text.index("--scale [") : text.index("--kernel [")]
+    assert "4 for burst" in " ".join(scale.split()) and "default: 1" not in scale

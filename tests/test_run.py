@@ -124,3 +124,12 @@ def test_run_default_model_on_the_example_burst(tmp_path, monkeypatch):
     back = out.reshape(96, 4, 128, 4, 3).mean(axis=(1, 3))
     frame0 = read_image(frames[0]).pixels[crop]
     assert psnr(back, clean, border=4) > max(35, psnr(frame0, clean, border=4) + 3)
+
+
+def test_every_listed_model_ships_and_loads():
+    from burstsr.refiner.registry import DEFAULT_MODEL, DEFAULT_RUN_MODEL
+
+    assert DEFAULT_MODEL in SHIPPED and DEFAULT_RUN_MODEL in SHIPPED
+    for name, path in SHIPPED.items():
+        assert path.is_file(), name
+        assert load_generator(name).config.scale >= 1

@@ -35,6 +35,7 @@ def merge_torch(
     confidence map (about how many frames reached each output pixel), else None.
     """
     device = torch.device(device)
+    splat_robust = config.scale > 1 and config.merge == "robust"
     splat = None  # the finer grid's accumulator (scale > 1), built from the reference
     ref_local = None  # the reference's local luma, for robust weights on the finer grid
 
@@ -50,15 +51,20 @@ def merge_torch(
         for index, pixels, transform in frames:
             frame = torch.from_numpy(pixels).permute(2, 0, 1).to(device)
             image, mask = warp_frame(frame, transform, interpolation=config.interpolation)
+            if on_warped is not None:
+                on_warped(index, image.permute(1, 2, 0).float().cpu().numpy(), mask.cpu().numpy())
             if splat is not None:
                 weights = robust_weights(ref_local, image, mask) if ref_local is not None else None
                 splat.add(frame, transform, weights)
+                if weights is not None:  # computed once: the coarse merge is their weighted mean
+                    mask = weights
             del frame
-            if on_warped is not None:
-                on_warped(index, image.permute(1, 2, 0).float().cpu().numpy(), mask.cpu().numpy())
             yield image, mask
 
-    merged = merge_frames(warped(), method=config.merge)
+    # With a finer grid the robust weights are already known: the robust merge on the frames'
+    # grid is the mean weighted by them (the reference's weight is 1 everywhere).
+    method = "mean" if splat_robust else config.merge
+    merged = merge_frames(warped(), method=method)
     image, confidence = merged.image, None
     if splat is not None:
         image, weight = splat.result(merged.image)

@@ -35,7 +35,7 @@ from burstsr.burst.reference import pick_reference
 from burstsr.burst.result import FrameReport, MergeResult
 from burstsr.device import device_name
 from burstsr.errors import AlignmentError, InputError, OutputError
-from burstsr.io import Burst, Image, load_burst, write_image
+from burstsr.io import Burst, Image, load_burst, make_folder, write_image
 
 if TYPE_CHECKING:
     import torch
@@ -47,6 +47,7 @@ Progress = Callable[[int, int, str], None]  # (frames done, frames in all, name 
 __all__ = ["MergeConfig", "Progress", "merge_burst"]
 
 _AHEAD = 2  # frames decoded and aligned ahead of the merge, each in its own thread
+_MIN_SIDE = 8  # smaller frames cannot be aligned
 
 
 def merge_burst(
@@ -94,6 +95,11 @@ def merge_burst(
 
     ref_index, ref = pick_reference(burst, config.reference, read)
     ref_path, ref_shape, ref_linear = burst.paths[ref_index], ref.shape, ref.linear
+    if min(ref_shape) < _MIN_SIDE:
+        raise InputError(
+            f"{ref_path}: {ref_shape[1]}x{ref_shape[0]} frames are too small to align "
+            f"(at least {_MIN_SIDE}x{_MIN_SIDE})"
+        )
     # The output is gray only if every merged frame is, and deep if any merged frame is.
     output = {"gray": ref.gray, "depth": 16 if ref.bit_depth > 8 or ref.linear else 8}
     ref_report = reports[ref_index]
@@ -107,7 +113,7 @@ def merge_burst(
     save_format = {"linear": ref_linear, "gray": output["gray"], "bit_depth": output["depth"]}
     if aligned_dir is not None:
         _check_aligned_dir(aligned_dir, burst)
-        aligned_dir.mkdir(parents=True, exist_ok=True)
+        make_folder(aligned_dir, what="--save-aligned folder")
         _save_aligned(aligned_dir / _aligned_name(ref_index, ref_path), ref.pixels, **save_format)
     others = [i for i in range(len(burst)) if i != ref_index]
     readable = 1

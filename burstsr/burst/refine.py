@@ -20,8 +20,6 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-_PARAMS = {"translation": 2, "euclidean": 3, "affine": 6, "homography": 8}
-
 
 @dataclass(frozen=True)
 class Template:

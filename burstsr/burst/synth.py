@@ -34,7 +34,7 @@ from burstsr.burst.camera import (
 from burstsr.burst.config import MergeConfig
 from burstsr.burst.pipeline import merge_burst
 from burstsr.errors import AlignmentError, InputError
-from burstsr.io import list_frames, read_image, write_image, write_json
+from burstsr.io import list_frames, make_folder, read_image, write_image, write_json
 from burstsr.io.confidence import write_confidence
 from burstsr.io.dng import raw_to_counts, write_dng
 
@@ -261,7 +261,7 @@ def write_pairs(
         raise InputError("--raw needs --degradation camera (RAW frames come from its sensor)")
     sources = list_frames(hr_dir)
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    make_folder(out_dir, what="pairs folder")
     written = []
     for done, source in enumerate(sources, start=1):
         hr = read_image(source).pixels

@@ -37,6 +37,10 @@ class _Group(click.Group):
         except BurstsrError as exc:
             click.echo(f"Error: {exc}", err=True)
             sys.exit(2)
+        except OSError as exc:  # a file system refusal the checks could not foresee
+            where = f"{exc.filename}: " if exc.filename else ""
+            click.echo(f"Error: {where}{exc.strerror or exc}", err=True)
+            sys.exit(2)
         sys.exit(code if isinstance(code, int) else 0)
 
 
@@ -76,7 +80,44 @@ def progress_bar(label: str, total: int, enabled: bool):
 def cli(ctx: click.Context, verbose: int, quiet: bool) -> None:
     """burstsr: align and merge handheld bursts into one clean image."""
     _setup_logging(verbose, quiet)
-    ctx.obj = {"quiet": quiet}
+    ctx.obj = {"quiet": quiet, "verbose": verbose}
+
+
+def _late_quiet(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value:
+        ctx.obj["quiet"] = True
+        _setup_logging(ctx.obj["verbose"], True)
+
+
+def _late_verbose(ctx: click.Context, _param: click.Parameter, value: int) -> None:
+    if value:
+        ctx.obj["verbose"] += value
+        _setup_logging(ctx.obj["verbose"], ctx.obj["quiet"])
+
+
+def command(**kwargs):
+    """``cli.command`` with ``-v``/``-q`` accepted after the subcommand's name as well."""
+
+    def decorate(function):
+        function = click.option(
+            "-q",
+            "--quiet",
+            is_flag=True,
+            expose_value=False,
+            callback=_late_quiet,
+            help="Only warnings and errors; no progress bar (also before the command).",
+        )(function)
+        function = click.option(
+            "-v",
+            "--verbose",
+            count=True,
+            expose_value=False,
+            callback=_late_verbose,
+            help="More detail (also before the command).",
+        )(function)
+        return cli.command(**kwargs)(function)
+
+    return decorate
 
 
 from burstsr.cli import merge as _merge  # noqa: E402,F401  (registers the commands)

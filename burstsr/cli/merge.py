@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import time
 from pathlib import Path
@@ -12,7 +13,7 @@ import click
 from burstsr.burst.align import ALIGN_METHODS, MOTIONS
 from burstsr.burst.config import INTERPOLATIONS, KERNELS, MERGE_METHODS, MergeConfig
 from burstsr.burst.pipeline import merge_burst
-from burstsr.cli import cli, progress_bar
+from burstsr.cli import command, progress_bar
 from burstsr.cli.options import ensemble_option, model_option, tile_option
 from burstsr.device import DEVICES, device_name, resolve_device
 from burstsr.errors import OutputError
@@ -25,8 +26,9 @@ log = logging.getLogger("burstsr")
 _defaults = MergeConfig()
 
 
-def merge_options(command):
-    """The alignment and merge options, declared once for ``merge`` and ``run``."""
+def merge_options(command, *, run: bool = False):
+    """The alignment and merge options, declared once for ``merge`` and ``run`` (``run``: the
+    grid and kernel default to what the model reads)."""
     options = [
         click.option(
             "--align",
@@ -60,18 +62,20 @@ def merge_options(command):
         click.option(
             "--scale",
             type=click.Choice(["1", "2", "3", "4"]),
-            default=str(_defaults.scale),
-            show_default=True,
+            default=None if run else str(_defaults.scale),
+            show_default=not run,
             help="Merge onto a finer grid (multi-frame super-resolution): the output is this "
-            "many times larger.",
+            "many times larger."
+            + (" [default: the grid the model reads: 4 for burst, 1 for fidelity]" if run else ""),
         ),
         click.option(
             "--kernel",
             type=click.Choice(KERNELS),
-            default=_defaults.kernel,
-            show_default=True,
+            default=None if run else _defaults.kernel,
+            show_default=not run,
             help="With --scale > 1: kernels that follow the local structure (adaptive: smooth "
-            "where the burst sampled unevenly, sharp across edges) or a fixed narrow Gaussian.",
+            "where the burst sampled unevenly, sharp across edges) or a fixed narrow Gaussian."
+            + (" [default: the kernel the model was trained on]" if run else ""),
         ),
         click.option(
             "--interpolation",
@@ -111,26 +115,18 @@ def merge_options(command):
 
 
 def _config(options: dict) -> MergeConfig:
-    """A MergeConfig from the parsed ``merge_options`` (which it removes from ``options``)."""
+    """A MergeConfig from the parsed ``merge_options`` (which it removes from ``options``);
+    options left unset (``run``'s grid and kernel) keep MergeConfig's defaults."""
+    scale, kernel = options.pop("scale"), options.pop("kernel")
+    names = ("align", "motion", "reference", "merge", "interpolation", "min_score", "skip_bad")
     return MergeConfig(
-        scale=int(options.pop("scale")),
-        **{
-            k: options.pop(k)
-            for k in (
-                "align",
-                "motion",
-                "reference",
-                "merge",
-                "kernel",
-                "interpolation",
-                "min_score",
-                "skip_bad",
-            )
-        },
+        scale=int(scale) if scale is not None else _defaults.scale,
+        kernel=kernel if kernel is not None else _defaults.kernel,
+        **{k: options.pop(k) for k in names},
     )
 
 
-@cli.command()
+@command()
 @click.argument("source_folder", type=click.Path(path_type=Path))
 @click.option(
     "-o",
@@ -208,7 +204,7 @@ def merge(
     )
 
 
-@cli.command()
+@command()
 @click.argument("source_folder", type=click.Path(path_type=Path))
 @click.option(
     "-o",
@@ -217,7 +213,7 @@ def merge(
     default=None,
     help="The final image [default: result_xS.png, S the scale from frames to output].",
 )
-@merge_options
+@functools.partial(merge_options, run=True)
 @model_option(DEFAULT_RUN_MODEL)
 @tile_option
 @ensemble_option
@@ -243,8 +239,8 @@ def run(
     """Merge the burst in SOURCE_FOLDER, then restore and upscale the merge: the whole job.
 
     A model made for merges on a finer grid gets the burst merged onto that grid: the default
-    model, burst, reads merges on the x4 grid, so --scale is 4 with it, whatever its default,
-    and --kernel is the one the model was trained on.
+    model, burst, reads merges on the x4 grid, so --scale is 4 with it and --kernel the one it
+    was trained on (giving other values is an error).
     """
     from burstsr.refiner.checkpoint import load_generator
     from burstsr.refiner.enhance import enhance_image

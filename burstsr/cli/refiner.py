@@ -11,11 +11,11 @@ import click
 from burstsr.burst.camera import CameraRanges
 from burstsr.burst.config import KERNELS, MergeConfig
 from burstsr.burst.synth import DEGRADATIONS, write_pairs
-from burstsr.cli import cli, progress_bar
+from burstsr.cli import command, progress_bar
 from burstsr.cli.options import ensemble_option, model_option, tile_option
 from burstsr.device import DEVICES, resolve_device
 from burstsr.errors import InputError, OutputError
-from burstsr.io import check_output, list_frames
+from burstsr.io import check_folder, check_output, list_frames, make_folder
 from burstsr.io.confidence import read_confidence
 from burstsr.refiner.config import VGG_LAYERS, TrainConfig
 
@@ -41,7 +41,7 @@ def _frame_range(text: str | None, degradation: str) -> tuple[int, int]:
 # synth: HR images -> simulated bursts -> merges -> training pairs
 
 
-@cli.command()
+@command()
 @click.argument("hr_dir", type=click.Path(path_type=Path))
 @click.option(
     "--out",
@@ -144,6 +144,7 @@ def synth(
     """Simulate handheld bursts of the images in HR_DIR, merge them, and write training pairs."""
     low, high = _frame_range(frames, degradation)
     sources = list_frames(hr_dir)
+    check_folder(out, what="pairs folder")
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise OutputError(f"{out}: not empty; pass --overwrite to add or replace scenes")
     with progress_bar("Synthesising", len(sources), not ctx.obj["quiet"]) as progress:
@@ -172,7 +173,7 @@ def synth(
 _train = TrainConfig()
 
 
-@cli.command()
+@command()
 @click.option("--pairs", type=click.Path(path_type=Path), help="Pairs folder (burstsr synth).")
 @click.option(
     "--out",
@@ -297,6 +298,7 @@ def train(
     else:
         if pairs is None:
             raise click.UsageError("--pairs is required (or --resume RUN_DIR)")
+        check_folder(out, what="run folder")
         if out.exists() and any(out.iterdir()):
             raise OutputError(
                 f"{out}: not empty; pass --resume {out} to continue that run, or "
@@ -335,7 +337,7 @@ def train(
 # enhance: image -> refined, upscaled image
 
 
-@cli.command()
+@command()
 @click.argument("source", type=click.Path(path_type=Path))
 @click.option(
     "-o",
@@ -404,19 +406,20 @@ def enhance(
         )
     if source.is_dir():
         inputs = list_frames(source)
-        folder = output or Path("enhanced")
-        if folder.exists() and not folder.is_dir():
-            raise OutputError(f"{folder}: exists and is not a folder")
+        folder = check_folder(output or Path("enhanced"))
         jobs = [(p, folder / f"{p.stem}_x{scale}.png") for p in inputs]
     elif source.is_file():
         jobs = [(source, output or Path(f"{source.stem}_x{scale}.png"))]
     else:
         raise InputError(f"{source}: no such file or folder")
     depth = int(bit_depth) if bit_depth else None
+    for _, dst in jobs:  # a folder still to be made holds nothing to collide with
+        if dst.parent.is_dir():
+            check_output(dst, inputs=[p for p, _ in jobs], overwrite=overwrite, bit_depth=depth)
+        else:
+            check_output(dst.name, overwrite=True, bit_depth=depth)  # the format alone
     if source.is_dir():
-        folder.mkdir(parents=True, exist_ok=True)
-    for _, dst in jobs:
-        check_output(dst, inputs=[p for p, _ in jobs], overwrite=overwrite, bit_depth=depth)
+        make_folder(folder)  # only now that every check has passed
     for src, dst in jobs:
         with progress_bar(f"Enhancing {src.name}", 100, not ctx.obj["quiet"]) as progress:
 

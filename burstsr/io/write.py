@@ -72,6 +72,37 @@ def check_output(
     return path
 
 
+def check_folder(path: str | os.PathLike, *, what: str = "output folder") -> Path:
+    """Check, before any work starts, that ``path`` is a folder or can be made one (its nearest
+    existing ancestor is a writable folder). Creates nothing.
+
+    Raises:
+        OutputError: ``path`` is a file, or lies under a file or an unwritable folder.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"{path}: exists and is not a folder; give a folder as the {what}")
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OutputError(f"{path}: {existing} is a file, so the {what} cannot be made")
+    if not os.access(existing, os.W_OK):
+        raise OutputError(f"{path}: {existing} is not writable")
+    return path
+
+
+def make_folder(path: str | os.PathLike, *, what: str = "output folder") -> Path:
+    """Create ``path`` (and its parents) if missing, as :func:`check_folder` promises; OS errors
+    become an :class:`OutputError` naming the folder."""
+    path = check_folder(path, what=what)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot create the {what}: {exc.strerror or exc}") from None
+    return path
+
+
 def format_depth(path: str | os.PathLike, depth: int) -> int:
     """``depth``, lowered to what the format of ``path`` holds (8 for JPEG, WebP, BMP)."""
     return min(depth, max(WRITE_DEPTHS.get(Path(path).suffix.lower(), (8,))))

@@ -33,6 +33,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from burstsr.device import autocast, resolve_device
 from burstsr.errors import CheckpointError, InputError
+from burstsr.io import make_folder
 from burstsr.refiner.checkpoint import load_generator, load_resume, save_generator, save_resume
 from burstsr.refiner.config import TrainConfig
 from burstsr.refiner.data import PairDataset, pairs_merge_kernel
@@ -179,7 +180,7 @@ def train(config: TrainConfig, *, resume: bool = False, progress: Progress | Non
         history = _read_metrics(out / "metrics.jsonl", step)
         log.info("resuming %s at step %d", out, step)
     elif ddp.main:
-        out.mkdir(parents=True, exist_ok=True)
+        make_folder(out, what="run folder")
 
     if ddp.world > 1:
         generator_t = DistributedDataParallel(generator)
