@@ -15,7 +15,7 @@ import shutil
 import tempfile
 import zlib
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import cv2
@@ -211,21 +211,33 @@ def corner_error(estimated: np.ndarray, true: np.ndarray, size: tuple[int, int])
 DEGRADATIONS = ("simple", "camera", "mixed")
 
 
+@dataclass(frozen=True)
+class SynthConfig:
+    """Options of ``burstsr synth`` (:func:`write_pairs`); the CLI takes its defaults from here.
+
+    ``frames``, ``noise``, ``shot_noise``, ``shift`` and ``rotate`` shape the simple bursts
+    (:func:`simulate_burst`); camera bursts draw theirs from ``camera``. ``merge``: how the pairs'
+    bursts are merged (its ``scale``: onto a finer grid).
+    """
+
+    degradation: str = "simple"  # simple | camera | mixed
+    frames: int | tuple[int, int] = 8  # frames per burst, or (fewest, most) drawn per scene
+    scale: int = 4  # area downsampling from HR to the frames
+    noise: float = 0.02
+    shot_noise: float = 0.0
+    shift: float = 2.0
+    rotate: float = 1.0
+    seed: int = 0
+    camera: CameraRanges = field(default_factory=CameraRanges)
+    raw: bool = False
+    merge: MergeConfig = field(default_factory=MergeConfig)
+
+
 def write_pairs(
     hr_dir: str | os.PathLike,
     out_dir: str | os.PathLike,
+    config: SynthConfig = SynthConfig(),
     *,
-    frames: int | tuple[int, int] = 8,
-    scale: int = 4,
-    noise: float = 0.02,
-    shot_noise: float = 0.0,
-    shift: float = 2.0,
-    rotate: float = 1.0,
-    seed: int = 0,
-    degradation: str = "simple",
-    camera: CameraRanges = CameraRanges(),
-    raw: bool = False,
-    merge_config: MergeConfig = MergeConfig(),  # its ``scale``: merge onto a finer grid
     progress: Callable[[int, int, str], None] | None = None,
 ) -> list[Path]:
     """Training pairs from high-resolution images: simulate, merge, write.
@@ -238,14 +250,11 @@ def write_pairs(
     estimated transforms). Each scene is written to a temporary folder and renamed into place.
     The burst of a scene depends only on ``seed`` and the scene's name.
 
-    Args:
-        frames: frames per burst, or the (fewest, most) to draw from per scene; camera bursts
-            take theirs from ``camera.frames`` instead.
-        degradation: ``simple`` (:func:`simulate_burst` with ``frames``, ``noise``,
-            ``shot_noise``, ``shift``, ``rotate``), ``camera`` (:func:`simulate_camera_burst`,
-            drawn from ``camera``), or ``mixed`` (each scene one or the other, even odds).
-        raw: camera bursts only: write the frames as DNG files of the noisy sensor mosaic
-            (merged through the RAW path) instead of the camera's JPEGs.
+    ``config.degradation``: ``simple`` (:func:`simulate_burst`), ``camera``
+    (:func:`simulate_camera_burst`, drawn from ``config.camera``, whose ``frames`` then counts),
+    or ``mixed`` (each scene one or the other, even odds). ``config.raw``: camera bursts only:
+    write the frames as DNG files of the noisy sensor mosaic (merged through the RAW path)
+    instead of the camera's JPEGs.
 
     A scene whose burst cannot be merged (no frame besides the reference aligns, as can happen
     to a short, noisy camera burst of a flat image) is skipped with a warning.
@@ -253,6 +262,9 @@ def write_pairs(
     Returns:
         The scene folders written.
     """
+    degradation, frames, scale, seed = config.degradation, config.frames, config.scale, config.seed
+    noise, shot_noise, shift, rotate = config.noise, config.shot_noise, config.shift, config.rotate
+    camera, raw, merge_config = config.camera, config.raw, config.merge
     if scale % merge_config.scale:
         raise InputError(f"--merge-scale {merge_config.scale} must divide --scale {scale}")
     if degradation not in DEGRADATIONS:

@@ -8,9 +8,8 @@ from pathlib import Path
 
 import click
 
-from burstsr.burst.camera import CameraRanges
 from burstsr.burst.config import KERNELS, MergeConfig
-from burstsr.burst.synth import DEGRADATIONS, write_pairs
+from burstsr.burst.synth import DEGRADATIONS, SynthConfig, write_pairs
 from burstsr.cli import command, progress_bar
 from burstsr.cli.options import ensemble_option, model_option, tile_option
 from burstsr.device import DEVICES, resolve_device
@@ -26,7 +25,10 @@ def _frame_range(text: str | None, degradation: str) -> tuple[int, int]:
     """``--frames`` as (fewest, most): N or A-B, 2 to 64; the default depends on the
     degradation."""
     if text is None:
-        return CameraRanges().frames if degradation != "simple" else (8, 8)
+        if degradation != "simple":
+            return _synth.camera.frames
+        frames = _synth.frames
+        return (frames, frames) if isinstance(frames, int) else frames
     low, _, high = text.partition("-")
     try:
         low, high = int(low), int(high or low)
@@ -39,6 +41,8 @@ def _frame_range(text: str | None, degradation: str) -> tuple[int, int]:
 
 # ---------------------------------------------------------------------------------------------
 # synth: HR images -> simulated bursts -> merges -> training pairs
+
+_synth = SynthConfig()
 
 
 @command()
@@ -53,7 +57,7 @@ def _frame_range(text: str | None, degradation: str) -> tuple[int, int]:
 @click.option(
     "--degradation",
     type=click.Choice(DEGRADATIONS),
-    default="simple",
+    default=_synth.degradation,
     show_default=True,
     help="simple: area downsampling + Gaussian noise; camera: lens blur, Bayer mosaic, shot and "
     "read noise, demosaicing, sRGB, JPEG, zoom and almost-still frames, all drawn per scene "
@@ -74,7 +78,7 @@ def _frame_range(text: str | None, degradation: str) -> tuple[int, int]:
 @click.option(
     "--kernel",
     type=click.Choice(KERNELS),
-    default=MergeConfig().kernel,
+    default=_synth.merge.kernel,
     show_default=True,
     help="The finer-grid merge's kernels (with --merge-scale > 1); a model trained on the "
     "pairs merges with the same.",
@@ -82,46 +86,46 @@ def _frame_range(text: str | None, degradation: str) -> tuple[int, int]:
 @click.option(
     "--scale",
     type=click.Choice(["1", "2", "3", "4", "8"]),
-    default="4",
+    default=str(_synth.scale),
     show_default=True,
     help="Area downsampling from HR to the frames.",
 )
 @click.option(
     "--noise",
     type=click.FloatRange(0, 1),
-    default=0.02,
+    default=_synth.noise,
     show_default=True,
     help="Read noise standard deviation.",
 )
 @click.option(
     "--shot-noise",
     type=click.FloatRange(0, 1),
-    default=0.0,
+    default=_synth.shot_noise,
     show_default=True,
     help="Shot noise: variance grows by this times the signal.",
 )
 @click.option(
     "--shift",
     type=click.FloatRange(0),
-    default=2.0,
+    default=_synth.shift,
     show_default=True,
     help="Largest handheld shift, in frame pixels.",
 )
 @click.option(
     "--rotate",
     type=click.FloatRange(0),
-    default=1.0,
+    default=_synth.rotate,
     show_default=True,
     help="Largest handheld rotation, in degrees.",
 )
 @click.option(
     "--merge-scale",
     type=click.Choice(["1", "2", "4"]),
-    default="1",
+    default=str(_synth.merge.scale),
     show_default=True,
     help="Merge onto a finer grid: the pairs keep scale / merge-scale to learn.",
 )
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=_synth.seed, show_default=True)
 @click.option("--overwrite", is_flag=True, help="Write into a pairs folder that has scenes.")
 @click.pass_context
 def synth(
@@ -148,9 +152,8 @@ def synth(
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise OutputError(f"{out}: not empty; pass --overwrite to add or replace scenes")
     with progress_bar("Synthesising", len(sources), not ctx.obj["quiet"]) as progress:
-        written = write_pairs(
-            hr_dir,
-            out,
+        config = SynthConfig(
+            degradation=degradation,
             frames=(low, high),
             scale=int(scale),
             noise=noise,
@@ -158,12 +161,11 @@ def synth(
             shift=shift,
             rotate=rotate,
             seed=seed,
-            degradation=degradation,
-            camera=dataclasses.replace(CameraRanges(), frames=(low, high)),
+            camera=dataclasses.replace(_synth.camera, frames=(low, high)),
             raw=raw,
-            merge_config=MergeConfig(scale=int(merge_scale), kernel=kernel),
-            progress=progress,
+            merge=MergeConfig(scale=int(merge_scale), kernel=kernel),
         )
+        written = write_pairs(hr_dir, out, config, progress=progress)
     log.info("wrote %d pairs to %s", len(written), out)
 
 

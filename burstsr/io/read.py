@@ -59,7 +59,7 @@ def _header_size(path: Path) -> tuple[int, int] | None:
         PILImage.MAX_IMAGE_PIXELS = limit  # Pillow's own guard must not refuse what ours allows
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
+            warnings.simplefilter("ignore")  # size warnings (ours decides) and damaged tags
             with PILImage.open(path) as im:
                 width, height = im.size
     except PILImage.DecompressionBombError:
@@ -266,10 +266,13 @@ def _to_unit_float(pixels: np.ndarray, path: Path) -> tuple[int, np.ndarray]:
 
 def _exif_orientation(path: Path) -> int:
     """The EXIF orientation tag (1..8), 1 when absent or unreadable. Reads headers only."""
+    import warnings
+
     from PIL import Image as PILImage
 
     try:
-        with PILImage.open(path) as im:
+        with warnings.catch_warnings(), PILImage.open(path) as im:
+            warnings.simplefilter("ignore")  # corrupt EXIF: Pillow warns, we read no orientation
             if im.format == "PNG":  # getexif() would decode the whole PNG to look past IDAT
                 raw = im.info.get("exif")
                 exif = PILImage.Exif()
