@@ -28,6 +28,9 @@ speed and the peak memory of enhancing to 24 MP with the default tile (fresh pro
     python benchmarks/bench_sr.py                        # about 15 minutes on 2 CPU cores
     python benchmarks/bench_sr.py --baseline OLD.pt      # also score an earlier model
     python benchmarks/bench_sr.py --candidate new=RUN_DIR --skip-speed --skip-real
+
+One file on purpose (over 300 lines): a benchmark that runs alone, with its data, rows and
+figures side by side.
 """
 
 from __future__ import annotations

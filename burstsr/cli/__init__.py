@@ -3,9 +3,9 @@ function, report. No numerics here. Every error is one line on stderr and exit c
 
     burstsr merge SOURCE_FOLDER      frames -> one merged image        (cli/merge.py)
     burstsr run SOURCE_FOLDER        merge, then enhance                (cli/merge.py)
-    burstsr synth HR_DIR --out DIR   simulated bursts -> training pairs (cli/refiner.py)
-    burstsr train --pairs DIR        train the refiner                  (cli/refiner.py)
-    burstsr enhance IMAGE            restore and upscale with the refiner (cli/refiner.py)
+    burstsr synth HR_DIR --out DIR   simulated bursts -> training pairs (cli/synth.py)
+    burstsr train --pairs DIR        train the refiner                  (cli/train.py)
+    burstsr enhance IMAGE            restore and upscale with the refiner (cli/enhance.py)
 """
 
 from __future__ import annotations
@@ -120,8 +120,10 @@ def command(**kwargs):
     return decorate
 
 
+from burstsr.cli import enhance as _enhance  # noqa: E402,F401
 from burstsr.cli import merge as _merge  # noqa: E402,F401  (registers the commands)
-from burstsr.cli import refiner as _refiner  # noqa: E402,F401
+from burstsr.cli import synth as _synth  # noqa: E402,F401
+from burstsr.cli import train as _train  # noqa: E402,F401
 
 
 def main() -> None:

@@ -1,0 +1,179 @@
+"""``burstsr train``: training pairs -> refiner checkpoints (torch is imported when it runs)."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+
+import click
+
+from burstsr.cli import command, progress_bar
+from burstsr.device import DEVICES, resolve_device
+from burstsr.errors import OutputError
+from burstsr.io import check_folder
+from burstsr.refiner.config import VGG_LAYERS, TrainConfig
+
+log = logging.getLogger("burstsr")
+
+_train = TrainConfig()
+
+
+@command()
+@click.option("--pairs", type=click.Path(path_type=Path), help="Pairs folder (burstsr synth).")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path(_train.out),
+    show_default=True,
+    help="Run folder: checkpoints, metrics, pictures.",
+)
+@click.option(
+    "--resume",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Continue the run in this folder where it stopped (its options are kept; "
+    "--steps may extend it).",
+)
+@click.option(
+    "--val-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Validation pairs folder (instead of --val-fraction).",
+)
+@click.option("--val-fraction", type=float, default=_train.val_fraction, show_default=True)
+@click.option("--blocks", type=click.IntRange(0), default=_train.blocks, show_default=True)
+@click.option("--channels", type=click.IntRange(1), default=_train.channels, show_default=True)
+@click.option("--no-bn", is_flag=True, help="Generator without batch normalisation.")
+@click.option(
+    "--unshuffle",
+    type=click.Choice(["1", "2", "4"]),
+    default=str(_train.unshuffle),
+    show_default=True,
+    help="Fold the input by this factor first: N for pairs made with synth --merge-scale N.",
+)
+@click.option(
+    "--confidence",
+    is_flag=True,
+    help="The generator also reads the merge's confidence map (each scene's confidence.png, "
+    "which synth writes for merges on a finer grid); burstsr run passes it.",
+)
+@click.option(
+    "--init",
+    default=None,
+    help="Start from this model's weights where they fit (a shipped name, run folder or .pt); "
+    "blocks beyond its depth start as the identity.",
+)
+@click.option(
+    "--disc-channels",
+    type=click.IntRange(1),
+    default=_train.disc_channels,
+    show_default=True,
+    help="Discriminator width (first stage).",
+)
+@click.option(
+    "--val-crop",
+    type=click.IntRange(0),
+    default=_train.val_crop,
+    show_default=True,
+    help="HR centre crop for validation (0: whole images).",
+)
+@click.option("--steps", type=click.IntRange(1), default=_train.steps, show_default=True)
+@click.option(
+    "--pretrain-steps",
+    type=click.IntRange(0),
+    default=_train.pretrain_steps,
+    show_default=True,
+    help="Pixel-loss-only steps before the adversarial phase.",
+)
+@click.option("--batch", type=click.IntRange(1), default=_train.batch, show_default=True)
+@click.option(
+    "--patch", type=click.IntRange(4), default=_train.patch, show_default=True, help="HR crop size."
+)
+@click.option("--lr", type=float, default=_train.lr, show_default=True)
+@click.option(
+    "--lr-step",
+    type=click.IntRange(1),
+    default=_train.lr_step,
+    show_default=True,
+    help="Halve (x --lr-gamma) the learning rates every this many steps.",
+)
+@click.option("--lr-gamma", type=float, default=_train.lr_gamma, show_default=True)
+@click.option("--pixel", type=click.Choice(["l1", "mse"]), default=_train.pixel, show_default=True)
+@click.option(
+    "--pixel-weight",
+    type=float,
+    default=_train.pixel_weight,
+    show_default=True,
+    help="Pixel loss weight in the adversarial phase.",
+)
+@click.option("--content-weight", type=float, default=_train.content_weight, show_default=True)
+@click.option(
+    "--content-layer",
+    type=click.Choice(list(VGG_LAYERS)),
+    default=_train.content_layer,
+    show_default=True,
+)
+@click.option("--adv-weight", type=float, default=_train.adv_weight, show_default=True)
+@click.option(
+    "--vgg-weights",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="torchvision vgg19 ImageNet weights (vgg19-dcbb9e9d.pth).",
+)
+@click.option("--ema", type=click.FloatRange(0, 1), default=_train.ema, show_default=True)
+@click.option("--val-every", type=click.IntRange(1), default=_train.val_every, show_default=True)
+@click.option("--log-every", type=click.IntRange(1), default=_train.log_every, show_default=True)
+@click.option("--seed", type=int, default=_train.seed, show_default=True)
+@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
+@click.pass_context
+def train(
+    ctx: click.Context, pairs: Path | None, out: Path, resume: Path | None, **options
+) -> None:
+    """Train the refiner (SRResNet generator, SRGAN discriminator) on merged/HR pairs."""
+    from burstsr.refiner.checkpoint import load_resume
+    from burstsr.refiner.train import train as train_refiner
+
+    if resume is not None:
+        saved = load_resume(resume / "resume.pt")["config"]
+        config = TrainConfig(**{**saved, "out": str(resume)})
+        if ctx.get_parameter_source("steps") == click.core.ParameterSource.COMMANDLINE:
+            config = dataclasses.replace(config, steps=options["steps"])
+        if ctx.get_parameter_source("device") == click.core.ParameterSource.COMMANDLINE:
+            config = dataclasses.replace(config, device=options["device"])
+    else:
+        if pairs is None:
+            raise click.UsageError("--pairs is required (or --resume RUN_DIR)")
+        check_folder(out, what="run folder")
+        if out.exists() and any(out.iterdir()):
+            raise OutputError(
+                f"{out}: not empty; pass --resume {out} to continue that run, or "
+                f"choose another --out"
+            )
+        batch_norm = not options.pop("no_bn")
+        vgg = options.pop("vgg_weights")
+        val_dir = options.pop("val_dir")
+        config = TrainConfig(
+            pairs=str(pairs),
+            out=str(out),
+            batch_norm=batch_norm,
+            unshuffle=int(options.pop("unshuffle")),
+            vgg_weights=str(vgg) if vgg else None,
+            val_dir=str(val_dir) if val_dir else None,
+            **options,
+        )
+    resolve_device(config.device)
+    with progress_bar("Training", config.steps, not ctx.obj["quiet"]) as progress:
+
+        def update(step: int, total: int, losses: dict) -> None:
+            if progress is not None:
+                text = " ".join(f"{k} {v:.4f}" for k, v in losses.items())
+                progress(step, total, text)
+
+        final = train_refiner(config, resume=resume is not None, progress=update)
+    log.info(
+        "trained to step %d; best validation PSNR %.2f dB; run folder %s",
+        final["step"],
+        final["best_val_psnr"],
+        config.out,
+    )
