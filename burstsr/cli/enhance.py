@@ -8,8 +8,15 @@ from pathlib import Path
 import click
 
 from burstsr.cli import command, progress_bar
-from burstsr.cli.options import ensemble_option, model_option, tile_option
-from burstsr.device import DEVICES, resolve_device
+from burstsr.cli.options import (
+    bit_depth_option,
+    device_option,
+    ensemble_option,
+    model_option,
+    overwrite_option,
+    tile_option,
+)
+from burstsr.device import resolve_device
 from burstsr.errors import InputError
 from burstsr.io import check_folder, check_output, list_frames, make_folder
 from burstsr.io.confidence import read_confidence
@@ -35,15 +42,10 @@ log = logging.getLogger("burstsr")
     default=None,
     help="Context around each tile [default: the network's receptive radius].",
 )
-@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
+@device_option
 @click.option("--half", is_flag=True, help="fp16 inference (CUDA only).")
 @ensemble_option
-@click.option(
-    "--bit-depth",
-    type=click.Choice(["8", "16"]),
-    default=None,
-    help="Output bits per sample [default: as the input].",
-)
+@bit_depth_option("as the input")
 @click.option(
     "--confidence",
     "confidence_path",
@@ -52,7 +54,7 @@ log = logging.getLogger("burstsr")
     help="For a model that reads it: the merge's confidence map (merge --save-confidence) "
     "[default: that of an evenly sampled 8-frame burst].",
 )
-@click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
+@overwrite_option()
 @click.pass_context
 def enhance(
     ctx: click.Context,

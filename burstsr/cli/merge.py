@@ -14,8 +14,15 @@ from burstsr.burst.align import ALIGN_METHODS, MOTIONS
 from burstsr.burst.config import INTERPOLATIONS, KERNELS, MERGE_METHODS, MergeConfig
 from burstsr.burst.pipeline import merge_burst
 from burstsr.cli import command, progress_bar
-from burstsr.cli.options import ensemble_option, model_option, tile_option
-from burstsr.device import DEVICES, device_name, resolve_device
+from burstsr.cli.options import (
+    bit_depth_option,
+    device_option,
+    ensemble_option,
+    model_option,
+    overwrite_option,
+    tile_option,
+)
+from burstsr.device import device_name, resolve_device
 from burstsr.errors import OutputError
 from burstsr.io import check_output, format_depth, load_burst, write_image, write_json
 from burstsr.io.confidence import write_confidence
@@ -94,20 +101,9 @@ def merge_options(command, *, run: bool = False):
         click.option(
             "--skip-bad", is_flag=True, help="Leave out unreadable files instead of stopping."
         ),
-        click.option(
-            "--device",
-            type=click.Choice(DEVICES),
-            default="auto",
-            show_default=True,
-            help="Where the numerics run (auto: CUDA when available).",
-        ),
-        click.option(
-            "--bit-depth",
-            type=click.Choice(["8", "16"]),
-            default=None,
-            help="Output bits per sample [default: 16 for 16-bit or RAW input, else 8].",
-        ),
-        click.option("--overwrite", is_flag=True, help="Replace existing outputs."),
+        device_option,
+        bit_depth_option("16 for 16-bit or RAW input, else 8"),
+        overwrite_option(),
     ]
     for option in reversed(options):
         command = option(command)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from burstsr.device import DEVICES
 from burstsr.refiner.registry import DEFAULT_MODEL, SHIPPED
 
 
@@ -31,3 +32,25 @@ ensemble_option = click.option(
     help="Average the model over the 8 flips and quarter turns of each tile: 8x the time, "
     "a little more accuracy.",
 )
+device_option = click.option(
+    "--device",
+    type=click.Choice(DEVICES),
+    default="auto",
+    show_default=True,
+    help="Where the numerics run (auto: CUDA when available).",
+)
+
+
+def overwrite_option(help: str = "Replace existing outputs."):  # noqa: A002 (click's name)
+    """``--overwrite``, with what it lets the command replace."""
+    return click.option("--overwrite", is_flag=True, help=help)
+
+
+def bit_depth_option(default: str):
+    """``--bit-depth 8|16``; ``default`` says what the command writes without it."""
+    return click.option(
+        "--bit-depth",
+        type=click.Choice(["8", "16"]),
+        default=None,
+        help=f"Output bits per sample [default: {default}].",
+    )

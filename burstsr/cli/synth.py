@@ -11,6 +11,7 @@ import click
 from burstsr.burst.config import KERNELS, MergeConfig
 from burstsr.burst.pairs import DEGRADATIONS, SynthConfig, write_pairs
 from burstsr.cli import command, progress_bar
+from burstsr.cli.options import overwrite_option
 from burstsr.errors import OutputError
 from burstsr.io import check_folder, list_frames
 
@@ -118,7 +119,7 @@ def _frame_range(text: str | None, degradation: str) -> tuple[int, int]:
     help="Merge onto a finer grid: the pairs keep scale / merge-scale to learn.",
 )
 @click.option("--seed", type=int, default=_synth.seed, show_default=True)
-@click.option("--overwrite", is_flag=True, help="Write into a pairs folder that has scenes.")
+@overwrite_option("Write into a pairs folder that has scenes.")
 @click.pass_context
 def synth(
     ctx: click.Context,

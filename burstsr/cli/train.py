@@ -9,7 +9,8 @@ from pathlib import Path
 import click
 
 from burstsr.cli import command, progress_bar
-from burstsr.device import DEVICES, resolve_device
+from burstsr.cli.options import device_option
+from burstsr.device import resolve_device
 from burstsr.errors import OutputError
 from burstsr.io import check_folder
 from burstsr.refiner.config import VGG_LAYERS, TrainConfig
@@ -125,7 +126,7 @@ _train = TrainConfig()
 @click.option("--val-every", type=click.IntRange(1), default=_train.val_every, show_default=True)
 @click.option("--log-every", type=click.IntRange(1), default=_train.log_every, show_default=True)
 @click.option("--seed", type=int, default=_train.seed, show_default=True)
-@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
+@device_option
 @click.pass_context
 def train(
     ctx: click.Context, pairs: Path | None, out: Path, resume: Path | None, **options
