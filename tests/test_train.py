@@ -1,5 +1,6 @@
 """Training the refiner end to end on tiny synthetic pairs (CPU, tiny networks)."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -17,6 +18,7 @@ from burstsr.metrics import psnr
 from burstsr.refiner.checkpoint import load_generator
 from burstsr.refiner.data import find_pairs
 from burstsr.refiner.enhance import enhance_image
+from burstsr.refiner.losses import relativistic_loss
 from burstsr.refiner.train import TrainConfig, train
 
 from conftest import texture
@@ -328,3 +330,34 @@ def test_enhance_bad_inputs(tmp_path):
         run("enhance", tmp_path / "in.png", "-o", tmp_path / "in.png", "--overwrite"), "input"
     )
     assert not out.exists()
+
+
+def test_relativistic_loss_with_a_patch_discriminator(tmp_path):
+    """The adversarial phase with a spectral-norm patch discriminator and the relativistic loss:
+    the discriminator learns to tell the generator's output from HR (its loss falls)."""
+    make_pairs(tmp_path / "pairs")
+    config = dataclasses.replace(
+        tiny(tmp_path, steps=60, pretrain_steps=10, val_every=60),
+        disc="patch",
+        gan_loss="relativistic",
+        content_weight=0.0,
+        pixel_weight=1.0,
+        adv_weight=0.01,
+        lr=1e-3,
+    )
+    train(config)
+    gan = [e for e in losses(tmp_path / "run") if e["phase"] == "gan"]
+    assert gan and {"loss_d", "loss_adv"} <= set(gan[0]) and "loss_content" not in gan[0]
+    d = [e["loss_d"] for e in gan]
+    assert np.isfinite(d).all() and d[-1] < d[0]
+
+
+def test_relativistic_loss_values():
+    real, fake = torch.full((4, 1), 3.0), torch.full((4, 1), -3.0)
+    # A discriminator that separates well: small loss for it, large for the generator.
+    assert relativistic_loss(real, fake, for_generator=False) < 0.01
+    assert relativistic_loss(real, fake, for_generator=True) > 5.0
+    assert torch.isclose(
+        relativistic_loss(real, real, for_generator=True),
+        relativistic_loss(real, real, for_generator=False),
+    )

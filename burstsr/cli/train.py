@@ -73,6 +73,21 @@ _train = TrainConfig()
     help="Discriminator width (first stage).",
 )
 @click.option(
+    "--disc",
+    type=click.Choice(["srgan", "patch"]),
+    default=_train.disc,
+    show_default=True,
+    help="srgan: conv/BN/LeakyReLU and a dense head, one logit per crop; patch: spectral-norm "
+    "convs, a logit per local patch (steadier on small budgets).",
+)
+@click.option(
+    "--gan-loss",
+    type=click.Choice(["standard", "relativistic"]),
+    default=_train.gan_loss,
+    show_default=True,
+    help="standard: SRGAN's; relativistic: real against the average fake and back (ESRGAN's).",
+)
+@click.option(
     "--val-crop",
     type=click.IntRange(0),
     default=_train.val_crop,

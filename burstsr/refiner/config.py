@@ -24,6 +24,7 @@ class TrainConfig:
     unshuffle: int = 1  # fold the input by this factor (pairs merged on a finer grid)
     confidence: bool = False  # read the merge's confidence map too (the pairs' confidence.png)
     disc_channels: int = 64
+    disc: str = "srgan"  # srgan (one logit per crop) | patch (spectral norm, a logit map)
     init: str | None = None  # start from this generator's weights
     # Schedule
     steps: int = 20_000
@@ -40,6 +41,7 @@ class TrainConfig:
     content_weight: float = 1.0
     content_layer: str = "relu5_4"
     adv_weight: float = 1e-3
+    gan_loss: str = "standard"  # standard (SRGAN) | relativistic (RaGAN, as ESRGAN)
     vgg_weights: str | None = None
     # Bookkeeping
     val_every: int = 500

@@ -163,3 +163,16 @@ def adversarial_loss(logits: torch.Tensor, real: bool) -> torch.Tensor:
     """Binary cross-entropy with logits against the label ``real``."""
     target = torch.ones_like(logits) if real else torch.zeros_like(logits)
     return F.binary_cross_entropy_with_logits(logits, target)
+
+
+def relativistic_loss(
+    real_logits: torch.Tensor, fake_logits: torch.Tensor, *, for_generator: bool
+) -> torch.Tensor:
+    """Relativistic average GAN loss (Jolicoeur-Martineau, ICLR 2019; ESRGAN's): the
+    discriminator estimates whether a real patch is more realistic than the average fake one,
+    and a fake one less than the average real one; the generator is trained on the reverse, so
+    it learns from the real images' logits as well as its own."""
+    real_rel = real_logits - fake_logits.mean()
+    fake_rel = fake_logits - real_logits.mean()
+    real_is, fake_is = (False, True) if for_generator else (True, False)
+    return 0.5 * (adversarial_loss(real_rel, real_is) + adversarial_loss(fake_rel, fake_is))

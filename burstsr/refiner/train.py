@@ -38,7 +38,12 @@ from burstsr.refiner.checkpoint import load_generator, load_resume, save_generat
 from burstsr.refiner.config import TrainConfig
 from burstsr.refiner.data import PairDataset, pairs_merge_kernel
 from burstsr.refiner.distributed import gather_states, init_distributed
-from burstsr.refiner.losses import ContentLoss, adversarial_loss, pixel_loss
+from burstsr.refiner.losses import (
+    ContentLoss,
+    adversarial_loss,
+    pixel_loss,
+    relativistic_loss,
+)
 from burstsr.refiner.networks import (
     Discriminator,
     DiscriminatorConfig,
@@ -149,7 +154,8 @@ def train(config: TrainConfig, *, resume: bool = False, progress: Progress | Non
         log.info(
             "--init %s: %d of %d tensors taken", config.init, taken, len(generator.state_dict())
         )
-    disc = Discriminator(DiscriminatorConfig(channels=config.disc_channels)).to(device)
+    disc_config = DiscriminatorConfig(channels=config.disc_channels, kind=config.disc)
+    disc = Discriminator(disc_config).to(device)
     ema = copy.deepcopy(generator).eval().requires_grad_(False)
     content = None
     if config.steps > config.pretrain_steps and config.content_weight > 0:
@@ -247,7 +253,13 @@ def train(config: TrainConfig, *, resume: bool = False, progress: Progress | Non
             with autocast(device, enabled=use_amp):
                 logits = disc_t(torch.cat([hr_batch, sr.detach().float()]))
                 n = hr_batch.shape[0]
-                loss_d = adversarial_loss(logits[:n], True) + adversarial_loss(logits[n:], False)
+                if config.gan_loss == "relativistic":
+                    loss_d = relativistic_loss(logits[:n], logits[n:], for_generator=False)
+                else:
+                    loss_d = adversarial_loss(logits[:n], True) + adversarial_loss(
+                        logits[n:], False
+                    )
+                real_logits = logits[:n].detach()
             scaler_d.scale(loss_d).backward()
             scaler_d.step(opt_d)
             scaler_d.update()
@@ -261,7 +273,11 @@ def train(config: TrainConfig, *, resume: bool = False, progress: Progress | Non
                     loss_c = content(sr.float(), hr_batch)
                     loss_g = loss_g + config.content_weight * loss_c
                     losses["content"] = loss_c.item()
-                loss_adv = adversarial_loss(disc_t(sr), True)
+                fake_logits = disc_t(sr)
+                if config.gan_loss == "relativistic":
+                    loss_adv = relativistic_loss(real_logits, fake_logits, for_generator=True)
+                else:
+                    loss_adv = adversarial_loss(fake_logits, True)
                 loss_g = loss_g + config.adv_weight * loss_adv
                 losses["adv"] = loss_adv.item()
             else:
