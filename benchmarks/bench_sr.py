@@ -52,7 +52,7 @@ from burstsr.burst.pipeline import MergeConfig, merge_burst
 from burstsr.burst.superres import ACCUMULATORS
 from burstsr.burst.synth import simulate_burst, simulate_camera_burst
 from burstsr.io import read_image, write_image
-from burstsr.metrics import periodic_pattern, psnr, ssim
+from burstsr.metrics import periodic_pattern, psnr, ssim, texture_ratio
 from burstsr.refiner.checkpoint import DEFAULT_RUN_MODEL, SHIPPED, load_generator
 from burstsr.refiner.enhance import enhance_image
 from burstsr.refiner.plots import line_chart
@@ -95,10 +95,12 @@ def run(model, frames: list[np.ndarray], *, ensemble: bool = False) -> np.ndarra
     return enhance_image(model, image, confidence=confidence, ensemble=ensemble)
 
 
-def score(img: np.ndarray, hr: np.ndarray) -> tuple[float, float]:
+def score(img: np.ndarray, hr: np.ndarray) -> tuple[float, float, float]:
+    """PSNR-Y, SSIM-Y and the texture ratio (mean |Laplacian| of the luma over the truth's)."""
     return (
         psnr(img, hr, border=SCALE, y_channel=True),
         ssim(img, hr, border=SCALE, y_channel=True),
+        texture_ratio(img, hr, border=SCALE),
     )
 
 
@@ -139,10 +141,7 @@ def quality(sets: dict[str, Path], models: dict, world: str, ensemble: bool) -> 
             for method, img in results.items():
                 rows.setdefault(method, []).append(score(img, burst.hr))
             print(f"  {world} {name}: {path.name}", file=sys.stderr, flush=True)
-        table[name] = {
-            m: (float(np.mean([p for p, _ in v])), float(np.mean([s for _, s in v])))
-            for m, v in rows.items()
-        }
+        table[name] = {m: tuple(float(x) for x in np.mean(v, axis=0)) for m, v in rows.items()}
     return table, periodic
 
 
@@ -267,10 +266,10 @@ def crops_figure(path: Path, models: dict, out: Path, world: str) -> None:
 
 def print_table(title: str, table: dict) -> None:
     for name, rows in table.items():
-        print(f"{title}, {name} (PSNR / SSIM on Y, border {SCALE}):\n")
-        print("| method | PSNR (dB) | SSIM |\n|---|---|---|")
-        for method, (p, s) in rows.items():
-            print(f"| {method} | {p:.2f} | {s:.4f} |")
+        print(f"{title}, {name} (PSNR / SSIM on Y, border {SCALE}; texture ratio):\n")
+        print("| method | PSNR (dB) | SSIM | texture |\n|---|---|---|---|")
+        for method, (p, s, t) in rows.items():
+            print(f"| {method} | {p:.2f} | {s:.4f} | {t:.2f} |")
         print()
         for label in [m for m in rows if m.startswith("run")]:
             ours = rows[label][0]
@@ -287,7 +286,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "bench-out")
     parser.add_argument("--baseline", help="an earlier model to score beside the shipped ones")
     parser.add_argument(
-        "--candidate", action="append", default=[], help="NAME=MODEL: another model to score"
+        "--candidate",
+        action="append",
+        default=[],
+        help="NAME=MODEL[@STRENGTH]: another model to score (blended at --strength STRENGTH)",
     )
     parser.add_argument("--ensemble", action="store_true", help="also score run --ensemble")
     parser.add_argument("--skip-speed", action="store_true")
@@ -303,12 +305,18 @@ def main() -> None:
     paths = {name: name for name, f in SHIPPED.items() if f.is_file()}
     if args.baseline:
         paths["before"] = args.baseline
+    strengths = {}
     for item in args.candidate:
         name, _, path = item.partition("=")
+        path, _, strength = path.rpartition("@") if "@" in path else (path, "", "")
         paths[name] = path
+        if strength:
+            strengths[name] = float(strength)
     if not paths:
         sys.exit("no model: ship one in burstsr/refiner/weights or give --candidate")
-    models = {name: load_generator(path) for name, path in paths.items()}
+    models = {
+        name: load_generator(path, strength=strengths.get(name)) for name, path in paths.items()
+    }
     sets = {"Set14": args.data / "Set14", "Kodak": args.data / "Kodak"}
     print(f"# bench_sr (x{SCALE}, 8 frames; torch {torch.__version__})\n")
     report: dict = {"models": paths}

@@ -84,3 +84,18 @@ def periodic_pattern(img: np.ndarray, *, period: int = 4) -> float:
     high = (y - gaussian_filter(y, 2.0, mode="reflect"))[:h, :w] * 255
     phases = high.reshape(h // period, period, w // period, period).mean(axis=(0, 2))
     return float(np.sqrt(np.mean(phases**2)))
+
+
+def texture(img: np.ndarray) -> float:
+    """Mean absolute Laplacian of the luma (3x3 kernel), in [0, 1] units: how much fine detail
+    and texture an image carries. Noise counts too, so compare restorations of one scene."""
+    y = rgb_to_y(np.asarray(img, dtype=np.float64)) if img.ndim == 3 else np.asarray(img, float)
+    lap = y[:-2, 1:-1] + y[2:, 1:-1] + y[1:-1, :-2] + y[1:-1, 2:] - 4 * y[1:-1, 1:-1]
+    return float(np.mean(np.abs(lap)))
+
+
+def texture_ratio(img: np.ndarray, truth: np.ndarray, *, border: int = 0) -> float:
+    """:func:`texture` of ``img`` over that of the ground truth ``truth`` (1: as much fine
+    detail as the truth; a smooth restoration scores well under 1)."""
+    img, truth = _prepare(img, truth, border, False)
+    return texture(img) / max(texture(truth), 1e-12)

@@ -1,5 +1,6 @@
 """The refiner's parts: networks, checkpoints, tiled inference, pairs."""
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -265,3 +266,14 @@ def test_enhance_cli_folder_in_folder_out(tmp_path):
     )
     assert res.exit_code == 0, res.output
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["im0_x2.png", "im1_x2.png"]
+
+
+def test_texture_ratio_tells_smooth_from_detailed():
+    from burstsr.metrics import texture_ratio
+
+    hr = texture(64, 64, seed=9)
+    smooth = cv2.GaussianBlur(hr, (0, 0), 1.5)
+    assert texture_ratio(hr, hr) == pytest.approx(1.0)
+    assert texture_ratio(smooth, hr, border=4) < 0.5
+    noisy = np.clip(hr + np.random.default_rng(0).normal(0, 0.05, hr.shape), 0, 1)
+    assert texture_ratio(noisy, hr) > 1.0

@@ -133,3 +133,42 @@ def test_every_listed_model_ships_and_loads():
     for name, path in SHIPPED.items():
         assert path.is_file(), name
         assert load_generator(name).config.scale >= 1
+
+
+def test_strength_blends_a_model_with_the_one_it_started_from(tmp_path):
+    from burstsr.refiner.checkpoint import blend_generators
+
+    start = load_generator("fidelity")
+    tuned = load_generator("fidelity")
+    with torch.no_grad():
+        for p in tuned.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    save_generator(tmp_path / "tuned.pt", tuned, train_args={"init": "fidelity"})
+    x = torch.rand(1, 3, 24, 24)
+    with torch.no_grad():
+        outs = {s: load_generator(tmp_path / "tuned.pt", strength=s)(x) for s in (0.0, 0.5, 1.0)}
+        plain = load_generator(tmp_path / "tuned.pt")(x)
+        assert torch.equal(outs[0.0], start(x))  # 0: the starting model exactly
+        assert torch.equal(outs[1.0], plain)
+    d_start, d_end = (outs[0.5] - outs[0.0]).abs().mean(), (outs[0.5] - outs[1.0]).abs().mean()
+    assert 0 < d_start and 0 < d_end  # in between
+    mid = blend_generators(start, tuned, 0.5).state_dict()["head.0.weight"]
+    ref = 0.5 * (start.state_dict()["head.0.weight"] + tuned.state_dict()["head.0.weight"])
+    assert torch.allclose(mid, ref, atol=1e-7)
+    # A model trained from nothing has nothing to blend with: one line, exit 2.
+    save_generator(tmp_path / "alone.pt", tuned)
+    res = CliRunner().invoke(
+        cli,
+        [
+            "enhance",
+            str(EXAMPLES / "burst_clean_reference.png"),
+            "--model",
+            str(tmp_path / "alone.pt"),
+            "--strength",
+            "0.5",
+            "-o",
+            str(tmp_path / "e.png"),
+        ],
+    )
+    assert res.exit_code == 2 and "nothing to blend" in res.stderr
+    assert not (tmp_path / "e.png").exists()

@@ -14,6 +14,7 @@ from burstsr.cli.options import (
     ensemble_option,
     model_option,
     overwrite_option,
+    strength_option,
     tile_option,
 )
 from burstsr.device import resolve_device
@@ -45,6 +46,7 @@ log = logging.getLogger("burstsr")
 @device_option
 @click.option("--half", is_flag=True, help="fp16 inference (CUDA only).")
 @ensemble_option
+@strength_option
 @bit_depth_option("as the input")
 @click.option(
     "--confidence",
@@ -66,6 +68,7 @@ def enhance(
     device: str,
     half: bool,
     ensemble: bool,
+    strength: float | None,
     bit_depth: str | None,
     confidence_path: Path | None,
     overwrite: bool,
@@ -75,7 +78,7 @@ def enhance(
     from burstsr.refiner.enhance import enhance_file
 
     confidence = read_confidence(confidence_path) if confidence_path is not None else None
-    generator = load_generator(model, device=resolve_device(device))
+    generator = load_generator(model, device=resolve_device(device), strength=strength)
     scale, grid = generator.config.scale, generator.config.unshuffle
     if grid > 1:  # a file does not say which grid it was merged on: say what the model expects
         log.info(

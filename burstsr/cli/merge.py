@@ -20,6 +20,7 @@ from burstsr.cli.options import (
     ensemble_option,
     model_option,
     overwrite_option,
+    strength_option,
     tile_option,
 )
 from burstsr.device import device_name, resolve_device
@@ -213,6 +214,7 @@ def merge(
 @model_option(DEFAULT_RUN_MODEL)
 @tile_option
 @ensemble_option
+@strength_option
 @click.option(
     "--keep-merge",
     is_flag=True,
@@ -229,6 +231,7 @@ def run(
     model: str,
     tile: int,
     ensemble: bool,
+    strength: float | None,
     keep_merge: bool,
     **options,
 ) -> None:
@@ -244,7 +247,7 @@ def run(
     config = _config(options)
     depth = int(bit_depth) if bit_depth else None
     dev = resolve_device(device)
-    generator = load_generator(model, device=dev)
+    generator = load_generator(model, device=dev, strength=strength)
     wanted = generator.config.merge_reads()  # merge as the model reads: its grid and kernel
     if wanted:
         for name, value in wanted.items():

@@ -26,6 +26,13 @@ tile_option = click.option(
     help="Enhance tile size in input pixels (0: the whole image at once) "
     "[default: 256, times 4 for a model of merges on a x4 grid].",
 )
+strength_option = click.option(
+    "--strength",
+    type=click.FloatRange(0, 1),
+    default=None,
+    help="For a model trained from another (an adversarial model from its fidelity model): "
+    "blend their weights, 0 = the fidelity model exactly, 1 = this model [default: 1].",
+)
 ensemble_option = click.option(
     "--ensemble",
     is_flag=True,

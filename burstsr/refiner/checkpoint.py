@@ -100,7 +100,11 @@ def _load(path: Path) -> dict:
 
 
 def load_generator(
-    path: str | os.PathLike, *, device: torch.device | str = "cpu", scale: int | None = None
+    path: str | os.PathLike,
+    *,
+    device: torch.device | str = "cpu",
+    scale: int | None = None,
+    strength: float | None = None,
 ) -> Generator:
     """Load a generator for inference (``eval()`` mode) on ``device``.
 
@@ -108,11 +112,52 @@ def load_generator(
         path: a shipped model's name, a ``.pt`` checkpoint or a run folder (its ``best.pt``,
             else ``last.pt``).
         scale: when given, the model must upscale by exactly this factor.
+        strength: for a model trained from another (``train --init``, e.g. an adversarial
+            model from a fidelity one): blend the two networks' weights, ``0`` giving the model
+            it started from exactly and ``1`` this one (network interpolation, as ESRGAN's).
 
     Raises:
         CheckpointError: missing, corrupt or truncated file, not a burstsr generator, weights that
-            do not fit the stated architecture, or a scale other than ``scale``.
+            do not fit the stated architecture, a scale other than ``scale``, or a ``strength``
+            for a model with no model to blend with.
     """
+    generator, data = _load_generator(path, scale)
+    if strength is not None:
+        if not 0.0 <= strength <= 1.0:
+            raise CheckpointError(f"--strength {strength:g}: expected a value from 0 to 1")
+        base = data.get("train_args", {}).get("init")
+        if not base:
+            raise CheckpointError(
+                f"--strength: model {path} was not trained from another model, so there is "
+                f"nothing to blend it with"
+            )
+        try:
+            start, _ = _load_generator(base, scale)
+        except CheckpointError as exc:
+            raise CheckpointError(f"--strength: the model {path} started from: {exc}") from None
+        generator = blend_generators(start, generator, strength)
+    return generator.to(device).eval()
+
+
+def blend_generators(start: Generator, end: Generator, strength: float) -> Generator:
+    """``start``'s weights moved ``strength`` of the way to ``end``'s (same architecture);
+    ``strength`` 0 is ``start`` exactly, 1 is ``end`` exactly."""
+    if start.config != end.config:
+        raise CheckpointError("--strength: the two models have different architectures")
+    a, b = start.state_dict(), end.state_dict()
+    blended = {}
+    for name, value in b.items():
+        if value.is_floating_point():
+            exact = {0.0: a[name], 1.0: value}
+            blended[name] = exact.get(strength, torch.lerp(a[name], value, strength))
+        else:  # counters (BN's num_batches_tracked)
+            blended[name] = value
+    out = Generator(end.config)
+    out.load_state_dict(blended)
+    return out
+
+
+def _load_generator(path: str | os.PathLike, scale: int | None) -> tuple[Generator, dict]:
     path = resolve_model_path(path)
     data = _load(path)
     if data.get("format") != FORMAT or "state_dict" not in data or "config" not in data:
@@ -134,7 +179,7 @@ def load_generator(
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[0]
         raise CheckpointError(f"{path}: weights do not match the architecture ({first})") from None
-    return generator.to(device).eval()
+    return generator, data
 
 
 def save_resume(path: str | os.PathLike, state: dict) -> Path:
