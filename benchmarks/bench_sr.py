@@ -53,6 +53,7 @@ from burstsr.burst.superres import ACCUMULATORS
 from burstsr.burst.synth import simulate_burst, simulate_camera_burst
 from burstsr.io import read_image, write_image
 from burstsr.metrics import periodic_pattern, psnr, ssim, texture_ratio
+from burstsr.naturalness import Pristine, fit_pristine, niqe
 from burstsr.refiner.checkpoint import DEFAULT_RUN_MODEL, SHIPPED, load_generator
 from burstsr.refiner.enhance import enhance_image
 from burstsr.refiner.plots import line_chart
@@ -95,12 +96,29 @@ def run(model, frames: list[np.ndarray], *, ensemble: bool = False) -> np.ndarra
     return enhance_image(model, image, confidence=confidence, ensemble=ensemble)
 
 
-def score(img: np.ndarray, hr: np.ndarray) -> tuple[float, float, float]:
-    """PSNR-Y, SSIM-Y and the texture ratio (mean |Laplacian| of the luma over the truth's)."""
+PRISTINE: list[Pristine] = []  # NIQE's pristine model, fitted once in main()
+
+
+def pristine_model(data: Path, out: Path) -> Pristine:
+    """NIQE's pristine model, fitted on the training HR images (T91 + BSD200; cached)."""
+    cache = out / "niqe_pristine.npz"
+    if cache.is_file():
+        return Pristine.load(cache)
+    files = sorted((data / "T91").glob("*.png")) + sorted((data / "BSD200").glob("*"))
+    images = [read_image(f).pixels for f in files]
+    model = fit_pristine([im for im in images if min(im.shape[:2]) >= 192])
+    model.save(cache)
+    return model
+
+
+def score(img: np.ndarray, hr: np.ndarray) -> tuple[float, float, float, float]:
+    """PSNR-Y, SSIM-Y, the texture ratio (mean |Laplacian| of the luma over the truth's) and
+    NIQE (no reference; lower is more natural)."""
     return (
         psnr(img, hr, border=SCALE, y_channel=True),
         ssim(img, hr, border=SCALE, y_channel=True),
         texture_ratio(img, hr, border=SCALE),
+        niqe(np.clip(img, 0, 1), PRISTINE[0]) if PRISTINE else float("nan"),
     )
 
 
@@ -266,10 +284,10 @@ def crops_figure(path: Path, models: dict, out: Path, world: str) -> None:
 
 def print_table(title: str, table: dict) -> None:
     for name, rows in table.items():
-        print(f"{title}, {name} (PSNR / SSIM on Y, border {SCALE}; texture ratio):\n")
-        print("| method | PSNR (dB) | SSIM | texture |\n|---|---|---|---|")
-        for method, (p, s, t) in rows.items():
-            print(f"| {method} | {p:.2f} | {s:.4f} | {t:.2f} |")
+        print(f"{title}, {name} (PSNR / SSIM on Y, border {SCALE}; texture ratio; NIQE):\n")
+        print("| method | PSNR (dB) | SSIM | texture | NIQE |\n|---|---|---|---|---|")
+        for method, (p, s, t, q) in rows.items():
+            print(f"| {method} | {p:.2f} | {s:.4f} | {t:.2f} | {q:.2f} |")
         print()
         for label in [m for m in rows if m.startswith("run")]:
             ours = rows[label][0]
@@ -318,6 +336,7 @@ def main() -> None:
         name: load_generator(path, strength=strengths.get(name)) for name, path in paths.items()
     }
     sets = {"Set14": args.data / "Set14", "Kodak": args.data / "Kodak"}
+    PRISTINE.append(pristine_model(args.data, args.out))
     print(f"# bench_sr (x{SCALE}, 8 frames; torch {torch.__version__})\n")
     report: dict = {"models": paths}
     if args.figures_only:
