@@ -310,6 +310,9 @@ def main() -> None:
         help="NAME=MODEL[@STRENGTH]: another model to score (blended at --strength STRENGTH)",
     )
     parser.add_argument("--ensemble", action="store_true", help="also score run --ensemble")
+    parser.add_argument(
+        "--no-shipped", action="store_true", help="score only --baseline and --candidate models"
+    )
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--skip-real", action="store_true")
     parser.add_argument("--skip-curve", action="store_true")
@@ -320,7 +323,7 @@ def main() -> None:
         speed_child(args.speed_child, args.out / "sr_speed.json")
         return
     args.out.mkdir(parents=True, exist_ok=True)
-    paths = {name: name for name, f in SHIPPED.items() if f.is_file()}
+    paths = {} if args.no_shipped else {name: name for name, f in SHIPPED.items() if f.is_file()}
     if args.baseline:
         paths["before"] = args.baseline
     strengths = {}

@@ -18,7 +18,7 @@ from burstsr.burst.camera import mosaic
 from burstsr.errors import InputError
 from burstsr.io import read_image
 from burstsr.io.dng import write_dng
-from burstsr.io.read import MAX_PIXELS_VARIABLE
+from burstsr.io.guard import MAX_PIXELS_VARIABLE
 
 from conftest import texture
 

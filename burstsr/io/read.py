@@ -15,59 +15,9 @@ import cv2
 import numpy as np
 
 from burstsr.errors import InputError
+from burstsr.io.guard import check_pixels, header_size
 
 log = logging.getLogger(__name__)
-
-# Frames larger than this many pixels are refused before they are decoded (a corrupt or hostile
-# header can claim any size); the largest camera sensors have about 150 MP.
-MAX_PIXELS_DEFAULT = 150_000_000
-MAX_PIXELS_VARIABLE = "BURSTSR_MAX_PIXELS"
-
-
-def max_pixels() -> int:
-    """The pixel limit: ``$BURSTSR_MAX_PIXELS`` when set, else :data:`MAX_PIXELS_DEFAULT`."""
-    text = os.environ.get(MAX_PIXELS_VARIABLE)
-    if text is None:
-        return MAX_PIXELS_DEFAULT
-    try:
-        value = int(float(text))
-    except ValueError:
-        raise InputError(f"{MAX_PIXELS_VARIABLE}={text}: expected a number of pixels") from None
-    if value <= 0:
-        raise InputError(f"{MAX_PIXELS_VARIABLE}={text}: expected a positive number of pixels")
-    return value
-
-
-def _check_pixels(path: Path, height: int, width: int) -> None:
-    limit = max_pixels()
-    if height * width > limit:
-        raise InputError(
-            f"{path}: {width}x{height} ({height * width / 1e6:.0f} MP) is larger than the "
-            f"{limit / 1e6:g} MP limit; set {MAX_PIXELS_VARIABLE} to allow more"
-        )
-
-
-def _header_size(path: Path) -> tuple[int, int] | None:
-    """(height, width) from the file's header, without decoding it; None if Pillow cannot tell
-    (OpenCV then decodes, and its own limit of 2**30 pixels applies)."""
-    import warnings
-
-    from PIL import Image as PILImage
-
-    limit = max_pixels()
-    if PILImage.MAX_IMAGE_PIXELS is not None and PILImage.MAX_IMAGE_PIXELS * 2 < limit:
-        PILImage.MAX_IMAGE_PIXELS = limit  # Pillow's own guard must not refuse what ours allows
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # size warnings (ours decides) and damaged tags
-            with PILImage.open(path) as im:
-                width, height = im.size
-    except PILImage.DecompressionBombError:
-        raise InputError(f"{path}: larger than the {limit / 1e6:g} MP limit") from None
-    except Exception:  # not a format Pillow knows, or a header it cannot read
-        return None
-    return height, width
-
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"})
 RAW_EXTENSIONS = frozenset(
@@ -209,9 +159,9 @@ def read_image(path: str | os.PathLike) -> Image:
         raise InputError(f"{path}: empty file")
     if path.suffix.lower() in (".jpg", ".jpeg") and not _jpeg_complete(data):
         raise InputError(f"{path}: truncated JPEG (no end-of-image marker)")
-    size = _header_size(path)
+    size = header_size(path)
     if size is not None:
-        _check_pixels(path, *size)
+        check_pixels(path, *size)
     decoded = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if decoded is None:
         raise InputError(f"{path}: cannot be decoded (corrupt or not an image)")
@@ -313,7 +263,7 @@ def _read_raw(path: Path) -> Image:
     except Exception as exc:  # rawpy raises several LibRaw error types
         raise InputError(f"{path}: cannot be decoded as RAW ({exc})") from None
     with raw:
-        _check_pixels(path, raw.sizes.height, raw.sizes.width)
+        check_pixels(path, raw.sizes.height, raw.sizes.width)
         try:
             rgb = raw.postprocess(
                 gamma=(1, 1), no_auto_bright=True, output_bps=16, use_camera_wb=True
