@@ -361,3 +361,20 @@ def test_relativistic_loss_values():
         relativistic_loss(real, real, for_generator=True),
         relativistic_loss(real, real, for_generator=False),
     )
+
+
+def test_periodic_loss_sees_a_grid_locked_pattern_beyond_the_target():
+    from burstsr.metrics import periodic_pattern
+    from burstsr.refiner.losses import periodic_loss
+
+    rng = np.random.default_rng(0)
+    hr = torch.from_numpy(rng.random((2, 3, 96, 96)).astype(np.float32) * 0.1 + 0.4)
+    lattice = torch.zeros(1, 1, 96, 96)
+    lattice[..., ::4, ::4] = 0.05
+    out = (hr + lattice).requires_grad_(True)
+    loss = periodic_loss(out, hr)
+    metric = periodic_pattern(out[0].detach().permute(1, 2, 0).numpy()) / 255
+    assert loss.item() == pytest.approx(metric, rel=0.2)  # the benchmark's score, in [0, 1]
+    assert periodic_loss(hr, hr).item() == 0.0  # no more pattern than the target: no penalty
+    loss.backward()
+    assert out.grad.abs().sum() > 0

@@ -132,6 +132,14 @@ _train = TrainConfig()
 )
 @click.option("--adv-weight", type=float, default=_train.adv_weight, show_default=True)
 @click.option(
+    "--periodic-weight",
+    type=click.FloatRange(0),
+    default=_train.periodic_weight,
+    show_default=True,
+    help="Adversarial phase: weight of a penalty on a pattern locked to the 4-pixel output grid "
+    "(beyond the HR crop's own), which GANs on PixelShuffle upsamplers tend to paint.",
+)
+@click.option(
     "--vgg-weights",
     type=click.Path(path_type=Path),
     default=None,

@@ -150,6 +150,31 @@ class ContentLoss(nn.Module):
         return F.mse_loss(feats(output), feats(target).detach())
 
 
+def periodic_loss(output: torch.Tensor, target: torch.Tensor, period: int = 4) -> torch.Tensor:
+    """How much more ``output`` repeats a pattern locked to its ``period``-pixel grid than
+    ``target`` does: per image, the RMS over the ``period x period`` phases of the mean high-pass
+    luma (luma minus a Gaussian blur, sigma 2), as :func:`burstsr.metrics.periodic_pattern`,
+    in [0, 1] units; the loss is its excess over the target's, averaged over the batch. Crops
+    must start on the grid (the training crops and folds do)."""
+
+    def score(x: torch.Tensor) -> torch.Tensor:
+        y = 0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]
+        radius = 6
+        t = torch.arange(-radius, radius + 1, dtype=y.dtype, device=y.device)
+        k = torch.exp(-0.5 * (t / 2.0) ** 2)
+        k = k / k.sum()
+        blurred = F.pad(y[:, None], (radius,) * 4, mode="reflect")
+        blurred = F.conv2d(blurred, k.view(1, 1, 1, -1))
+        blurred = F.conv2d(blurred, k.view(1, 1, -1, 1))[:, 0]
+        high = y - blurred
+        n, h, w = high.shape
+        h, w = h // period * period, w // period * period
+        phases = high[:, :h, :w].reshape(n, h // period, period, w // period, period)
+        return phases.mean(dim=(1, 3)).pow(2).mean(dim=(1, 2)).add(1e-12).sqrt()
+
+    return F.relu(score(output) - score(target)).mean()
+
+
 def pixel_loss(output: torch.Tensor, target: torch.Tensor, kind: str = "l1") -> torch.Tensor:
     """Mean absolute (``l1``) or squared (``mse``) error."""
     if kind == "l1":

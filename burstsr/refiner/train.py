@@ -41,6 +41,7 @@ from burstsr.refiner.distributed import gather_states, init_distributed
 from burstsr.refiner.losses import (
     ContentLoss,
     adversarial_loss,
+    periodic_loss,
     pixel_loss,
     relativistic_loss,
 )
@@ -280,6 +281,10 @@ def train(config: TrainConfig, *, resume: bool = False, progress: Progress | Non
                     loss_adv = adversarial_loss(fake_logits, True)
                 loss_g = loss_g + config.adv_weight * loss_adv
                 losses["adv"] = loss_adv.item()
+                if config.periodic_weight > 0:
+                    loss_per = periodic_loss(sr.float(), hr_batch)
+                    loss_g = loss_g + config.periodic_weight * loss_per
+                    losses["periodic"] = loss_per.item()
             else:
                 loss_g = loss_pix
         losses["pixel"] = loss_pix.item()
