@@ -85,10 +85,10 @@ def test_run_errors(tmp_path):
     )
     assert res.exit_code == 2 and "none.pt" in res.stderr
     # Only models whose weights ship are offered, and an unknown name says which ones are.
-    assert set(SHIPPED) == {"fidelity", "burst"}
-    res = CliRunner().invoke(cli, ["-q", "run", str(tmp_path / "b"), "--model", "gan"])
-    assert res.exit_code == 2 and "gan" in res.stderr and "fidelity, burst" in res.stderr
-    assert "gan" not in CliRunner().invoke(cli, ["run", "--help"]).output
+    assert set(SHIPPED) == {"fidelity", "burst", "gan"}
+    res = CliRunner().invoke(cli, ["-q", "run", str(tmp_path / "b"), "--model", "esrgan"])
+    assert res.exit_code == 2 and "esrgan" in res.stderr and "fidelity, burst, gan" in res.stderr
+    assert "esrgan" not in CliRunner().invoke(cli, ["run", "--help"]).output
 
 
 @pytest.mark.skipif(not SHIPPED["fidelity"].is_file(), reason="no shipped model")
@@ -172,3 +172,12 @@ def test_strength_blends_a_model_with_the_one_it_started_from(tmp_path):
     )
     assert res.exit_code == 2 and "nothing to blend" in res.stderr
     assert not (tmp_path / "e.png").exists()
+
+
+def test_gan_at_strength_zero_is_burst_exactly():
+    gan, burst = load_generator("gan"), load_generator("burst")
+    assert gan.config == burst.config
+    x = torch.rand(1, 4, 64, 64)  # RGB + confidence, on the x4 grid
+    with torch.no_grad():
+        assert torch.equal(load_generator("gan", strength=0.0)(x), burst(x))
+        assert not torch.equal(gan(x), burst(x))

@@ -4,6 +4,8 @@ fidelity: x4 from a merge on the frames' grid (``burstsr merge``); the default o
     ``burstsr enhance``.
 burst: x4 in all from a merge on the x4 grid (``burstsr merge --scale 4``): the network folds
     the fine merge (unshuffle 4) and restores it at its own size; the default of ``burstsr run``.
+gan: ``burst`` after an adversarial phase: the same merge, more texture; trained from ``burst``,
+    so ``--strength`` blends the two (0 = ``burst`` exactly). Retrain them together.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ WEIGHTS = Path(__file__).resolve().parent / "weights"
 SHIPPED = {
     "fidelity": WEIGHTS / "fidelity_x4.pt",
     "burst": WEIGHTS / "burst_x4.pt",
+    "gan": WEIGHTS / "gan_x4.pt",
 }
 DEFAULT_MODEL = "fidelity"  # burstsr enhance
 DEFAULT_RUN_MODEL = "burst"  # burstsr run
