@@ -2,7 +2,7 @@
 function, report. No numerics here. Every error is one line on stderr and exit code 2.
 
     burstsr merge SOURCE_FOLDER      frames -> one merged image        (cli/merge.py)
-    burstsr run SOURCE_FOLDER        merge, then enhance                (cli/merge.py)
+    burstsr run SOURCE_FOLDER        merge, then enhance                (cli/run.py)
     burstsr synth HR_DIR --out DIR   simulated bursts -> training pairs (cli/synth.py)
     burstsr train --pairs DIR        train the refiner                  (cli/train.py)
     burstsr enhance IMAGE            restore and upscale with the refiner (cli/enhance.py)
@@ -122,6 +122,7 @@ def command(**kwargs):
 
 from burstsr.cli import enhance as _enhance  # noqa: E402,F401
 from burstsr.cli import merge as _merge  # noqa: E402,F401  (registers the commands)
+from burstsr.cli import run as _run  # noqa: E402,F401
 from burstsr.cli import synth as _synth  # noqa: E402,F401
 from burstsr.cli import train as _train  # noqa: E402,F401
 

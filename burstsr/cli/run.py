@@ -1,0 +1,130 @@
+"""``burstsr run``: frames -> merge (on the grid the model reads) -> enhance -> one image."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import logging
+import time
+from pathlib import Path
+
+import click
+
+from burstsr.burst.pipeline import merge_burst
+from burstsr.cli import command, progress_bar
+from burstsr.cli.merge import merge_config, merge_options
+from burstsr.cli.options import ensemble_option, model_option, strength_option, tile_option
+from burstsr.device import resolve_device
+from burstsr.errors import OutputError
+from burstsr.io import check_output, format_depth, load_burst, write_image
+from burstsr.refiner.registry import DEFAULT_RUN_MODEL
+
+log = logging.getLogger("burstsr")
+
+
+@command()
+@click.argument("source_folder", type=click.Path(path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="The final image [default: result_xS.png, S the scale from frames to output].",
+)
+@functools.partial(merge_options, run=True)
+@model_option(DEFAULT_RUN_MODEL)
+@tile_option
+@ensemble_option
+@strength_option
+@click.option(
+    "--keep-merge",
+    is_flag=True,
+    help="Also write the merged image, as result.png beside the output.",
+)
+@click.pass_context
+def run(
+    ctx: click.Context,
+    source_folder: Path,
+    output: Path | None,
+    device: str,
+    bit_depth: str | None,
+    overwrite: bool,
+    model: str,
+    tile: int,
+    ensemble: bool,
+    strength: float | None,
+    keep_merge: bool,
+    **options,
+) -> None:
+    """Merge the burst in SOURCE_FOLDER, then restore and upscale the merge: the whole job.
+
+    A model made for merges on a finer grid gets the burst merged onto that grid: the default
+    model, burst, reads merges on the x4 grid, so --scale is 4 with it and --kernel the one it
+    was trained on (giving other values is an error).
+    """
+    from burstsr.refiner.checkpoint import load_generator
+    from burstsr.refiner.enhance import enhance_image
+
+    config = merge_config(options)
+    depth = int(bit_depth) if bit_depth else None
+    dev = resolve_device(device)
+    generator = load_generator(model, device=dev, strength=strength)
+    wanted = generator.config.merge_reads()  # merge as the model reads: its grid and kernel
+    if wanted:
+        for name, value in wanted.items():
+            given = getattr(config, name)
+            if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE and (
+                given != value
+            ):
+                raise click.BadParameter(
+                    f"{given}: model {model} reads merges made with --{name} {value}; "
+                    f"drop --{name} or give --{name} {value}",
+                    param_hint=f"--{name}",
+                )
+        config = dataclasses.replace(config, **wanted)
+    total = config.scale * generator.config.scale
+    output = output or Path(f"result_x{total}.png")
+    burst = load_burst(source_folder)
+    check_output(output, inputs=burst.paths, overwrite=overwrite, bit_depth=depth)
+    merged_path = output.parent / "result.png"
+    if keep_merge:
+        if merged_path.resolve() == output.resolve():
+            raise OutputError(
+                f"{output}: --keep-merge writes result.png there; choose another --output"
+            )
+        check_output(merged_path, inputs=burst.paths, overwrite=overwrite, bit_depth=depth)
+    started = time.perf_counter()
+    with progress_bar("Merging + enhancing", 100, not ctx.obj["quiet"]) as progress:
+
+        def merging(done: int, total: int, name: str) -> None:
+            if progress is not None:
+                progress(round(50 * done / total), 100, name)
+
+        def enhancing(done: int, total: int) -> None:
+            if progress is not None:
+                progress(50 + round(50 * done / total), 100, f"tile {done}/{total}")
+
+        result = merge_burst(burst, config=config, device=dev, progress=merging)
+        if keep_merge:
+            result.write(merged_path, bit_depth=depth)
+        refined = enhance_image(
+            generator,
+            result.image,
+            tile=tile,
+            ensemble=ensemble,
+            confidence=result.confidence,
+            progress=enhancing,
+        )
+    out_depth = depth or format_depth(output, result.bit_depth)
+    write_image(output, refined[:, :, 0] if result.gray else refined, bit_depth=out_depth)
+    log.info(
+        "merged %d of %d frames (x%d grid), refined with %s to %dx%d: %s in %.1f s",
+        result.used,
+        len(result.frames),
+        config.scale,
+        model,
+        refined.shape[1],
+        refined.shape[0],
+        output,
+        time.perf_counter() - started,
+    )
