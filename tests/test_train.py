@@ -350,6 +350,9 @@ def test_relativistic_loss_with_a_patch_discriminator(tmp_path):
     assert gan and {"loss_d", "loss_adv"} <= set(gan[0]) and "loss_content" not in gan[0]
     d = [e["loss_d"] for e in gan]
     assert np.isfinite(d).all() and d[-1] < d[0]
+    # The discriminator's outputs on real and generated crops are logged, as probabilities.
+    assert all(0 < e["d_real"] < 1 and 0 < e["d_fake"] < 1 for e in gan)
+    assert gan[-1]["d_real"] > gan[-1]["d_fake"]
 
 
 def test_relativistic_loss_values():

@@ -79,25 +79,30 @@ def line_chart(
 
 
 def loss_curves(history: list[dict], path: Path) -> None:
-    """Training losses (log scale) and validation PSNR against step, side by side."""
+    """Training losses (log scale), validation PSNR and, in the adversarial phase, the
+    discriminator's mean probability of "real" on real and generated crops, against step."""
     losses: dict[str, tuple[list[int], list[float]]] = {}
     val: dict[str, tuple[list[int], list[float]]] = {}
+    disc: dict[str, tuple[list[int], list[float]]] = {}
     for entry in history:
         for key, value in entry.items():
             if key.startswith("loss_"):
                 xs, ys = losses.setdefault(key[5:], ([], []))
+            elif key in ("d_real", "d_fake"):
+                xs, ys = disc.setdefault(f"D on {key[2:]} crops", ([], []))
             elif key == "val_psnr":
                 xs, ys = val.setdefault("validation PSNR (dB)", ([], []))
             else:
                 continue
             xs.append(entry["step"])
             ys.append(float(value))
-    chart = np.hstack(
-        [
-            line_chart("training losses (log)", losses),
-            line_chart("validation PSNR, Y (dB)", val, log_y=False),
-        ]
-    )
+    panels = [
+        line_chart("training losses (log)", losses),
+        line_chart("validation PSNR, Y (dB)", val, log_y=False),
+    ]
+    if disc:
+        panels.append(line_chart("discriminator: P(real)", disc, log_y=False))
+    chart = np.hstack(panels)
     write_image(path, chart.astype(np.float32) / 255)
 
 

@@ -221,6 +221,9 @@ def train(config: TrainConfig, *, resume: bool = False, progress: Progress | Non
                         logits[n:], False
                     )
                 real_logits = logits[:n].detach()
+            # What the discriminator says of each, as a probability of "real" (logged).
+            probs = torch.sigmoid(logits.detach().float())
+            losses["d_real"], losses["d_fake"] = probs[:n].mean().item(), probs[n:].mean().item()
             scaler_d.scale(loss_d).backward()
             scaler_d.step(opt_d)
             scaler_d.update()
@@ -262,7 +265,12 @@ def train(config: TrainConfig, *, resume: bool = False, progress: Progress | Non
                 "phase": "gan" if adversarial else "pretrain",
                 "lr": opt_g.param_groups[0]["lr"],
             }
-            entry.update({f"loss_{k}": float(np.mean(v)) for k, v in running.items()})
+            entry.update(
+                {
+                    (k if k.startswith("d_") else f"loss_{k}"): float(np.mean(v))
+                    for k, v in running.items()
+                }
+            )
             record(entry)
             running = {}
         if step % config.val_every == 0 or step == config.steps:
