@@ -10,6 +10,7 @@ agree within 1/255 on photographs). Images here are ``float32 (H, W, 3)``.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 
@@ -62,14 +63,10 @@ def warp_frame(
     return warped, inside.view(bool)
 
 
+@functools.lru_cache(maxsize=1)
 def _ones(h: int, w: int) -> np.ndarray:
-    """A (h, w) uint8 image of 255, shared (it is only read)."""
-    if _ONES[0].shape != (h, w):
-        _ONES[0] = np.full((h, w), 255, np.uint8)
-    return _ONES[0]
-
-
-_ONES = [np.zeros((0, 0), np.uint8)]
+    """A (h, w) uint8 image of 255, made once per frame size (it is only read)."""
+    return np.full((h, w), 255, np.uint8)
 
 
 def _pool_factor(height: int, width: int) -> int:

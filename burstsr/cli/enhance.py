@@ -19,7 +19,7 @@ from burstsr.cli.options import (
 )
 from burstsr.device import resolve_device
 from burstsr.errors import InputError
-from burstsr.io import check_folder, check_output, list_frames, make_folder
+from burstsr.io import check_folder, check_format, check_output, list_frames, make_folder
 from burstsr.io.confidence import read_confidence
 
 log = logging.getLogger("burstsr")
@@ -102,7 +102,7 @@ def enhance(
         if dst.parent.is_dir():
             check_output(dst, inputs=[p for p, _ in jobs], overwrite=overwrite, bit_depth=depth)
         else:
-            check_output(dst.name, overwrite=True, bit_depth=depth)  # the format alone
+            check_format(dst, depth)
     if source.is_dir():
         make_folder(folder)  # only now that every check has passed
     for src, dst in jobs:

@@ -21,6 +21,7 @@ from burstsr.io.read import (
 from burstsr.io.write import (
     WRITE_DEPTHS,
     check_folder,
+    check_format,
     check_output,
     encode_image,
     format_depth,
@@ -37,6 +38,7 @@ __all__ = [
     "Burst",
     "Image",
     "check_folder",
+    "check_format",
     "check_output",
     "encode_image",
     "format_depth",

@@ -37,23 +37,11 @@ def check_pixels(path: Path, height: int, width: int) -> None:
         )
 
 
-def header_size(path: Path) -> tuple[int, int] | None:
-    """(height, width) from the file's header, without decoding it; None if Pillow cannot tell
-    (OpenCV then decodes, and its own limit of 2**30 pixels applies)."""
-    import warnings
-
+def match_pillow_limit() -> None:
+    """Raise Pillow's own decompression-bomb limit where ours allows more, so that reading a
+    header with Pillow never refuses a frame this guard accepts."""
     from PIL import Image as PILImage
 
     limit = max_pixels()
     if PILImage.MAX_IMAGE_PIXELS is not None and PILImage.MAX_IMAGE_PIXELS * 2 < limit:
-        PILImage.MAX_IMAGE_PIXELS = limit  # Pillow's own guard must not refuse what ours allows
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # size warnings (ours decides) and damaged tags
-            with PILImage.open(path) as im:
-                width, height = im.size
-    except PILImage.DecompressionBombError:
-        raise InputError(f"{path}: larger than the {limit / 1e6:g} MP limit") from None
-    except Exception:  # not a format Pillow knows, or a header it cannot read
-        return None
-    return height, width
+        PILImage.MAX_IMAGE_PIXELS = limit

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from burstsr.errors import InputError
-from burstsr.io.guard import check_pixels, header_size
+from burstsr.io.guard import check_pixels, match_pillow_limit, max_pixels
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +159,7 @@ def read_image(path: str | os.PathLike) -> Image:
         raise InputError(f"{path}: empty file")
     if path.suffix.lower() in (".jpg", ".jpeg") and not _jpeg_complete(data):
         raise InputError(f"{path}: truncated JPEG (no end-of-image marker)")
-    size = header_size(path)
+    size, orientation = _header(path)
     if size is not None:
         check_pixels(path, *size)
     decoded = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
@@ -167,21 +167,18 @@ def read_image(path: str | os.PathLike) -> Image:
         raise InputError(f"{path}: cannot be decoded (corrupt or not an image)")
     pixels, gray = _to_rgb(decoded, path)
     bit_depth, pixels = _to_unit_float(pixels, path)
-    pixels = _apply_orientation(pixels, _exif_orientation(path))
+    pixels = _apply_orientation(pixels, orientation)
     return Image(np.ascontiguousarray(pixels), bit_depth, gray=gray, linear=False)
 
 
 def image_size(path: str | os.PathLike) -> tuple[int, int]:
     """``(height, width)`` of an image file, from its header when possible (no decode)."""
-    from PIL import Image as PILImage
-
     path = Path(path)
-    try:
-        with PILImage.open(path) as im:
-            w, h = im.size
-        return (w, h) if _exif_orientation(path) in (5, 6, 7, 8) else (h, w)
-    except Exception:  # a format Pillow does not read (RAW, ...): decode it
+    size, orientation = _header(path)
+    if size is None:  # a format Pillow does not read (RAW, ...): decode it
         return read_image(path).shape
+    h, w = size
+    return (w, h) if orientation in (5, 6, 7, 8) else (h, w)
 
 
 def _jpeg_complete(data: np.ndarray) -> bool:
@@ -214,23 +211,40 @@ def _to_unit_float(pixels: np.ndarray, path: Path) -> tuple[int, np.ndarray]:
     raise InputError(f"{path}: unsupported sample type {pixels.dtype}; use 8/16-bit or float")
 
 
-def _exif_orientation(path: Path) -> int:
-    """The EXIF orientation tag (1..8), 1 when absent or unreadable. Reads headers only."""
+def _header(path: Path) -> tuple[tuple[int, int] | None, int]:
+    """``(height, width)`` and the EXIF orientation (1..8) from the file's header, in one
+    Pillow open and without decoding; ``(None, 1)`` when Pillow cannot read it (OpenCV then
+    decodes, and its own limit of 2**30 pixels applies)."""
     import warnings
 
     from PIL import Image as PILImage
 
+    match_pillow_limit()
     try:
-        with warnings.catch_warnings(), PILImage.open(path) as im:
-            warnings.simplefilter("ignore")  # corrupt EXIF: Pillow warns, we read no orientation
-            if im.format == "PNG":  # getexif() would decode the whole PNG to look past IDAT
-                raw = im.info.get("exif")
-                exif = PILImage.Exif()
-                if raw:
-                    exif.load(raw)
-            else:
-                exif = im.getexif()
-            value = int(exif.get(0x0112, 1))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # size warnings (our guard decides), damaged tags
+            with PILImage.open(path) as im:
+                width, height = im.size
+                return (height, width), _orientation(im)
+    except PILImage.DecompressionBombError:
+        raise InputError(f"{path}: larger than the {max_pixels() / 1e6:g} MP limit") from None
+    except Exception:  # not a format Pillow knows, or a header it cannot read
+        return None, 1
+
+
+def _orientation(im) -> int:
+    """The EXIF orientation tag of an open Pillow image, 1 when absent or unreadable."""
+    from PIL import Image as PILImage
+
+    try:
+        if im.format == "PNG":  # getexif() would decode the whole PNG to look past IDAT
+            raw = im.info.get("exif")
+            exif = PILImage.Exif()
+            if raw:
+                exif.load(raw)
+        else:
+            exif = im.getexif()
+        value = int(exif.get(0x0112, 1))
     except Exception:  # no EXIF support for this format: nothing to apply
         return 1
     return value if 1 <= value <= 8 else 1

@@ -49,13 +49,8 @@ def check_output(
             extension or bit depth, or its folder is missing or not writable.
     """
     path = Path(path)
-    ext = path.suffix.lower()
-    if image and ext not in WRITE_DEPTHS:
-        raise OutputError(
-            f"{path}: unsupported output format; use one of {', '.join(sorted(WRITE_DEPTHS))}"
-        )
-    if image and bit_depth is not None and bit_depth not in WRITE_DEPTHS[ext]:
-        raise OutputError(f"{path}: {ext} cannot hold {bit_depth}-bit samples; use .png or .tif")
+    if image:
+        check_format(path, bit_depth)
     target = path.resolve()
     for p in inputs:
         if Path(p).resolve() == target:
@@ -70,6 +65,19 @@ def check_output(
     if not os.access(parent, os.W_OK):
         raise OutputError(f"{path}: folder {parent} is not writable")
     return path
+
+
+def check_format(path: str | os.PathLike, bit_depth: int | None = None) -> None:
+    """Raise :class:`OutputError` unless ``path``'s extension names a format burstsr writes,
+    able to hold ``bit_depth`` samples."""
+    path = Path(path)
+    ext = path.suffix.lower()
+    if ext not in WRITE_DEPTHS:
+        raise OutputError(
+            f"{path}: unsupported output format; use one of {', '.join(sorted(WRITE_DEPTHS))}"
+        )
+    if bit_depth is not None and bit_depth not in WRITE_DEPTHS[ext]:
+        raise OutputError(f"{path}: {ext} cannot hold {bit_depth}-bit samples; use .png or .tif")
 
 
 def check_folder(path: str | os.PathLike, *, what: str = "output folder") -> Path:

@@ -147,11 +147,12 @@ def blend_generators(start: Generator, end: Generator, strength: float) -> Gener
     a, b = start.state_dict(), end.state_dict()
     blended = {}
     for name, value in b.items():
-        if value.is_floating_point():
-            exact = {0.0: a[name], 1.0: value}
-            blended[name] = exact.get(strength, torch.lerp(a[name], value, strength))
-        else:  # counters (BN's num_batches_tracked)
+        if not value.is_floating_point() or strength == 1:  # counters (BN's), or the end
             blended[name] = value
+        elif strength == 0:
+            blended[name] = a[name]
+        else:
+            blended[name] = torch.lerp(a[name], value, strength)
     out = Generator(end.config)
     out.load_state_dict(blended)
     return out
