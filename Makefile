@@ -25,7 +25,7 @@ test: install lint
 
 demo: install
 	$(BIN)/burstsr run examples/burst -o result_x4.png --keep-merge --overwrite
-	@echo "wrote result_x4.png (merged on the x4 grid, then restored) and result.png (that merge)"
+	@echo "wrote result_x4.png (merged on the x4 grid, then restored) and result_grid4.png (that merge)"
 
 bench: install
 	$(BIN)/python benchmarks/bench_merge.py
@@ -38,4 +38,4 @@ docs-figures: install
 	$(BIN)/python docs/make_figures.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info result.png result_x4.png
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info result_grid4.png result_x4.png

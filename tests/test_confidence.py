@@ -113,7 +113,7 @@ def test_older_models_merge_with_the_gaussian_kernel(tmp_path, monkeypatch):
     )
     assert res.exit_code == 0
     assert np.array_equal(
-        read_image(tmp_path / "result.png").pixels, read_image(tmp_path / "g.png").pixels
+        read_image(tmp_path / "result_grid2.png").pixels, read_image(tmp_path / "g.png").pixels
     )
     assert load_generator(path).config.merge_kernel == "gaussian"
 

@@ -22,7 +22,7 @@ from burstsr.io.guard import MAX_PIXELS_VARIABLE
 
 from conftest import texture
 
-FORMATS = (".png", ".jpg", ".tif", ".webp", ".bmp", ".dng")
+FORMATS = (".png", ".jpg", ".tif", ".webp", ".bmp", ".dng", ".heic")
 FUZZ = settings(
     max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
@@ -33,6 +33,13 @@ def _valid(ext: str, tmp_path: Path) -> bytes:
     img = texture(24, 32, seed=3)
     if ext == ".dng":
         return _dng(tmp_path / "v.dng", 64, 96).read_bytes()
+    if ext == ".heic":
+        import pillow_heif
+        from PIL import Image as PILImage
+
+        pillow_heif.register_heif_opener()
+        PILImage.fromarray((img * 255).astype(np.uint8)).save(tmp_path / "v.heic")
+        return (tmp_path / "v.heic").read_bytes()
     ok, buf = cv2.imencode(ext, (img * 255).astype(np.uint8))
     assert ok
     return buf.tobytes()

@@ -147,3 +147,49 @@ def test_unwritable_folder(tmp_path: Path):
     ro.chmod(0o500)
     with pytest.raises(OutputError, match="not writable"):
         check_output(ro / "x.png")
+
+
+def test_heic_frames_are_read_and_merged(tmp_path):
+    """Phones write HEIC by default: frames are read and merged."""
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+    rng = np.random.default_rng(0)
+    scene = cv2.GaussianBlur(rng.random((96, 128, 3)).astype(np.float32), (0, 0), 3)
+    scene = (scene - scene.min()) / (scene.max() - scene.min())
+    (tmp_path / "b").mkdir()
+    for k in range(3):
+        noisy = np.clip(scene + rng.normal(0, 0.02, scene.shape), 0, 1)
+        PILImage.fromarray((noisy * 255).round().astype(np.uint8)).save(
+            tmp_path / "b" / f"IMG_{k}.HEIC", quality=95
+        )
+    frame = read_image(tmp_path / "b" / "IMG_0.HEIC")
+    assert frame.bit_depth == 8 and frame.pixels.shape == (96, 128, 3)
+    assert np.abs(frame.pixels - scene).mean() < 0.03  # lossy, but the same picture
+    assert [p.name for p in list_frames(tmp_path / "b")] == [f"IMG_{k}.HEIC" for k in range(3)]
+    from burstsr.burst.pipeline import merge_burst
+
+    merged = merge_burst(tmp_path / "b")
+    assert merged.used == 3
+    inner = (slice(8, -8), slice(8, -8))
+    assert np.abs(merged.image - scene)[inner].mean() < np.abs(frame.pixels - scene)[inner].mean()
+    (tmp_path / "bad.heic").write_bytes(b"ftypheic" + bytes(100))
+    with pytest.raises(InputError, match="bad.heic"):
+        read_image(tmp_path / "bad.heic")
+
+
+def test_merges_note_their_grid_in_the_png(tmp_path):
+    from burstsr.io import image_grid
+    from burstsr.io.write import png_with_text
+
+    write_image(tmp_path / "m.png", texture(16, 24), text={"burstsr:grid": "4"})
+    assert image_grid(tmp_path / "m.png") == 4 and read_image(tmp_path / "m.png").grid == 4
+    np.testing.assert_allclose(
+        read_image(tmp_path / "m.png").pixels, texture(16, 24), atol=0.5 / 255
+    )
+    write_image(tmp_path / "plain.png", texture(16, 24))
+    assert image_grid(tmp_path / "plain.png") is None
+    write_image(tmp_path / "m.tif", texture(16, 24), text={"burstsr:grid": "4"})  # not kept
+    assert image_grid(tmp_path / "m.tif") is None
+    with pytest.raises(OutputError):
+        png_with_text(b"GIF89a" + bytes(20), {"a": "b"})

@@ -52,3 +52,32 @@ def test_raw_merge_cli_writes_16_bit_encoded_output(tmp_path):
     image = read_image(out)
     assert image.bit_depth == 16 and not image.linear
     assert 0.2 < image.pixels.mean() < 0.9  # display-encoded, not dark linear values
+
+
+def test_enhance_of_a_raw_file_reads_it_display_encoded(tmp_path):
+    """A RAW file is sRGB-encoded before the model, as its merge would be: the same output as
+    enhancing that encoding saved as a 16-bit PNG, written 16 bit and not dark."""
+    import torch
+
+    from burstsr.burst.camera import linear_to_srgb
+    from burstsr.io import write_image
+    from burstsr.refiner.checkpoint import save_generator
+    from burstsr.refiner.networks import Generator, GeneratorConfig
+
+    raw_burst(tmp_path / "raw", n=1)
+    torch.manual_seed(0)
+    model = save_generator(
+        tmp_path / "m.pt", Generator(GeneratorConfig(scale=2, channels=8, blocks=1)).eval()
+    )
+    encoded = linear_to_srgb(read_image(tmp_path / "raw" / "raw_0.dng").pixels)
+    write_image(tmp_path / "encoded.png", encoded, bit_depth=16)
+    outs = {}
+    for name, src in (("raw", "raw/raw_0.dng"), ("png", "encoded.png")):
+        out = tmp_path / f"{name}_x2.png"
+        res = CliRunner().invoke(
+            cli, ["-q", "enhance", str(tmp_path / src), "-o", str(out), "--model", str(model)]
+        )
+        assert res.exit_code == 0, res.output
+        outs[name] = read_image(out)
+    assert outs["raw"].bit_depth == 16 and outs["raw"].pixels.shape == (128, 192, 3)
+    assert np.abs(outs["raw"].pixels - outs["png"].pixels).max() < 1 / 255

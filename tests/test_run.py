@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from burstsr.burst.synth import simulate_burst
 from burstsr.cli import cli
-from burstsr.io import read_image
+from burstsr.io import read_image, write_image
 from burstsr.metrics import psnr
 from burstsr.refiner.checkpoint import SHIPPED, load_generator, save_generator
 from burstsr.refiner.enhance import enhance_image
@@ -53,9 +53,11 @@ def test_run_merges_on_the_grid_a_folding_model_reads(tmp_path, monkeypatch):
         cli, ["-q", "run", str(tmp_path / "b"), "--model", str(model), "--keep-merge"]
     )
     assert res.exit_code == 0, res.output
-    # Default name from the scale frames -> output; the kept merge is on the x2 grid.
+    # Default names: the scale frames -> output; the kept merge names its x2 grid and notes it.
     assert read_image(Path("result_x2.png")).shape == (64, 96)
-    assert read_image(Path("result.png")).shape == (64, 96)
+    kept = read_image(Path("result_grid2.png"))
+    assert kept.shape == (64, 96) and kept.grid == 2
+    assert not Path("result.png").exists()
     res = CliRunner().invoke(
         cli,
         [
@@ -72,10 +74,28 @@ def test_run_merges_on_the_grid_a_folding_model_reads(tmp_path, monkeypatch):
     )
     assert res.exit_code == 2 and "--scale" in res.stderr and "--scale 2" in res.stderr
     assert not (tmp_path / "o.png").exists()
-    # enhance says which grid a folding model expects (a file cannot say which it was made on).
-    res = CliRunner().invoke(cli, ["enhance", "result.png", "--model", str(model), "-o", "e.png"])
+    # enhance of the kept merge: the same image as run, under run's name (the real scale).
+    Path("result_x2.png").rename("ran.png")
+    res = CliRunner().invoke(cli, ["-q", "enhance", "result_grid2.png", "--model", str(model)])
+    assert res.exit_code == 0, res.output
+    again, ran = read_image(Path("result_x2.png")).pixels, read_image("ran.png").pixels
+    assert np.abs(again - ran).max() < 2 / 255  # run enhanced the merge before its 8-bit write
+    Path("result_x2.png").unlink()
+    # A merge on the frames' grid is refused by a model that reads x2-grid merges, and a
+    # x2-grid merge by a model that upscales: the message says what to do, nothing is written.
+    res = CliRunner().invoke(cli, ["-q", "merge", str(tmp_path / "b"), "-o", "plain.png"])
+    assert res.exit_code == 0 and read_image("plain.png").grid == 1
+    res = CliRunner().invoke(cli, ["enhance", "plain.png", "--model", str(model), "-o", "e.png"])
+    assert res.exit_code == 2 and "--model fidelity" in res.stderr, res.stderr
+    upscaler = tiny_model(tmp_path / "up.pt")
+    res = CliRunner().invoke(cli, ["enhance", "result_grid2.png", "--model", str(upscaler)])
+    assert res.exit_code == 2 and "already 2x its frames" in res.stderr, res.stderr
+    assert not Path("e.png").exists() and not Path("result_x2.png").exists()
+    # A file without the note (any image): the model says which grid it expects, and runs.
+    write_image(Path("other.png"), read_image("plain.png").pixels)
+    res = CliRunner().invoke(cli, ["enhance", "other.png", "--model", str(model), "-o", "e.png"])
     assert res.exit_code == 0 and "merge --scale 2" in res.stderr
-    assert read_image(Path("e.png")).shape == (64, 96)
+    assert read_image(Path("e.png")).shape == (32, 48)
 
 
 def test_run_errors(tmp_path):

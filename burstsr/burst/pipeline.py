@@ -225,6 +225,7 @@ def merge_burst(
         frames=reports,
         seconds=seconds,
         confidence=confidence,
+        grid=config.scale,
     )
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from burstsr.io import format_depth, write_image
+from burstsr.io import GRID_NOTE, format_depth, write_image
 
 
 @dataclass
@@ -43,6 +43,8 @@ class MergeResult:
         confidence: merges onto a finer grid with the adaptive kernel: ``float32 (H, W)``, about
             how many frames reached each output pixel (fewer where the robust merge rejected
             some, 0 where none did). None otherwise.
+        grid: the grid it was merged on: 1 for the frames' own, 2-4 for ``--scale`` (the image
+            is that many times larger than a frame).
     """
 
     image: np.ndarray
@@ -52,6 +54,7 @@ class MergeResult:
     frames: list[FrameReport]
     seconds: dict[str, float]
     confidence: np.ndarray | None = None
+    grid: int = 1
 
     @property
     def used(self) -> int:
@@ -59,11 +62,12 @@ class MergeResult:
 
     def write(self, path: str | os.PathLike, *, bit_depth: int | None = None) -> Path:
         """Write the merged image atomically (gray when every frame was gray). Without
-        ``bit_depth``, the default depth, lowered to 8 for formats that hold no more."""
+        ``bit_depth``, the default depth, lowered to 8 for formats that hold no more. A PNG
+        notes the grid it was merged on, so ``burstsr enhance`` can tell a fine-grid merge."""
         pixels = self.image[:, :, 0] if self.gray else self.image
         if bit_depth is None:
             bit_depth = format_depth(path, self.bit_depth)
-        return write_image(path, pixels, bit_depth=bit_depth)
+        return write_image(path, pixels, bit_depth=bit_depth, text={GRID_NOTE: str(self.grid)})
 
     def report(self) -> dict:
         """A JSON-serialisable summary (what ``--report`` writes)."""

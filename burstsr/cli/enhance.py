@@ -18,9 +18,17 @@ from burstsr.cli.options import (
     tile_option,
 )
 from burstsr.device import resolve_device
-from burstsr.errors import InputError
-from burstsr.io import check_folder, check_format, check_output, list_frames, make_folder
+from burstsr.errors import InputError, OutputError
+from burstsr.io import (
+    check_folder,
+    check_format,
+    check_output,
+    image_grid,
+    list_frames,
+    make_folder,
+)
 from burstsr.io.confidence import read_confidence
+from burstsr.io.names import enhanced_name
 
 log = logging.getLogger("burstsr")
 
@@ -32,8 +40,8 @@ log = logging.getLogger("burstsr")
     "--output",
     type=click.Path(path_type=Path),
     default=None,
-    help="Output file (a folder, for a folder in) [default: NAME_xS.png here; "
-    "enhanced/ for a folder].",
+    help="Output file (a folder, for a folder in) [default: NAME_xS.png here, S the scale "
+    "from the frames (result_grid4.png -> result_x4.png); enhanced/ for a folder].",
 )
 @model_option()
 @tile_option
@@ -80,7 +88,17 @@ def enhance(
     confidence = read_confidence(confidence_path) if confidence_path is not None else None
     generator = load_generator(model, device=resolve_device(device), strength=strength)
     scale, grid = generator.config.scale, generator.config.unshuffle
-    if grid > 1:  # a file does not say which grid it was merged on: say what the model expects
+    if source.is_dir():
+        inputs = list_frames(source)
+        folder = check_folder(output or Path("enhanced"))
+        jobs = [(p, folder / enhanced_name(p, grid * scale)) for p in inputs]
+    elif source.is_file():
+        jobs = [(source, output or Path(enhanced_name(source, grid * scale)))]
+    else:
+        raise InputError(f"{source}: no such file or folder")
+    for src, _ in jobs:
+        check_grid(src, model, grid, scale)
+    if grid > 1 and any(image_grid(src) is None for src, _ in jobs):
         log.info(
             "model %s restores merges made on a x%d grid (burstsr merge --scale %d) at their "
             "size%s; for a merge on the frames' grid use a model that upscales (--model fidelity)",
@@ -89,14 +107,10 @@ def enhance(
             grid,
             f" and upscales them x{scale}" if scale > 1 else "",
         )
-    if source.is_dir():
-        inputs = list_frames(source)
-        folder = check_folder(output or Path("enhanced"))
-        jobs = [(p, folder / f"{p.stem}_x{scale}.png") for p in inputs]
-    elif source.is_file():
-        jobs = [(source, output or Path(f"{source.stem}_x{scale}.png"))]
-    else:
-        raise InputError(f"{source}: no such file or folder")
+    names = [dst.resolve() for _, dst in jobs]
+    for src, dst in jobs:
+        if names.count(dst.resolve()) > 1:
+            raise OutputError(f"{src}: its output {dst} would be written twice; rename the input")
     depth = int(bit_depth) if bit_depth else None
     for _, dst in jobs:  # a folder still to be made holds nothing to collide with
         if dst.parent.is_dir():
@@ -125,3 +139,29 @@ def enhance(
                 progress=update,
             )
         log.info("%s -> %s (x%d, %dx%d)", src, dst, scale, result.shape[1], result.shape[0])
+
+
+def check_grid(path: Path, model: str, reads: int, scale: int) -> None:
+    """Refuse, before any work, a merge whose grid note (:func:`burstsr.io.image_grid`) says
+    it was made on another grid than the one ``model`` reads (``reads``: 1 for the frames')."""
+    made_on = image_grid(path)
+    if made_on is None or made_on == reads:
+        return
+    if reads == 1:
+        hint = " (--model burst)" if made_on == 4 else ""
+        raise InputError(
+            f"{path}: a merge on the x{made_on} grid, already {made_on}x its frames; model "
+            f"{model} would upscale it x{scale} again. Restore it at its size with a model "
+            f"that reads x{made_on}-grid merges{hint}, or enhance a merge on the frames' grid "
+            f"(burstsr merge without --scale)"
+        )
+    instead = (
+        "for this one use a model that upscales (--model fidelity)"
+        if made_on == 1
+        else f"merge the burst again with --scale {reads}"
+    )
+    raise InputError(
+        f"{path}: a merge on the {'frames' if made_on == 1 else f'x{made_on}'} grid; model "
+        f"{model} reads merges on the x{reads} grid (burstsr merge --scale {reads}, or "
+        f"burstsr run); {instead}"
+    )

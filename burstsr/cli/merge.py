@@ -20,6 +20,7 @@ from burstsr.cli.options import (
 from burstsr.device import device_name
 from burstsr.io import check_output, load_burst, write_json
 from burstsr.io.confidence import write_confidence
+from burstsr.io.names import merge_name
 
 log = logging.getLogger("burstsr")
 
@@ -121,9 +122,9 @@ def merge_config(options: dict) -> MergeConfig:
     "-o",
     "--output",
     type=click.Path(path_type=Path),
-    default=Path("result.png"),
-    show_default=True,
-    help="Merged image (.png or .tif for 16 bit; .jpg, .webp, .bmp).",
+    default=None,
+    help="Merged image (.png or .tif for 16 bit; .jpg, .webp, .bmp) [default: result.png; "
+    "result_gridS.png with --scale S > 1].",
 )
 @merge_options
 @click.option(
@@ -149,7 +150,7 @@ def merge_config(options: dict) -> MergeConfig:
 def merge(
     ctx: click.Context,
     source_folder: Path,
-    output: Path,
+    output: Path | None,
     device: str,
     bit_depth: str | None,
     overwrite: bool,
@@ -161,6 +162,7 @@ def merge(
     """Align every frame in SOURCE_FOLDER to a reference and merge them into one image."""
     config = merge_config(options)
     depth = int(bit_depth) if bit_depth else None
+    output = output or merge_name(config.scale)
     burst = load_burst(source_folder)
     check_output(output, inputs=burst.paths, overwrite=overwrite, bit_depth=depth)
     if save_confidence is not None:

@@ -17,6 +17,7 @@ from burstsr.cli.options import ensemble_option, model_option, strength_option, 
 from burstsr.device import resolve_device
 from burstsr.errors import OutputError
 from burstsr.io import check_output, format_depth, load_burst, write_image
+from burstsr.io.names import merge_name
 from burstsr.refiner.registry import DEFAULT_RUN_MODEL
 
 log = logging.getLogger("burstsr")
@@ -39,7 +40,8 @@ log = logging.getLogger("burstsr")
 @click.option(
     "--keep-merge",
     is_flag=True,
-    help="Also write the merged image, as result.png beside the output.",
+    help="Also write the merge beside the output: result_grid4.png for a model that reads "
+    "merges on the x4 grid, else result.png.",
 )
 @click.pass_context
 def run(
@@ -86,11 +88,11 @@ def run(
     output = output or Path(f"result_x{total}.png")
     burst = load_burst(source_folder)
     check_output(output, inputs=burst.paths, overwrite=overwrite, bit_depth=depth)
-    merged_path = output.parent / "result.png"
+    merged_path = output.parent / merge_name(config.scale)
     if keep_merge:
         if merged_path.resolve() == output.resolve():
             raise OutputError(
-                f"{output}: --keep-merge writes result.png there; choose another --output"
+                f"{output}: --keep-merge writes {merged_path.name} there; choose another --output"
             )
         check_output(merged_path, inputs=burst.paths, overwrite=overwrite, bit_depth=depth)
     started = time.perf_counter()

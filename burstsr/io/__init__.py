@@ -7,10 +7,12 @@ outputs before any work and writes them atomically.
 """
 
 from burstsr.io.read import (
+    HEIF_EXTENSIONS,
     IMAGE_EXTENSIONS,
     RAW_EXTENSIONS,
     Burst,
     Image,
+    image_grid,
     image_size,
     is_frame_file,
     list_frames,
@@ -19,6 +21,7 @@ from burstsr.io.read import (
     read_image,
 )
 from burstsr.io.write import (
+    GRID_NOTE,
     WRITE_DEPTHS,
     check_folder,
     check_format,
@@ -32,6 +35,8 @@ from burstsr.io.write import (
 )
 
 __all__ = [
+    "GRID_NOTE",
+    "HEIF_EXTENSIONS",
     "IMAGE_EXTENSIONS",
     "RAW_EXTENSIONS",
     "WRITE_DEPTHS",
@@ -42,6 +47,7 @@ __all__ = [
     "check_output",
     "encode_image",
     "format_depth",
+    "image_grid",
     "image_size",
     "make_folder",
     "is_frame_file",

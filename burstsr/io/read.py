@@ -1,5 +1,6 @@
 """Reading: list the frames of a folder, decode images (8/16-bit, EXIF orientation, alpha
-dropped with a warning) and RAW files (rawpy, 16-bit *linear* RGB) to ``float32`` RGB in [0, 1].
+dropped with a warning; HEIC/HEIF through pillow-heif) and RAW files (rawpy, 16-bit *linear*
+RGB) to ``float32`` RGB in [0, 1].
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import cv2
@@ -16,10 +18,15 @@ import numpy as np
 
 from burstsr.errors import InputError
 from burstsr.io.guard import check_pixels, match_pillow_limit, max_pixels
+from burstsr.io.write import GRID_NOTE
 
 log = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"})
+# Decoded by OpenCV, and by Pillow with pillow-heif (HEIF_EXTENSIONS: phones' default format).
+HEIF_EXTENSIONS = frozenset({".heic", ".heif", ".hif"})
+IMAGE_EXTENSIONS = (
+    frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"}) | HEIF_EXTENSIONS
+)
 RAW_EXTENSIONS = frozenset(
     {
         ".dng",
@@ -58,12 +65,15 @@ class Image:
         bit_depth: bits per sample in the file (8, 16; 32 for float TIFF).
         gray: the file held a single channel (replicated to RGB in ``pixels``).
         linear: the values are linear light (RAW), not sRGB-encoded.
+        grid: for a merge burstsr wrote as PNG, the grid it was merged on (1: the frames' own,
+            4: ``--scale 4``); None when the file does not say.
     """
 
     pixels: np.ndarray
     bit_depth: int
     gray: bool = False
     linear: bool = False
+    grid: int | None = None
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -101,7 +111,9 @@ def list_frames(folder: str | os.PathLike) -> list[Path]:
         else:
             log.info("skipping %s (not an image burstsr reads)", path.name)
     if not frames:
-        raise InputError(f"{folder}: no image files found (PNG, JPEG, TIFF, BMP, WebP or RAW)")
+        raise InputError(
+            f"{folder}: no image files found (PNG, JPEG, TIFF, BMP, WebP, HEIC or RAW)"
+        )
     return frames
 
 
@@ -143,8 +155,8 @@ def read_image(path: str | os.PathLike) -> Image:
     """Decode one frame file to float32 RGB in [0, 1].
 
     PNG, JPEG, TIFF, BMP and WebP are decoded by OpenCV (8 or 16 bit, gray, RGB or RGBA; the EXIF
-    orientation is applied). RAW files are decoded by rawpy to 16-bit linear RGB with the camera's
-    white balance and no automatic brightening.
+    orientation is applied), HEIC/HEIF by pillow-heif (8 bit). RAW files are decoded by rawpy to
+    16-bit linear RGB with the camera's white balance and no automatic brightening.
 
     Raises:
         InputError: the file is missing, corrupt, truncated or of an unsupported kind.
@@ -154,31 +166,39 @@ def read_image(path: str | os.PathLike) -> Image:
         raise InputError(f"{path}: no such file")
     if path.suffix.lower() in RAW_EXTENSIONS:
         return _read_raw(path)
-    data = np.fromfile(path, dtype=np.uint8)
-    if data.size == 0:
+    if path.stat().st_size == 0:
         raise InputError(f"{path}: empty file")
+    if path.suffix.lower() in HEIF_EXTENSIONS:
+        return _read_heif(path)
+    data = np.fromfile(path, dtype=np.uint8)
     if path.suffix.lower() in (".jpg", ".jpeg") and not _jpeg_complete(data):
         raise InputError(f"{path}: truncated JPEG (no end-of-image marker)")
-    size, orientation = _header(path)
-    if size is not None:
-        check_pixels(path, *size)
+    header = _header(path)
+    if header.size is not None:
+        check_pixels(path, *header.size)
     decoded = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if decoded is None:
         raise InputError(f"{path}: cannot be decoded (corrupt or not an image)")
     pixels, gray = _to_rgb(decoded, path)
     bit_depth, pixels = _to_unit_float(pixels, path)
-    pixels = _apply_orientation(pixels, orientation)
-    return Image(np.ascontiguousarray(pixels), bit_depth, gray=gray, linear=False)
+    pixels = _apply_orientation(pixels, header.orientation)
+    return Image(np.ascontiguousarray(pixels), bit_depth, gray=gray, grid=header.grid)
 
 
 def image_size(path: str | os.PathLike) -> tuple[int, int]:
     """``(height, width)`` of an image file, from its header when possible (no decode)."""
     path = Path(path)
-    size, orientation = _header(path)
-    if size is None:  # a format Pillow does not read (RAW, ...): decode it
+    header = _header(path)
+    if header.size is None:  # a format Pillow does not read (RAW, ...): decode it
         return read_image(path).shape
-    h, w = size
-    return (w, h) if orientation in (5, 6, 7, 8) else (h, w)
+    h, w = header.size
+    return (w, h) if header.orientation in (5, 6, 7, 8) else (h, w)
+
+
+def image_grid(path: str | os.PathLike) -> int | None:
+    """The grid a merge burstsr wrote was made on (see :attr:`Image.grid`), from the file's
+    header (no decode); None when the file does not say."""
+    return _header(Path(path)).grid
 
 
 def _jpeg_complete(data: np.ndarray) -> bool:
@@ -211,25 +231,85 @@ def _to_unit_float(pixels: np.ndarray, path: Path) -> tuple[int, np.ndarray]:
     raise InputError(f"{path}: unsupported sample type {pixels.dtype}; use 8/16-bit or float")
 
 
-def _header(path: Path) -> tuple[tuple[int, int] | None, int]:
-    """``(height, width)`` and the EXIF orientation (1..8) from the file's header, in one
-    Pillow open and without decoding; ``(None, 1)`` when Pillow cannot read it (OpenCV then
-    decodes, and its own limit of 2**30 pixels applies)."""
+@dataclass(frozen=True)
+class _Header:
+    size: tuple[int, int] | None  # (height, width) as stored, before orientation
+    orientation: int = 1  # EXIF orientation, 1..8
+    grid: int | None = None  # the grid note of a burstsr merge
+
+
+def _header(path: Path) -> _Header:
+    """Size, EXIF orientation and burstsr's grid note from the file's header, in one Pillow open
+    and without decoding; no size when Pillow cannot read it (OpenCV then decodes, and its own
+    limit of 2**30 pixels applies)."""
     import warnings
 
     from PIL import Image as PILImage
 
     match_pillow_limit()
+    if path.suffix.lower() in HEIF_EXTENSIONS:
+        _register_heif(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # size warnings (our guard decides), damaged tags
             with PILImage.open(path) as im:
                 width, height = im.size
-                return (height, width), _orientation(im)
+                return _Header((height, width), _orientation(im), _grid_note(im))
     except PILImage.DecompressionBombError:
         raise InputError(f"{path}: larger than the {max_pixels() / 1e6:g} MP limit") from None
     except Exception:  # not a format Pillow knows, or a header it cannot read
-        return None, 1
+        return _Header(None)
+
+
+def _grid_note(im) -> int | None:
+    """The grid note of an open Pillow image (PNG text before the pixels), None if absent."""
+    text = im.info.get(GRID_NOTE) if im.format == "PNG" else None
+    try:
+        grid = int(text) if text is not None else None
+    except ValueError:
+        return None
+    return grid if grid is not None and 1 <= grid <= 16 else None
+
+
+@lru_cache(maxsize=1)
+def _heif_opener() -> bool:
+    try:
+        import pillow_heif
+    except ImportError:
+        return False
+    pillow_heif.register_heif_opener()
+    return True
+
+
+def _register_heif(path: Path) -> None:
+    """Teach Pillow HEIC/HEIF (once), or say which package reading ``path`` needs."""
+    if not _heif_opener():
+        raise InputError(f"{path}: reading HEIC/HEIF needs pillow-heif (pip install pillow-heif)")
+
+
+def _read_heif(path: Path) -> Image:
+    """Decode a HEIC/HEIF file with Pillow + pillow-heif: 8 bit, upright (libheif applies the
+    file's rotation and mirroring, which the HEIF format makes authoritative over EXIF)."""
+    import warnings
+
+    from PIL import Image as PILImage
+
+    header = _header(path)
+    if header.size is None:
+        raise InputError(f"{path}: cannot be decoded (corrupt or not a HEIC/HEIF image)")
+    check_pixels(path, *header.size)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with PILImage.open(path) as im:
+                gray = im.mode in ("L", "LA", "I;16", "I")
+                decoded = np.asarray(im.convert("L" if gray else "RGB"))
+    except Exception as exc:  # libheif errors, truncated streams
+        raise InputError(f"{path}: cannot be decoded ({exc})") from None
+    if gray:
+        decoded = np.repeat(decoded[:, :, None], 3, axis=2)
+    bit_depth, pixels = _to_unit_float(decoded, path)
+    return Image(np.ascontiguousarray(pixels), bit_depth, gray=gray)
 
 
 def _orientation(im) -> int:

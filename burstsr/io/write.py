@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 import tempfile
+import zlib
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -15,6 +17,9 @@ import cv2
 import numpy as np
 
 from burstsr.errors import OutputError
+
+# The PNG note (tEXt key) that records the grid a merge was made on (1: the frames' own).
+GRID_NOTE = "burstsr:grid"
 
 # Output formats and the bit depths each can hold.
 WRITE_DEPTHS = {
@@ -138,19 +143,43 @@ def _umask() -> int:
     return mask
 
 
-def write_image(path: str | os.PathLike, pixels: np.ndarray, *, bit_depth: int = 8) -> Path:
+def png_with_text(payload: bytes, text: dict[str, str]) -> bytes:
+    """PNG file bytes with a ``tEXt`` chunk per ``text`` item, placed right after the header
+    (before the pixels, so readers see them without decoding). Keys: 1-79 Latin-1 characters."""
+    if payload[:8] != b"\x89PNG\r\n\x1a\n" or payload[12:16] != b"IHDR":
+        raise OutputError("not a PNG stream: cannot add text to it")
+    end_of_header = 8 + 12 + struct.unpack(">I", payload[8:12])[0]
+    chunks = b""
+    for key, value in text.items():
+        body = key.encode("latin-1") + b"\x00" + value.encode("latin-1")
+        chunks += struct.pack(">I", len(body)) + b"tEXt" + body
+        chunks += struct.pack(">I", zlib.crc32(b"tEXt" + body) & 0xFFFFFFFF)
+    return payload[:end_of_header] + chunks + payload[end_of_header:]
+
+
+def write_image(
+    path: str | os.PathLike,
+    pixels: np.ndarray,
+    *,
+    bit_depth: int = 8,
+    text: dict[str, str] | None = None,
+) -> Path:
     """Write an image atomically (temporary file in the same folder, then ``os.replace``).
 
     Args:
         path: destination; the extension picks the format (PNG/TIFF hold 8 or 16 bit).
         pixels: ``float32 (H, W, 3)`` RGB or ``(H, W)`` gray in [0, 1]; values outside are clipped.
         bit_depth: 8 or 16.
+        text: key/value notes stored in a PNG (``tEXt`` chunks); other formats do not keep them.
 
     Raises:
         OutputError: unsupported format or depth, or the file system refused the write.
     """
     path = Path(path)
-    return write_bytes(path, encode_image(pixels, path.suffix, bit_depth=bit_depth))
+    payload = encode_image(pixels, path.suffix, bit_depth=bit_depth)
+    if text and path.suffix.lower() == ".png":
+        payload = png_with_text(payload, text)
+    return write_bytes(path, payload)
 
 
 def write_json(path: str | os.PathLike, data: dict) -> Path:

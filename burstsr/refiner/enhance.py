@@ -21,6 +21,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from burstsr.burst.camera import linear_to_srgb
 from burstsr.device import autocast
 from burstsr.errors import InputError
 from burstsr.io import format_depth, read_image, write_image
@@ -167,11 +168,13 @@ def enhance_file(
 ) -> np.ndarray:
     """Read ``source``, enhance it (``confidence``: see :func:`enhance_image`), write
     ``output`` atomically (16 bit if the input was, unless ``bit_depth`` says otherwise; gray
-    stays gray). Returns the enhanced pixels."""
+    stays gray). A RAW file's linear pixels are sRGB-encoded first, as a merge of it would be
+    (the models read and write display-encoded images). Returns the enhanced pixels."""
     image = read_image(source)
+    pixels = linear_to_srgb(image.pixels) if image.linear else image.pixels
     result = enhance_image(
         generator,
-        image.pixels,
+        pixels,
         tile=tile,
         tile_pad=tile_pad,
         half=half,
