@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from burstsr.cli import command, progress_bar
 from burstsr.cli.options import (
     bit_depth_option,
+    crop_option,
     device_option,
     ensemble_option,
+    max_output_option,
     model_option,
     overwrite_option,
     strength_option,
@@ -19,16 +22,28 @@ from burstsr.cli.options import (
 )
 from burstsr.device import resolve_device
 from burstsr.errors import InputError, OutputError
+from burstsr.estimate import (
+    Estimate,
+    check_output_size,
+    enhance_estimate,
+    seconds_per_input_pixel,
+    warn_if_short_of_memory,
+)
 from burstsr.io import (
     check_folder,
     check_format,
     check_output,
     image_grid,
+    image_size,
     list_frames,
     make_folder,
 )
 from burstsr.io.confidence import read_confidence
+from burstsr.io.crop import Crop
 from burstsr.io.names import enhanced_name
+
+if TYPE_CHECKING:
+    from burstsr.refiner.networks import Generator
 
 log = logging.getLogger("burstsr")
 
@@ -64,6 +79,8 @@ log = logging.getLogger("burstsr")
     help="For a model that reads it: the merge's confidence map (merge --save-confidence) "
     "[default: that of an evenly sampled 8-frame burst].",
 )
+@crop_option("the image (of every image, for a folder)")
+@max_output_option
 @overwrite_option()
 @click.pass_context
 def enhance(
@@ -79,6 +96,8 @@ def enhance(
     strength: float | None,
     bit_depth: str | None,
     confidence_path: Path | None,
+    crop: Crop | None,
+    max_output_mp: float,
     overwrite: bool,
 ) -> None:
     """Restore and upscale SOURCE (an image, or a folder of images) with the refiner."""
@@ -117,9 +136,16 @@ def enhance(
             check_output(dst, inputs=[p for p, _ in jobs], overwrite=overwrite, bit_depth=depth)
         else:
             check_format(dst, depth)
+    estimates = job_estimates(generator, [src for src, _ in jobs], crop, tile, tile_pad, ensemble)
+    for (src, _), estimate in zip(jobs, estimates, strict=True):
+        check_output_size(estimate, max_output_mp, f"{src}: enhance a region of it (--crop)")
     if source.is_dir():
         make_folder(folder)  # only now that every check has passed
-    for src, dst in jobs:
+    if confidence is not None and crop is not None:
+        confidence = crop.apply(confidence, confidence_path)
+    for (src, dst), estimate in zip(jobs, estimates, strict=True):
+        log.info("%s: output %s", src.name, estimate.describe())
+        warn_if_short_of_memory(estimate, log)
         with progress_bar(f"Enhancing {src.name}", 100, not ctx.obj["quiet"]) as progress:
 
             def update(done: int, total: int, bar=progress) -> None:
@@ -136,9 +162,36 @@ def enhance(
                 ensemble=ensemble,
                 bit_depth=depth,
                 confidence=confidence,
+                crop=crop,
                 progress=update,
             )
         log.info("%s -> %s (x%d, %dx%d)", src, dst, scale, result.shape[1], result.shape[0])
+
+
+def job_estimates(
+    generator: Generator,
+    sources: list[Path],
+    crop: Crop | None,
+    tile: int | None,
+    tile_pad: int | None,
+    ensemble: bool,
+) -> list[Estimate]:
+    """Output size, time and memory of enhancing each of ``sources`` (cut to ``crop``); the
+    model is timed on a patch once, when some output is over 2 MP."""
+    sizes = []
+    for src in sources:
+        h, w = image_size(src)
+        if crop is not None:
+            crop.check(h, w, src)
+            h, w = crop.height, crop.width
+        sizes.append((h, w))
+    s = generator.config.scale
+    big = any(h * w * s * s > 2e6 for h, w in sizes)
+    rate = seconds_per_input_pixel(generator) if big else None
+    return [
+        enhance_estimate(generator, hw, tile=tile, tile_pad=tile_pad, ensemble=ensemble, rate=rate)
+        for hw in sizes
+    ]
 
 
 def check_grid(path: Path, model: str, reads: int, scale: int) -> None:

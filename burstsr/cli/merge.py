@@ -14,12 +14,16 @@ from burstsr.burst.pipeline import merge_burst
 from burstsr.cli import command, progress_bar
 from burstsr.cli.options import (
     bit_depth_option,
+    crop_option,
     device_option,
+    max_output_option,
     overwrite_option,
 )
 from burstsr.device import device_name
+from burstsr.estimate import check_output_size, merge_estimate, warn_if_short_of_memory
 from burstsr.io import check_output, load_burst, write_json
 from burstsr.io.confidence import write_confidence
+from burstsr.io.crop import Crop
 from burstsr.io.names import merge_name
 
 log = logging.getLogger("burstsr")
@@ -95,6 +99,8 @@ def merge_options(command, *, run: bool = False):
         click.option(
             "--skip-bad", is_flag=True, help="Leave out unreadable files instead of stopping."
         ),
+        crop_option("every frame"),
+        max_output_option,
         device_option,
         bit_depth_option("16 for 16-bit or RAW input, else 8"),
         overwrite_option(),
@@ -157,13 +163,15 @@ def merge(
     report: Path | None,
     save_aligned: Path | None,
     save_confidence: Path | None,
+    crop: Crop | None,
+    max_output_mp: float,
     **options,
 ) -> None:
     """Align every frame in SOURCE_FOLDER to a reference and merge them into one image."""
     config = merge_config(options)
     depth = int(bit_depth) if bit_depth else None
     output = output or merge_name(config.scale)
-    burst = load_burst(source_folder)
+    burst = load_burst(source_folder, crop=crop)
     check_output(output, inputs=burst.paths, overwrite=overwrite, bit_depth=depth)
     if save_confidence is not None:
         if config.scale == 1 or config.kernel != "adaptive":
@@ -176,6 +184,15 @@ def merge(
         check_output(report, inputs=burst.paths, overwrite=overwrite, image=False)
     dev = device_name(device)  # the CPU merge does not need torch
     log.debug("device: %s", dev)
+    estimate = merge_estimate(
+        burst.frame_size(), len(burst), config.scale, dev, with_torch=config.scale > 1
+    )
+    if config.scale > 1:  # the finer grids cost memory and time with the output's size
+        check_output_size(
+            estimate, max_output_mp, "merge onto a coarser grid (--scale) or a region (--crop)"
+        )
+        log.info("merging onto the x%d grid: %s", config.scale, estimate.describe())
+    warn_if_short_of_memory(estimate, log)
     started = time.perf_counter()
     with progress_bar("Merging", len(burst), not ctx.obj["quiet"]) as progress:
         result = merge_burst(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import click
 
 from burstsr.device import DEVICES
+from burstsr.estimate import DEFAULT_MAX_OUTPUT_MP
+from burstsr.io.crop import Crop
 from burstsr.refiner.registry import DEFAULT_MODEL, SHIPPED
 
 
@@ -61,3 +63,33 @@ def bit_depth_option(default: str):
         default=None,
         help=f"Output bits per sample [default: {default}].",
     )
+
+
+def _parse_crop(ctx: click.Context, param: click.Parameter, value: str | None) -> Crop | None:
+    if value is None:
+        return None
+    try:
+        return Crop.parse(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def crop_option(what: str):
+    """``--crop X,Y,W,H``: work on a region of ``what`` only."""
+    return click.option(
+        "--crop",
+        metavar="X,Y,W,H",
+        callback=_parse_crop,
+        default=None,
+        help=f"Work on this region of {what} only (pixels of the upright image).",
+    )
+
+
+max_output_option = click.option(
+    "--max-output-mp",
+    type=click.FloatRange(0),
+    default=DEFAULT_MAX_OUTPUT_MP,
+    show_default=True,
+    help="Stop before any work when the output would have more megapixels than this "
+    "(0: no limit). The output's size, time and memory are estimated and printed first.",
+)

@@ -7,6 +7,7 @@ import functools
 import logging
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -16,9 +17,22 @@ from burstsr.cli.merge import merge_config, merge_options
 from burstsr.cli.options import ensemble_option, model_option, strength_option, tile_option
 from burstsr.device import resolve_device
 from burstsr.errors import OutputError
-from burstsr.io import check_output, format_depth, load_burst, write_image
+from burstsr.estimate import (
+    Estimate,
+    check_output_size,
+    enhance_estimate,
+    merge_estimate,
+    seconds_per_input_pixel,
+    warn_if_short_of_memory,
+)
+from burstsr.io import Burst, check_output, format_depth, load_burst, write_image
+from burstsr.io.crop import Crop
 from burstsr.io.names import merge_name
 from burstsr.refiner.registry import DEFAULT_RUN_MODEL
+
+if TYPE_CHECKING:
+    from burstsr.burst.config import MergeConfig
+    from burstsr.refiner.networks import Generator
 
 log = logging.getLogger("burstsr")
 
@@ -56,6 +70,8 @@ def run(
     ensemble: bool,
     strength: float | None,
     keep_merge: bool,
+    crop: Crop | None,
+    max_output_mp: float,
     **options,
 ) -> None:
     """Merge the burst in SOURCE_FOLDER, then restore and upscale the merge: the whole job.
@@ -86,7 +102,7 @@ def run(
         config = dataclasses.replace(config, **wanted)
     total = config.scale * generator.config.scale
     output = output or Path(f"result_x{total}.png")
-    burst = load_burst(source_folder)
+    burst = load_burst(source_folder, crop=crop)
     check_output(output, inputs=burst.paths, overwrite=overwrite, bit_depth=depth)
     merged_path = output.parent / merge_name(config.scale)
     if keep_merge:
@@ -95,6 +111,10 @@ def run(
                 f"{output}: --keep-merge writes {merged_path.name} there; choose another --output"
             )
         check_output(merged_path, inputs=burst.paths, overwrite=overwrite, bit_depth=depth)
+    estimate = run_estimate(burst, config, generator, tile=tile, ensemble=ensemble)
+    check_output_size(estimate, max_output_mp, "merge a region of the frames (--crop X,Y,W,H)")
+    log.info("output %s", estimate.describe())
+    warn_if_short_of_memory(estimate, log)
     started = time.perf_counter()
     with progress_bar("Merging + enhancing", 100, not ctx.obj["quiet"]) as progress:
 
@@ -130,3 +150,17 @@ def run(
         output,
         time.perf_counter() - started,
     )
+
+
+def run_estimate(
+    burst: Burst, config: MergeConfig, generator: Generator, *, tile: int | None, ensemble: bool
+) -> Estimate:
+    """The merge of ``burst`` with ``config``, then ``generator`` on it: output size, time
+    (the model timed on a patch when the output is over 2 MP) and peak memory."""
+    device = str(next(generator.parameters()).device)
+    merging = merge_estimate(burst.frame_size(), len(burst), config.scale, device, with_torch=True)
+    rate = None
+    if merging.megapixels * generator.config.scale**2 > 2:
+        rate = seconds_per_input_pixel(generator)
+    size = (merging.height, merging.width)
+    return merging.then(enhance_estimate(generator, size, tile=tile, ensemble=ensemble, rate=rate))

@@ -9,7 +9,7 @@ import logging
 import os
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from burstsr.errors import InputError
+from burstsr.io.crop import Crop
 from burstsr.io.guard import check_pixels, match_pillow_limit, max_pixels
 from burstsr.io.write import GRID_NOTE
 
@@ -119,20 +120,36 @@ def list_frames(folder: str | os.PathLike) -> list[Path]:
 
 @dataclass(frozen=True)
 class Burst:
-    """A burst on disk: the frame paths in order. Frames are decoded only when read."""
+    """A burst on disk: the frame paths in order, and optionally the region of every frame to
+    use. Frames are decoded only when read."""
 
     paths: tuple[Path, ...]
+    crop: Crop | None = None
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def read(self, index: int) -> Image:
-        """Decode frame ``index``."""
-        return read_image(self.paths[index])
+        """Decode frame ``index`` (its :attr:`crop` only, when set)."""
+        image = read_image(self.paths[index])
+        if self.crop is None:
+            return image
+        return replace(image, pixels=self.crop.apply(image.pixels, self.paths[index]))
+
+    def frame_size(self) -> tuple[int, int]:
+        """``(height, width)`` of the frames as read (the first frame's header, cropped)."""
+        h, w = image_size(self.paths[0])
+        if self.crop is None:
+            return h, w
+        self.crop.check(h, w, self.paths[0])
+        return self.crop.height, self.crop.width
 
 
-def load_burst(source: str | os.PathLike | Sequence[str | os.PathLike]) -> Burst:
-    """A :class:`Burst` from a folder (natural sort order) or an explicit list of frame files.
+def load_burst(
+    source: str | os.PathLike | Sequence[str | os.PathLike], *, crop: Crop | None = None
+) -> Burst:
+    """A :class:`Burst` from a folder (natural sort order) or an explicit list of frame files;
+    with ``crop``, every frame is cut to that region when read.
 
     Raises:
         InputError: missing or empty folder, missing file, or fewer than two frames.
@@ -148,7 +165,7 @@ def load_burst(source: str | os.PathLike | Sequence[str | os.PathLike]) -> Burst
         where = "the frame list"
     if len(paths) < 2:
         raise InputError(f"{where}: a burst needs at least 2 frames, found {len(paths)}")
-    return Burst(tuple(paths))
+    return Burst(tuple(paths), crop)
 
 
 def read_image(path: str | os.PathLike) -> Image:
@@ -188,8 +205,10 @@ def read_image(path: str | os.PathLike) -> Image:
 def image_size(path: str | os.PathLike) -> tuple[int, int]:
     """``(height, width)`` of an image file, from its header when possible (no decode)."""
     path = Path(path)
+    if path.suffix.lower() in RAW_EXTENSIONS:
+        return _raw_size(path)
     header = _header(path)
-    if header.size is None:  # a format Pillow does not read (RAW, ...): decode it
+    if header.size is None:  # a format Pillow does not read: decode it
         return read_image(path).shape
     h, w = header.size
     return (w, h) if header.orientation in (5, 6, 7, 8) else (h, w)
@@ -347,6 +366,19 @@ def _apply_orientation(img: np.ndarray, orientation: int) -> np.ndarray:
     if orientation == 8:
         return np.rot90(img, k=1)
     return img
+
+
+def _raw_size(path: Path) -> tuple[int, int]:
+    """``(height, width)`` of a RAW file as it decodes (LibRaw's sizes and turn), no decode."""
+    import rawpy
+
+    try:
+        with rawpy.imread(str(path)) as raw:
+            sizes = raw.sizes
+    except Exception as exc:
+        raise InputError(f"{path}: cannot be decoded as RAW ({exc})") from None
+    h, w = sizes.iheight, sizes.iwidth
+    return (w, h) if sizes.flip in (5, 6) else (h, w)
 
 
 def _read_raw(path: Path) -> Image:

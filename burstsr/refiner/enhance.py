@@ -26,6 +26,7 @@ from burstsr.device import autocast
 from burstsr.errors import InputError
 from burstsr.io import format_depth, read_image, write_image
 from burstsr.io.confidence import confidence_channel
+from burstsr.io.crop import Crop
 from burstsr.refiner.networks import Generator
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,20 @@ def _ramp(length: int, fade_start: bool, fade_end: bool, blend: int) -> np.ndarr
 def _blocks(n: int, u: int) -> int:
     """``n`` rounded up to whole ``u``-pixel blocks."""
     return -(-n // u) * u
+
+
+def tile_plan(
+    generator: Generator, height: int, width: int, tile: int | None, tile_pad: int | None
+) -> tuple[int, int, int]:
+    """``(tile, blend, pad)`` in input pixels, whole blocks, as :func:`enhance_image` runs an
+    image of ``height`` x ``width`` (see its arguments)."""
+    u = generator.config.unshuffle
+    tile, blend = (DEFAULT_TILE * u if tile is None else tile), 8
+    if tile <= 0 or tile >= max(height, width):
+        tile, blend = max(height, width), 0
+    blend = min(blend, tile // 4)
+    pad = generator.receptive_radius() if tile_pad is None else tile_pad
+    return _blocks(tile, u), _blocks(blend, u), _blocks(pad, u)
 
 
 def _infer(generator: Generator, patch: torch.Tensor, ensemble: bool) -> torch.Tensor:
@@ -73,7 +88,6 @@ def enhance_image(
     *,
     tile: int | None = None,
     tile_pad: int | None = None,
-    blend: int = 8,
     half: bool = False,
     ensemble: bool = False,
     confidence: np.ndarray | None = None,
@@ -86,7 +100,6 @@ def enhance_image(
         tile: tile size in input pixels (the memory knob); 0 runs the whole image at once;
             default: :data:`DEFAULT_TILE` times the model's ``unshuffle``.
         tile_pad: context around each tile; default: the generator's receptive radius.
-        blend: half-width (input pixels) of the cross-fade between neighbouring tiles.
         half: fp16 autocast (CUDA only).
         ensemble: average the 8 orientations of every tile (8 times slower).
         confidence: for a generator that reads it (``config.confidence``), the merge's
@@ -100,7 +113,7 @@ def enhance_image(
     device = next(generator.parameters()).device
     if half and device.type != "cuda":
         raise InputError("--half: half precision runs only on CUDA; drop --half on the CPU")
-    scale, u = generator.config.scale, generator.config.unshuffle
+    scale = generator.config.scale
     h, w = image.shape[:2]
     if generator.config.confidence:
         if confidence is None:
@@ -115,12 +128,7 @@ def enhance_image(
                 f"image {w}x{h}"
             )
         image = np.concatenate([image[:, :, :3], confidence_channel(confidence)], axis=2)
-    tile = DEFAULT_TILE * u if tile is None else tile
-    if tile <= 0 or tile >= max(h, w):
-        tile, blend = max(h, w), 0
-    blend = min(blend, tile // 4)
-    pad = generator.receptive_radius() if tile_pad is None else tile_pad
-    tile, blend, pad = _blocks(tile, u), _blocks(blend, u), _blocks(pad, u)
+    tile, blend, pad = tile_plan(generator, h, w, tile, tile_pad)
     out = np.zeros((h * scale, w * scale, 3), np.float32)
     weight = np.zeros((h * scale, w * scale, 1), np.float32)
     ys, xs = range(0, h, tile), range(0, w, tile)
@@ -164,14 +172,18 @@ def enhance_file(
     ensemble: bool = False,
     bit_depth: int | None = None,
     confidence: np.ndarray | None = None,
+    crop: Crop | None = None,
     progress: Progress | None = None,
 ) -> np.ndarray:
-    """Read ``source``, enhance it (``confidence``: see :func:`enhance_image`), write
-    ``output`` atomically (16 bit if the input was, unless ``bit_depth`` says otherwise; gray
-    stays gray). A RAW file's linear pixels are sRGB-encoded first, as a merge of it would be
-    (the models read and write display-encoded images). Returns the enhanced pixels."""
+    """Read ``source`` (its ``crop`` region only, when given), enhance it (``confidence``:
+    see :func:`enhance_image`), write ``output`` atomically (16 bit if the input was, unless
+    ``bit_depth`` says otherwise; gray stays gray). A RAW file's linear pixels are sRGB-encoded
+    first, as a merge of it would be (the models read and write display-encoded images).
+    Returns the enhanced pixels."""
     image = read_image(source)
     pixels = linear_to_srgb(image.pixels) if image.linear else image.pixels
+    if crop is not None:
+        pixels = crop.apply(pixels, source)
     result = enhance_image(
         generator,
         pixels,

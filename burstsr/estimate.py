@@ -1,0 +1,187 @@
+"""Before heavy work: how large the output will be, and about how long and how much memory it
+will take, so ``merge``/``run``/``enhance`` can say what they are about to do and stop before a
+job the user did not mean (a 12 MP burst through ``run`` is a 192 MP image).
+
+The memory figures and the merge's seconds come from the costs measured on 2 CPU cores
+(``benchmarks/bench_estimate.py`` prints them beside what each command really took); the
+refiner's seconds come from timing the model on a small patch on the device it will run on.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from burstsr.errors import InputError
+
+if TYPE_CHECKING:
+    import torch
+
+    from burstsr.refiner.networks import Generator
+
+# Costs measured on 2 CPU cores (bench_estimate.py): the merge's seconds per megapixel (of the
+# output grid) per frame, on the frames' grid and on a finer one (adaptive kernels); start-up
+# (imports, model) and decoding/encoding per output megapixel.
+MERGE_SECONDS_PER_MP_FRAME = {1: 0.05, "fine": 0.25}
+START_SECONDS = {"merge": 0.5, "torch": 2.0}
+IO_SECONDS_PER_MP = {"read": 0.03, "write": 0.1}
+# Peak resident memory: what every process holds (Python, OpenCV; torch when loaded), bytes
+# per pixel of the merge's output grid, of the refiner's output and input, and of the
+# refiner's working tile (its output pixels, context included: the activations).
+BASE_BYTES = {"merge": 250e6, "torch": 450e6}
+MERGE_BYTES_PER_PX = {1: 90, "fine": 85}
+ENHANCE_BYTES_PER_PX = {"out": 32, "in": 28, "tile_out": 300}
+
+DEFAULT_MAX_OUTPUT_MP = 64.0  # a 2000x2000 burst through run is 64 MP; 0 lifts the limit
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """An output of ``width`` x ``height``, about ``seconds`` (None: not estimated) and
+    ``peak_bytes`` of memory (the whole process, host memory)."""
+
+    width: int
+    height: int
+    seconds: float | None
+    peak_bytes: float
+
+    @property
+    def megapixels(self) -> float:
+        return self.width * self.height / 1e6
+
+    def describe(self) -> str:
+        """``"6400x4800 (30.7 MP), about 2 min 30 s and 2.8 GB of memory"``."""
+        time_text = f"about {_duration(self.seconds)} and " if self.seconds is not None else ""
+        return (
+            f"{self.width}x{self.height} ({self.megapixels:.1f} MP), "
+            f"{time_text}{self.peak_bytes / 1e9:.1f} GB of memory"
+        )
+
+    def then(self, other: Estimate) -> Estimate:
+        """This job followed by ``other``: the later output, the summed time, the larger peak."""
+        seconds = None if self.seconds is None or other.seconds is None else self.seconds
+        if seconds is not None:
+            seconds += other.seconds
+        return Estimate(other.width, other.height, seconds, max(self.peak_bytes, other.peak_bytes))
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 1:
+        return "1 s"
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        minutes, rest = divmod(round(seconds), 60)
+        return f"{minutes} min {rest} s" if minutes < 10 else f"{minutes} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def merge_estimate(
+    frame_size: tuple[int, int], frames: int, scale: int, device: str, *, with_torch: bool
+) -> Estimate:
+    """A merge of ``frames`` frames of ``frame_size`` ``(height, width)`` onto a ``scale``
+    times finer grid. Seconds only on the CPU (measured there); ``with_torch``: the process
+    loads torch (the finer grids, CUDA, ``run``)."""
+    h, w = frame_size[0] * scale, frame_size[1] * scale
+    key, process = (1 if scale == 1 else "fine"), ("torch" if with_torch else "merge")
+    seconds = None
+    if device == "cpu":
+        seconds = MERGE_SECONDS_PER_MP_FRAME[key] * h * w / 1e6 * frames + START_SECONDS[process]
+        read_mp = frame_size[0] * frame_size[1] * frames / 1e6
+        seconds += IO_SECONDS_PER_MP["read"] * read_mp + IO_SECONDS_PER_MP["write"] * h * w / 1e6
+    return Estimate(w, h, seconds, BASE_BYTES[process] + MERGE_BYTES_PER_PX[key] * h * w)
+
+
+def enhance_estimate(
+    generator: Generator,
+    size: tuple[int, int],
+    *,
+    tile: int | None = None,
+    tile_pad: int | None = None,
+    ensemble: bool = False,
+    rate: float | None = None,
+) -> Estimate:
+    """The refiner on an image of ``size`` ``(height, width)``; with ``rate`` (seconds per
+    input pixel: :func:`seconds_per_input_pixel`) the time too, scaled to the image's tiles,
+    their context included."""
+    from burstsr.refiner.enhance import tile_plan
+
+    s = generator.config.scale
+    h, w = size
+    out_px, in_px = h * w * s * s, h * w
+    tile, _, pad = tile_plan(generator, h, w, tile, tile_pad)
+    tile_h, tile_w = min(h, tile + 2 * pad), min(w, tile + 2 * pad)
+    cost = ENHANCE_BYTES_PER_PX
+    peak = BASE_BYTES["torch"] + cost["out"] * out_px + cost["in"] * in_px
+    peak += cost["tile_out"] * tile_h * tile_w * s * s
+    seconds = None
+    if rate is not None:
+        worked = -(-h // tile) * tile_h * -(-w // tile) * tile_w
+        seconds = worked * rate * (8 if ensemble else 1) + START_SECONDS["torch"]
+        seconds += (IO_SECONDS_PER_MP["read"] * in_px + IO_SECONDS_PER_MP["write"] * out_px) / 1e6
+    return Estimate(w * s, h * s, seconds, peak)
+
+
+def seconds_per_input_pixel(generator: Generator) -> float:
+    """Time the generator on a patch of 64 x 64 of its working pixels (after folding) on its
+    device (a fraction of a second on a CPU): seconds per input pixel."""
+    import torch
+
+    generator.eval()
+    u = generator.config.unshuffle
+    side = 64 * u
+    device = next(generator.parameters()).device
+    channels = generator.config.in_channels
+    patch = torch.rand(1, channels, side, side, device=device)
+    with torch.inference_mode():
+        generator(patch)  # warm-up: allocations, kernel selection
+        _sync(device)
+        start = time.perf_counter()
+        generator(patch)
+        _sync(device)
+    return (time.perf_counter() - start) / (side * side)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        import torch
+
+        torch.cuda.synchronize(device)
+
+
+def check_output_size(estimate: Estimate, max_mp: float, hints: str) -> None:
+    """Refuse, before any work, an output above ``max_mp`` megapixels (0: no limit).
+
+    Raises:
+        InputError: naming the size, the estimate, the options that help (``hints``) and how
+            to lift the limit.
+    """
+    if max_mp and estimate.megapixels > max_mp:
+        raise InputError(
+            f"the output would be {estimate.describe()}, above --max-output-mp {max_mp:g}; "
+            f"{hints}, or raise --max-output-mp (0: no limit)"
+        )
+
+
+def warn_if_short_of_memory(estimate: Estimate, log) -> None:
+    """A warning on ``log`` when the estimated peak is above the memory available now."""
+    free = available_memory()
+    if free is not None and estimate.peak_bytes > free:
+        log.warning(
+            "this may not fit in memory: about %.1f GB needed, %.1f GB available now",
+            estimate.peak_bytes / 1e9,
+            free / 1e9,
+        )
+
+
+def available_memory() -> float | None:
+    """Bytes of memory available to a new allocation (Linux ``MemAvailable``; else None)."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return float(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
