@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 TORCH_PIN ?= torch==2.13.0
 
-.PHONY: install test lint demo bench example docs-figures clean
+.PHONY: install test lint demo data bench example docs-figures clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,10 +27,19 @@ demo: install
 	$(BIN)/burstsr run examples/burst -o result_x4.png --keep-merge --overwrite
 	@echo "wrote result_x4.png (merged on the x4 grid, then restored) and result_grid4.png (that merge)"
 
+# The public image sets of the benchmarks, figures and training recipes, into data/
+# (python benchmarks/datasets.py list says what and from where). Offline: make data FROM=DIR
+# copies them from a folder laid out alike.
+data: install
+	$(BIN)/python benchmarks/datasets.py fetch $(if $(FROM),--from $(FROM))
+
+# Every benchmark behind docs/benchmarks.md (needs `make data`; hours on 2 CPU cores).
 bench: install
 	$(BIN)/python benchmarks/bench_merge.py
+	$(BIN)/python benchmarks/bench_sr.py
+	$(BIN)/python benchmarks/bench_estimate.py --full
 
-# Re-create examples/burst from the Kodak image (needs ../shared/data).
+# Re-create examples/burst from the Kodak image (needs `make data`).
 example: install
 	$(BIN)/python examples/make_example_burst.py
 

@@ -4,7 +4,7 @@ commands then take: wall time and peak resident memory of each command as its ow
     python benchmarks/bench_estimate.py             # about 4 minutes on 2 cores
     python benchmarks/bench_estimate.py --full      # adds run on the whole burst (~2.5 min more)
 
-Bursts: the real phone burst of ``../shared/data/bursts`` (7 JPEGs of 1600x1200), whole and
+Bursts: the real phone burst of ``data/bursts`` (``make data``) (7 JPEGs of 1600x1200), whole and
 cropped; images to enhance are made from its first frame.
 """
 
@@ -20,6 +20,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
 from bench_merge import run_process  # noqa: E402
+from datasets import data_dir  # noqa: E402
 
 from burstsr.burst.config import MergeConfig  # noqa: E402
 from burstsr.cli.enhance import job_estimates  # noqa: E402
@@ -29,7 +30,7 @@ from burstsr.io import load_burst, read_image, write_image  # noqa: E402
 from burstsr.io.crop import Crop  # noqa: E402
 from burstsr.refiner.checkpoint import load_generator  # noqa: E402
 
-BURSTS = HERE.parent.parent / "shared" / "data" / "bursts"
+BURSTS = data_dir() / "bursts"
 
 
 def main() -> None:

@@ -5,7 +5,7 @@ Parts (each can be skipped):
 0. Whole processes (``--skip-process``): ``burstsr merge`` against two stacking scripts
    (``benchmarks/stack_scripts.py``: an auto_stack-style ECC script and the classic
    full-resolution ECC recipe), each run as its own process from the files, as a user runs it:
-   start-up, decoding and writing included. Bursts: the real phone burst of ``../shared`` resized
+   start-up, decoding and writing included. Bursts: the real phone burst (``make data``) resized
    to ~1 MP, a simulated 1 MP JPEG burst, a 6 MP burst smooth at the pixel scale (an image
    upscaled x4) and the 12 MP mosaic of part 2. ``--checkout DIR`` runs another burstsr source
    tree beside this one (e.g. an earlier commit, for before/after figures).
@@ -46,6 +46,7 @@ methods, data and tables side by side.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
@@ -67,9 +68,20 @@ from burstsr.burst.warp import warp_frame
 from burstsr.io import read_image, write_image
 from burstsr.metrics import psnr
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from datasets import BURST_NAME, data_dir  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
-KODAK = ROOT.parent / "shared" / "data" / "Kodak"
-METHODS = ("classic-ecc", "classic-orb", "hugin", "oracle-bilinear", "oracle", "burstsr")
+KODAK = data_dir() / "Kodak"
+METHODS = (
+    "classic-ecc",
+    "classic-orb",
+    "hugin",
+    "oracle-bilinear",
+    "oracle",
+    "burstsr-mean",
+    "burstsr",
+)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -180,8 +192,8 @@ def oracle(paths: list[Path], truth: list[np.ndarray], interpolation: str) -> Ou
 BURSTSR = MergeConfig(align="auto", motion="homography", merge="robust", interpolation="bicubic")
 
 
-def burstsr(paths: list[Path]) -> Outcome:
-    result = merge_burst(paths, config=BURSTSR)
+def burstsr(paths: list[Path], config: MergeConfig = BURSTSR) -> Outcome:
+    result = merge_burst(paths, config=config)
     transforms = [np.array(f.transform) if f.transform else np.eye(3) for f in result.frames]
     return Outcome(
         result.image, transforms, sum(not f.used for f in result.frames), result.seconds["align"]
@@ -201,6 +213,8 @@ def run_method(
         return oracle(paths, truth, "bicubic")
     if name == "oracle-bilinear":
         return oracle(paths, truth, "bilinear")
+    if name == "burstsr-mean":  # the classic stack's plain average, burstsr's alignment
+        return burstsr(paths, dataclasses.replace(BURSTSR, merge="mean"))
     return burstsr(paths)
 
 
@@ -421,7 +435,7 @@ def bench_large(kodak: Path, out: Path, methods: list[str]) -> dict:
 # Part 2b: whole processes, as a user runs them (start-up, decoding and writing included)
 
 SCRIPTS = ROOT / "benchmarks" / "stack_scripts.py"
-REAL_BURST = ROOT.parent / "shared" / "data" / "bursts" / "hdrplus_0006_20160722_115157_431"
+REAL_BURST = data_dir() / "bursts" / BURST_NAME
 
 
 @dataclass

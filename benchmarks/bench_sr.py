@@ -19,7 +19,7 @@ Scored with PSNR and SSIM on the Y channel (BT.601) with a border crop of 4 agai
 Every run output also gets the periodic-pattern score (burstsr.metrics.periodic_pattern, 8-bit
 levels; a screen-door texture on the x4 grid scores high). So do bursts made to be hard (zoom
 +-3 %, mostly almost-still frames, 2 frames, 8 identical frames, a frame with a moved object)
-and the real phone burst in ../shared/data/bursts, which is also timed (whole burstsr run
+and the real phone burst of data/bursts (make data), which is also timed (whole burstsr run
 process: wall time and peak memory) and shown in a crop figure.
 
 Also: PSNR of run against the number of frames (1 to 16) on camera bursts of Set14, enhance
@@ -58,8 +58,11 @@ from burstsr.refiner.checkpoint import DEFAULT_RUN_MODEL, SHIPPED, load_generato
 from burstsr.refiner.enhance import enhance_image
 from burstsr.refiner.plots import line_chart
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from datasets import data_dir  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
-DATA = ROOT.parent / "shared" / "data"
+DATA = data_dir()
 SCALE = 4
 
 

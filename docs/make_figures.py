@@ -21,6 +21,8 @@ from burstsr.metrics import psnr
 
 ROOT = Path(__file__).resolve().parent.parent
 IMAGES = ROOT / "docs" / "images"
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from datasets import BURST_NAME, data_dir  # noqa: E402
 
 
 def label(img: np.ndarray, text: str) -> np.ndarray:
@@ -61,7 +63,7 @@ def robust_figure() -> None:
 def superres_figure() -> None:
     """Kodak kodim08, 16 frames x2: bicubic of the merge beside the finer-grid merge."""
 
-    hr = read_image(ROOT.parent / "shared" / "data" / "Kodak" / "kodim08.png").pixels
+    hr = read_image(data_dir() / "Kodak" / "kodim08.png").pixels
     burst = simulate_burst(hr, frames=16, scale=2, noise=0.02, shift=2.0, rotate=1.0, seed=8)
     with tempfile.TemporaryDirectory() as tmp:
         paths = [write_image(Path(tmp) / f"f{i:02d}.png", f) for i, f in enumerate(burst.frames)]
@@ -119,7 +121,7 @@ def demo_figure() -> None:
     write_image(IMAGES / "demo_run.png", side_by_side(panels, 1))
 
 
-REAL_BURST = ROOT.parent / "shared" / "data" / "bursts" / "hdrplus_0006_20160722_115157_431"
+REAL_BURST = data_dir() / "bursts" / BURST_NAME
 
 
 def kernels_figure() -> None:

@@ -5,13 +5,14 @@ frame is moved by a random handheld motion (up to 2 px of shift and 0.5 degrees 
 given Gaussian noise of standard deviation 0.03 and rounded to 8 bits. Frame 0 is the reference.
 The true transforms go to ``examples/burst/truth.json``.
 
-    python examples/make_example_burst.py [--kodak ../shared/data/Kodak]
+    python examples/make_example_burst.py [--kodak data/Kodak]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,11 +21,13 @@ from burstsr.burst.synth import simulate_burst
 from burstsr.io import read_image, write_image
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "benchmarks"))
+from datasets import data_dir  # noqa: E402
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--kodak", type=Path, default=HERE.parent.parent / "shared/data/Kodak")
+    parser.add_argument("--kodak", type=Path, default=data_dir() / "Kodak")
     parser.add_argument("--out", type=Path, default=HERE / "burst")
     args = parser.parse_args()
     hr = read_image(args.kodak / "kodim23.png").pixels
