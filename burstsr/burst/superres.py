@@ -119,11 +119,17 @@ class SplatAccumulator:
 class KernelAccumulator:
     """Fine-grid kernel regression with structure-adaptive kernels; add frames one at a time.
 
+    The fine grid is built band by band: :meth:`add` keeps each frame (at its own size) and
+    :meth:`result` gathers every frame's samples into one band of fine rows at a time, so the
+    memory holds the frames, the output and one band's accumulators, not four accumulators of
+    the whole fine grid (a 12 MP burst on the x4 grid is a 192 MP image).
+
     Args:
         reference: the reference frame ``(C, h, w)``; its luma sets the kernels.
         scale: the fine grid is ``scale`` times finer than the reference's.
         params: kernel shapes (:class:`~burstsr.burst.kernels.KernelParams`).
         rows_per_chunk: fine rows gathered at a time (bounds the temporaries' memory).
+        chunks_per_band: chunks of fine rows accumulated before they are finished and written.
     """
 
     def __init__(
@@ -133,31 +139,58 @@ class KernelAccumulator:
         *,
         params: KernelParams = KernelParams(),
         rows_per_chunk: int = 64,
+        chunks_per_band: int = 4,
     ) -> None:
         c, h, w = reference.shape
         self.scale = scale
         self.h, self.w = h * scale, w * scale
         self.rows_per_chunk = rows_per_chunk
-        precision = kernel_precision(reference.mean(dim=0), params=params)
-        self.precision = F.interpolate(
-            precision[None], scale_factor=scale, mode="bilinear", align_corners=False
-        )[0]
+        self.rows_per_band = rows_per_chunk * chunks_per_band
+        self.precision = kernel_precision(reference.mean(dim=0), params=params)  # frame grid
         self.wide = 1 / (2 * params.denoise**2)
         self.per_frame = 2 * math.pi * params.denoise**2  # a whole frame's weight, wide kernel
         self.enough = params.enough
-        self.total = torch.zeros(c, self.h, self.w, device=reference.device)
-        self.weight = torch.zeros(self.h, self.w, device=reference.device)
-        self.total_wide = torch.zeros(c, self.h, self.w, device=reference.device)
-        self.weight_wide = torch.zeros(self.h, self.w, device=reference.device)
+        # Per frame: its samples (C, h * w), row-major, its transform and confidence.
+        self.frames: list[tuple[torch.Tensor, tuple[int, int], np.ndarray, torch.Tensor | None]]
+        self.frames = []
 
     def add(
         self, frame: torch.Tensor, transform: np.ndarray, confidence: torch.Tensor | None = None
     ) -> None:
-        """Gather ``frame`` (``(C, h, w)``, its own pixel grid) whose transform maps reference
+        """Add ``frame`` (``(C, h, w)``, its own pixel grid) whose transform maps reference
         coordinates to frame coordinates; ``confidence`` (``(h_ref, w_ref)``, on the reference
-        grid, e.g. robust weights) scales its weight."""
+        grid, e.g. robust weights) scales its weight. Its samples are gathered by
+        :meth:`result`."""
         c, h, w = frame.shape
-        device = frame.device
+        samples = frame.reshape(c, h * w).contiguous()  # one copy, reused by every band
+        self.frames.append((samples, (h, w), np.asarray(transform, np.float64), confidence))
+
+    def _fine_rows(self, coarse: torch.Tensor, top: int, bottom: int, mode: str) -> torch.Tensor:
+        """Rows ``top:bottom`` of ``coarse`` ``(C, h, w)`` upsampled ``scale`` times
+        (``align_corners=False``), from the coarse rows they need only: the same values as
+        upsampling the whole of it."""
+        s, margin = self.scale, 2  # bicubic reads 2 rows on either side
+        c0 = max(top // s - margin, 0)
+        c1 = min(-(-bottom // s) + margin, coarse.shape[1])
+        up = F.interpolate(
+            coarse[None, :, c0:c1].float(), scale_factor=s, mode=mode, align_corners=False
+        )[0]
+        return up[:, top - c0 * s : bottom - c0 * s]
+
+    def _gather(
+        self,
+        values: torch.Tensor,
+        size: tuple[int, int],
+        transform: np.ndarray,
+        top: int,
+        bottom: int,
+        precision: torch.Tensor,
+    ) -> tuple[torch.Tensor, ...]:
+        """Fine rows ``top:bottom``: the structure kernels' and the round kernels' sums of the
+        3x3 nearest samples of a frame (``values`` ``(C, h * w)`` of ``size`` ``(h, w)``), and
+        their weights (``precision``: those rows' kernel shapes)."""
+        (c, _), (h, w) = values.shape, size
+        device = values.device
         s = self.scale
         t = torch.as_tensor(transform, dtype=torch.float64, device=device)
         # Offsets measured in the frame are brought back to reference pixels through the
@@ -167,78 +200,84 @@ class KernelAccumulator:
         jacobian = (
             transform[:2, :2] - np.outer(mapped[:2] / mapped[2], transform[2, :2])
         ) / mapped[2]
-        inverse = torch.as_tensor(np.linalg.inv(jacobian), dtype=frame.dtype, device=device)
-        fine_conf = None
-        if confidence is not None:
-            fine_conf = F.interpolate(
-                confidence[None, None].to(frame.dtype),
-                scale_factor=s,
-                mode="bilinear",
-                align_corners=False,
-            )[0, 0]
-        values = frame.reshape(c, -1)
+        inverse = torch.as_tensor(np.linalg.inv(jacobian), dtype=values.dtype, device=device)
         xs = (torch.arange(self.w, device=device, dtype=torch.float64) - (s - 1) / 2) / s
-        for top in range(0, self.h, self.rows_per_chunk):
-            bottom = min(top + self.rows_per_chunk, self.h)
-            ys = (torch.arange(top, bottom, device=device, dtype=torch.float64) - (s - 1) / 2) / s
-            den = t[2, 0] * xs[None, :] + (t[2, 1] * ys[:, None] + t[2, 2])
-            qx = ((t[0, 0] * xs[None, :] + (t[0, 1] * ys[:, None] + t[0, 2])) / den).float()
-            qy = ((t[1, 0] * xs[None, :] + (t[1, 1] * ys[:, None] + t[1, 2])) / den).float()
-            nx, ny = torch.round(qx), torch.round(qy)
-            pxx, pxy, pyy = self.precision[:, top:bottom]
-            total = torch.zeros(c, bottom - top, self.w, device=device)
-            weight = torch.zeros(bottom - top, self.w, device=device)
-            total_wide = torch.zeros(c, bottom - top, self.w, device=device)
-            weight_wide = torch.zeros(bottom - top, self.w, device=device)
-            for oy in (-1, 0, 1):
-                for ox in (-1, 0, 1):
-                    mx, my = nx + ox, ny + oy
-                    inside = (mx >= 0) & (mx <= w - 1) & (my >= 0) & (my <= h - 1)
-                    fx, fy = qx - mx, qy - my
-                    dx = inverse[0, 0] * fx + inverse[0, 1] * fy
-                    dy = inverse[1, 0] * fx + inverse[1, 1] * fy
-                    k = torch.exp(-0.5 * (pxx * dx * dx + 2 * pxy * dx * dy + pyy * dy * dy))
-                    k = k * inside
-                    k_wide = torch.exp(-self.wide * (dx * dx + dy * dy)) * inside
-                    index = (my.clamp(0, h - 1) * w + mx.clamp(0, w - 1)).long().reshape(-1)
-                    v = values[:, index].reshape(c, bottom - top, self.w)
-                    total += v * k
-                    weight += k
-                    total_wide += v * k_wide
-                    weight_wide += k_wide
-            if fine_conf is not None:
-                for acc in (total, weight, total_wide, weight_wide):
-                    acc *= fine_conf[top:bottom]
-            self.total[:, top:bottom] += total
-            self.weight[top:bottom] += weight
-            self.total_wide[:, top:bottom] += total_wide
-            self.weight_wide[top:bottom] += weight_wide
+        ys = (torch.arange(top, bottom, device=device, dtype=torch.float64) - (s - 1) / 2) / s
+        den = t[2, 0] * xs[None, :] + (t[2, 1] * ys[:, None] + t[2, 2])
+        qx = ((t[0, 0] * xs[None, :] + (t[0, 1] * ys[:, None] + t[0, 2])) / den).float()
+        qy = ((t[1, 0] * xs[None, :] + (t[1, 1] * ys[:, None] + t[1, 2])) / den).float()
+        nx, ny = torch.round(qx), torch.round(qy)
+        pxx, pxy, pyy = precision
+        total = torch.zeros(c, bottom - top, self.w, device=device)
+        weight = torch.zeros(bottom - top, self.w, device=device)
+        total_wide = torch.zeros(c, bottom - top, self.w, device=device)
+        weight_wide = torch.zeros(bottom - top, self.w, device=device)
+        for oy in (-1, 0, 1):
+            for ox in (-1, 0, 1):
+                mx, my = nx + ox, ny + oy
+                inside = (mx >= 0) & (mx <= w - 1) & (my >= 0) & (my <= h - 1)
+                fx, fy = qx - mx, qy - my
+                dx = inverse[0, 0] * fx + inverse[0, 1] * fy
+                dy = inverse[1, 0] * fx + inverse[1, 1] * fy
+                k = torch.exp(-0.5 * (pxx * dx * dx + 2 * pxy * dx * dy + pyy * dy * dy))
+                k = k * inside
+                k_wide = torch.exp(-self.wide * (dx * dx + dy * dy)) * inside
+                index = (my.clamp(0, h - 1) * w + mx.clamp(0, w - 1)).long().reshape(-1)
+                v = values[:, index].reshape(c, bottom - top, self.w)
+                total += v * k
+                weight += k
+                total_wide += v * k_wide
+                weight_wide += k_wide
+        return total, weight, total_wide, weight_wide
 
     def result(
         self, fallback: torch.Tensor, *, min_weight: float = 0.05
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The fine image ``(C, H*s, W*s)`` and its confidence ``(H*s, W*s)``: the accumulated
-        weight of the round kernels in units of one frame, i.e. about how many frames reached
-        each fine pixel (fewer where the robust merge rejected some; 0 where none did).
+        """The fine image ``(C, H*s, W*s)`` (a view of a row-major ``(H*s, W*s, C)`` tensor)
+        and its confidence ``(H*s, W*s)``: the accumulated weight of the round kernels in units
+        of one frame, i.e. about how many frames reached each fine pixel (fewer where the robust
+        merge rejected some; 0 where none did).
 
         Where the structure kernels gathered less than ``enough`` weight (few samples nearby:
         few or almost-still frames, zoom) the estimate blends into the wide, round kernels'
         one, so sparse sampling gives a smooth estimate instead of the nearest sample; pixels
         that even those barely reached blend into the bicubic upscaling of ``fallback`` (the
-        ordinary merge)."""
-        out = F.interpolate(
-            fallback[None], scale_factor=self.scale, mode="bicubic", align_corners=False
-        )[0]
-        for top in range(0, self.h, 4 * self.rows_per_chunk):  # in bands: bounded temporaries
-            rows = slice(top, top + 4 * self.rows_per_chunk)
-            weight, wide = self.weight[rows], self.weight_wide[rows]
-            sharp = self.total[:, rows] / weight.clamp(min=1e-12)
-            smooth = self.total_wide[:, rows] / wide.clamp(min=1e-12)
+        ordinary merge). The frames are released once their samples are gathered."""
+        c, device = fallback.shape[0], fallback.device
+        out = torch.empty(self.h, self.w, c, device=device)
+        confidence = torch.empty(self.h, self.w, device=device)
+        chunk = self.rows_per_chunk
+        for top in range(0, self.h, self.rows_per_band):
+            bottom = min(top + self.rows_per_band, self.h)
+            precision = self._fine_rows(self.precision, top, bottom, "bilinear")
+            total = torch.zeros(c, bottom - top, self.w, device=device)
+            weight = torch.zeros(bottom - top, self.w, device=device)
+            total_wide = torch.zeros(c, bottom - top, self.w, device=device)
+            weight_wide = torch.zeros(bottom - top, self.w, device=device)
+            for values, size, transform, frame_confidence in self.frames:
+                fine_conf = None
+                if frame_confidence is not None:
+                    fine_conf = self._fine_rows(frame_confidence[None], top, bottom, "bilinear")[0]
+                for start in range(top, bottom, chunk):
+                    end, rows = min(start + chunk, bottom), slice(start - top, start - top + chunk)
+                    sums = self._gather(values, size, transform, start, end, precision[:, rows])
+                    if fine_conf is not None:
+                        for acc in sums:
+                            acc *= fine_conf[rows]
+                    total[:, rows] += sums[0]
+                    weight[rows] += sums[1]
+                    total_wide[:, rows] += sums[2]
+                    weight_wide[rows] += sums[3]
+            sharp = total / weight.clamp(min=1e-12)
+            smooth = total_wide / weight_wide.clamp(min=1e-12)
             beta = (weight / self.enough).clamp(max=1.0)
             image = beta * sharp + (1 - beta) * smooth
-            alpha = (wide / min_weight).clamp(max=1.0)  # (1 - alpha): no sample near
-            out[:, rows] = alpha * image + (1 - alpha) * out[:, rows]
-        return out, self.weight_wide / self.per_frame
+            alpha = (weight_wide / min_weight).clamp(max=1.0)  # (1 - alpha): no sample near
+            up = self._fine_rows(fallback, top, bottom, "bicubic")
+            out[top:bottom] = (alpha * image + (1 - alpha) * up).permute(1, 2, 0)
+            confidence[top:bottom] = weight_wide / self.per_frame
+        self.frames = []
+        return out.permute(2, 0, 1), confidence
 
 
 # The finer grid's accumulators by ``--kernel`` name; each is built from the reference frame.

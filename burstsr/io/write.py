@@ -127,10 +127,12 @@ def encode_image(pixels: np.ndarray, ext: str, *, bit_depth: int = 8) -> bytes:
     if ext not in WRITE_DEPTHS or bit_depth not in WRITE_DEPTHS[ext]:
         raise OutputError(f"cannot write {bit_depth}-bit {ext or 'files without extension'}")
     scale, dtype = (255.0, np.uint8) if bit_depth == 8 else (65535.0, np.uint16)
-    data = np.clip(np.asarray(pixels, dtype=np.float32), 0.0, 1.0) * np.float32(scale)
-    data = np.rint(data).astype(dtype)
-    if data.ndim == 3:
-        data = np.ascontiguousarray(data[:, :, ::-1])  # RGB -> BGR
+    pixels = np.asarray(pixels)
+    data = np.empty(pixels.shape, dtype)
+    for top in range(0, pixels.shape[0], 256):  # in bands: no full-size float temporaries
+        band = np.clip(pixels[top : top + 256].astype(np.float32, copy=False), 0.0, 1.0)
+        band = np.rint(band * np.float32(scale))
+        data[top : top + 256] = band[:, :, ::-1] if band.ndim == 3 else band  # RGB -> BGR
     ok, buf = cv2.imencode(ext, data)
     if not ok:
         raise OutputError(f"OpenCV could not encode a {bit_depth}-bit {ext} image")

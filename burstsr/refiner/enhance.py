@@ -127,7 +127,9 @@ def enhance_image(
                 f"confidence map {confidence.shape[1]}x{confidence.shape[0]} differs from the "
                 f"image {w}x{h}"
             )
-        image = np.concatenate([image[:, :, :3], confidence_channel(confidence)], axis=2)
+        extra = confidence_channel(confidence)  # joined to the image tile by tile
+    else:
+        extra = None
     tile, blend, pad = tile_plan(generator, h, w, tile, tile_pad)
     out = np.zeros((h * scale, w * scale, 3), np.float32)
     weight = np.zeros((h * scale, w * scale, 1), np.float32)
@@ -141,7 +143,10 @@ def enhance_image(
             # Plus context the network needs, clamped to the image.
             cy0, cy1 = max(ay0 - pad, 0), min(ay1 + pad, h)
             cx0, cx1 = max(ax0 - pad, 0), min(ax1 + pad, w)
-            patch = torch.from_numpy(np.ascontiguousarray(image[cy0:cy1, cx0:cx1]))
+            patch = image[cy0:cy1, cx0:cx1, :3]
+            if extra is not None:
+                patch = np.concatenate([patch, extra[cy0:cy1, cx0:cx1]], axis=2)
+            patch = torch.from_numpy(np.ascontiguousarray(patch))
             patch = patch.permute(2, 0, 1)[None].to(device)
             with autocast(device, enabled=half):
                 result = _infer(generator, patch, ensemble)
