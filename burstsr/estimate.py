@@ -26,12 +26,14 @@ if TYPE_CHECKING:
 MERGE_SECONDS_PER_MP_FRAME = {1: 0.05, "fine": 0.25}
 START_SECONDS = {"merge": 0.5, "torch": 2.0}
 IO_SECONDS_PER_MP = {"read": 0.03, "write": 0.1}
-# Peak resident memory: what every process holds (Python, OpenCV; torch when loaded), bytes
-# per pixel of the merge's output grid, of the refiner's output and input, and of the
-# refiner's working tile (its output pixels, context included: the activations).
+# Peak resident memory: what every process holds (Python, OpenCV; torch when loaded); bytes
+# per pixel of the merge's output grid (and, on a finer grid, of every frame it keeps); bytes
+# per pixel of the refiner's output and input; and its activations on one tile: working
+# pixels (after folding) x channels x 4 bytes x (TILE_ACTIVATIONS + 2 per residual block).
 BASE_BYTES = {"merge": 250e6, "torch": 450e6}
-MERGE_BYTES_PER_PX = {1: 90, "fine": 85}
-ENHANCE_BYTES_PER_PX = {"out": 32, "in": 28, "tile_out": 300}
+MERGE_BYTES_PER_PX = {1: 90, "fine": 24, "fine_frames": 16}
+ENHANCE_BYTES_PER_PX = {"out": 20, "in": 20}
+TILE_ACTIVATIONS = 8
 
 DEFAULT_MAX_OUTPUT_MP = 64.0  # a 2000x2000 burst through run is 64 MP; 0 lifts the limit
 
@@ -85,12 +87,15 @@ def merge_estimate(
     loads torch (the finer grids, CUDA, ``run``)."""
     h, w = frame_size[0] * scale, frame_size[1] * scale
     key, process = (1 if scale == 1 else "fine"), ("torch" if with_torch else "merge")
+    frame_px = frame_size[0] * frame_size[1] * frames  # summed over the frames
     seconds = None
     if device == "cpu":
         seconds = MERGE_SECONDS_PER_MP_FRAME[key] * h * w / 1e6 * frames + START_SECONDS[process]
-        read_mp = frame_size[0] * frame_size[1] * frames / 1e6
-        seconds += IO_SECONDS_PER_MP["read"] * read_mp + IO_SECONDS_PER_MP["write"] * h * w / 1e6
-    return Estimate(w, h, seconds, BASE_BYTES[process] + MERGE_BYTES_PER_PX[key] * h * w)
+        seconds += (IO_SECONDS_PER_MP["read"] * frame_px + IO_SECONDS_PER_MP["write"] * h * w) / 1e6
+    peak = BASE_BYTES[process] + MERGE_BYTES_PER_PX[key] * h * w
+    if scale > 1:  # the fine grid is built in bands from the frames it keeps
+        peak += MERGE_BYTES_PER_PX["fine_frames"] * frame_px
+    return Estimate(w, h, seconds, peak)
 
 
 def enhance_estimate(
@@ -112,9 +117,10 @@ def enhance_estimate(
     out_px, in_px = h * w * s * s, h * w
     tile, _, pad = tile_plan(generator, h, w, tile, tile_pad)
     tile_h, tile_w = min(h, tile + 2 * pad), min(w, tile + 2 * pad)
-    cost = ENHANCE_BYTES_PER_PX
+    cost, config = ENHANCE_BYTES_PER_PX, generator.config
     peak = BASE_BYTES["torch"] + cost["out"] * out_px + cost["in"] * in_px
-    peak += cost["tile_out"] * tile_h * tile_w * s * s
+    working = tile_h * tile_w / config.unshuffle**2
+    peak += working * config.channels * 4 * (TILE_ACTIVATIONS + 2 * config.blocks)
     seconds = None
     if rate is not None:
         worked = -(-h // tile) * tile_h * -(-w // tile) * tile_w
