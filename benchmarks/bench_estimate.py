@@ -3,9 +3,11 @@ commands then take: wall time and peak resident memory of each command as its ow
 
     python benchmarks/bench_estimate.py             # about 4 minutes on 2 cores
     python benchmarks/bench_estimate.py --full      # adds run on the whole burst (~2.5 min more)
+    python benchmarks/bench_estimate.py --large     # adds merge --scale 2 of 12 MP frames (~2 min)
 
 Bursts: the real phone burst of ``data/bursts`` (``make data``) (7 JPEGs of 1600x1200), whole and
-cropped; images to enhance are made from its first frame.
+cropped; images to enhance are made from its first frame; with ``--large``, the burst's frames
+upscaled to 4000x3000 (bicubic, JPEG quality 92) for the memory of the fine-grid merge at 12 MP.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import argparse
 import sys
 import tempfile
 from pathlib import Path
+
+import cv2
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -37,6 +41,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--burst", type=Path, default=None, help="a burst folder")
     parser.add_argument("--full", action="store_true", help="also run on the whole burst")
+    parser.add_argument("--large", action="store_true", help="also merge 12 MP frames x2")
     args = parser.parse_args()
     burst_dir = args.burst or next(p for p in sorted(BURSTS.iterdir()) if p.is_dir())
     cli = [sys.executable, "-m", "burstsr", "-q"]
@@ -95,6 +100,19 @@ def main() -> None:
                 "run (burst), 7 x 1600x1200",
                 run_estimate(burst, config, grid_model, tile=None, ensemble=False),
                 cli + ["run", str(burst_dir), "-o", "r2.png", "--device", "cpu"],
+            )
+        if args.large:
+            big = work / "big"
+            big.mkdir()
+            for i, path in enumerate(burst.paths):
+                image = cv2.imread(str(path))
+                image = cv2.resize(image, (4000, 3000), interpolation=cv2.INTER_CUBIC)
+                cv2.imwrite(str(big / f"f{i}.jpg"), image, [cv2.IMWRITE_JPEG_QUALITY, 92])
+            large = load_burst(big)
+            measure(
+                "merge --scale 2, 7 x 4000x3000",
+                merge_estimate(large.frame_size(), len(large), 2, "cpu", with_torch=True),
+                cli + ["merge", str(big), "--scale", "2", "-o", "m12.png"],
             )
     print()
     print("| command | output | estimated time | took | estimated memory | peak memory |")
