@@ -10,6 +10,7 @@ from burstsr.burst.merge import MERGERS, merge_frames
 from burstsr.burst.pipeline import MergeConfig, merge_burst
 from burstsr.burst.synth import simulate_burst
 from burstsr.burst.warp import warp_frame
+from burstsr.io import write_image
 from burstsr.metrics import psnr
 
 from conftest import texture, write_frames
@@ -184,3 +185,25 @@ def test_sharpest_reference_is_picked(tmp_path):
     result = merge_burst(tmp_path / "b", config=MergeConfig(reference="sharpest"))
     assert result.reference.endswith("frame_02.png")
     assert result.frames[2].reference
+
+
+def test_headers_are_checked_before_any_frame_is_decoded(tmp_path, monkeypatch):
+    """A frame of another size, or too few readable frames, stop the merge from the headers
+    alone: nothing is decoded."""
+    import burstsr.io.read as reader
+    from burstsr.errors import InputError
+
+    frames = simulate_burst(texture(48, 64), frames=4, scale=1, noise=0.01, seed=0).frames
+    paths = write_frames(tmp_path / "b", frames)
+    write_image(paths[-1], texture(40, 64))  # the last frame has another size
+    decoded = []
+    with monkeypatch.context() as patch:
+        patch.setattr(reader, "read_image", lambda p: decoded.append(p))
+        with pytest.raises(InputError, match=r"frame_03.png: size 64x40 differs from frame_00"):
+            merge_burst(tmp_path / "b")
+    assert decoded == []
+    paths[-1].write_bytes(b"not an image")
+    for p in paths[1:3]:
+        p.write_bytes(b"")
+    with pytest.raises(InputError, match=r"fewer than 2 usable frames \(only 1 of 4"):
+        merge_burst(tmp_path / "b", config=MergeConfig(skip_bad=True))

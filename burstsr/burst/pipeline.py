@@ -1,11 +1,19 @@
-"""``merge_burst``: frames on disk -> load -> align -> warp -> merge -> one image.
+"""``merge_burst``: frames on disk -> one image, in stages:
 
-Frames are decoded and aligned one at a time, the next one in a background thread while the
-current one is warped and merged, so with the streaming merges the memory holds the reference,
-two frames and the accumulator, whatever the burst's length. Warping and merging run on the CPU
-with OpenCV (:mod:`burstsr.burst.merge_cpu`, no torch) for the ``mean`` and ``robust`` merges on
-the frames' grid, and with torch (:mod:`burstsr.burst.merge_torch`) on CUDA, for the other
-merges and for finer grids.
+1. **check** every frame's header (readable, one size) before decoding any
+   (:func:`~burstsr.burst.frames.check_headers`);
+2. **reference**: pick and decode it (:mod:`burstsr.burst.reference`), prepare its alignment
+   features;
+3. **decode + align** the other frames, two ahead of the merge in background threads
+   (:func:`~burstsr.burst.frames.aligned_frames`: an ``AlignedFrame`` each);
+4. **warp + merge** (:func:`merge`): OpenCV on the CPU for ``mean`` and ``robust`` on the
+   frames' grid (:mod:`burstsr.burst.merge_cpu`, no torch); torch on CUDA and for ``median`` /
+   ``sigma-clip`` (:mod:`burstsr.burst.merge_torch`); the finer grids
+   (:mod:`burstsr.burst.merge_fine`);
+5. the **report**, built from what the stages returned.
+
+With the streaming merges the memory holds the reference, two frames and the accumulator,
+whatever the burst's length.
 """
 
 from __future__ import annotations
@@ -13,23 +21,16 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections import deque
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from burstsr.burst.align import (
-    Alignment,
-    build_pyramid,
-    estimate_transform,
-    prepare_reference,
-    to_gray,
-)
+from burstsr.burst.align import prepare_reference, to_gray
 from burstsr.burst.camera import linear_to_srgb
 from burstsr.burst.config import MergeConfig
+from burstsr.burst.frames import AlignedFrame, aligned_frames, check_headers, read_frame
 from burstsr.burst.merge_cpu import CPU_MERGES, CpuStack
 from burstsr.burst.reference import pick_reference
 from burstsr.burst.result import FrameReport, MergeResult
@@ -43,10 +44,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int, str], None]  # (frames done, frames in all, name of the last one)
+OnWarped = Callable[[int, np.ndarray, np.ndarray], None]  # (index, warped frame, its mask)
 
-__all__ = ["MergeConfig", "Progress", "merge_burst"]
+__all__ = ["MergeConfig", "Progress", "merge", "merge_burst"]
 
-_AHEAD = 2  # frames decoded and aligned ahead of the merge, each in its own thread
 _MIN_SIDE = 8  # smaller frames cannot be aligned
 
 
@@ -77,150 +78,73 @@ def merge_burst(
     device = device_name(str(device))
     burst = source if isinstance(source, Burst) else load_burst(source)
     start = time.perf_counter()
-    reports = [FrameReport(str(p), i, used=False) for i, p in enumerate(burst.paths)]
+    check_headers(burst, skip_bad=config.skip_bad)
+    saver = None if save_aligned is None else AlignedSaver(Path(save_aligned), burst)
+
+    # The reference and its alignment features.
+    load_seconds: dict[int, dict[str, float]] = {}
 
     def read(index: int) -> Image | None:
-        t0 = time.perf_counter()
-        try:
-            image = burst.read(index)
-        except InputError as exc:
-            if not config.skip_bad:
-                raise
-            log.warning("%s; skipped (--skip-bad)", exc)
-            reports[index].message = str(exc)
-            return None
-        finally:
-            reports[index].seconds["load"] = time.perf_counter() - t0
-        return image
+        frame = read_frame(burst, index, skip_bad=config.skip_bad)
+        load_seconds[index] = frame.seconds
+        return frame.image
 
     ref_index, ref = pick_reference(burst, config.reference, read)
-    ref_path, ref_shape, ref_linear = burst.paths[ref_index], ref.shape, ref.linear
-    if min(ref_shape) < _MIN_SIDE:
+    ref_path = burst.paths[ref_index]
+    if min(ref.shape) < _MIN_SIDE:
         raise InputError(
-            f"{ref_path}: {ref_shape[1]}x{ref_shape[0]} frames are too small to align "
+            f"{ref_path}: {ref.shape[1]}x{ref.shape[0]} frames are too small to align "
             f"(at least {_MIN_SIDE}x{_MIN_SIDE})"
         )
-    # The output is gray only if every merged frame is, and deep if any merged frame is.
-    output = {"gray": ref.gray, "depth": 16 if ref.bit_depth > 8 or ref.linear else 8}
-    ref_report = reports[ref_index]
-    ref_report.used, ref_report.reference = True, True
-    ref_report.transform, ref_report.score = np.eye(3).tolist(), 1.0
     options = config.align_options()
     t0 = time.perf_counter()
-    reference = prepare_reference(to_gray(ref.pixels, linear=ref_linear), options=options)
-    ref_report.seconds["align"] = time.perf_counter() - t0
-    aligned_dir = Path(save_aligned) if save_aligned is not None else None
-    save_format = {"linear": ref_linear, "gray": output["gray"], "bit_depth": output["depth"]}
-    if aligned_dir is not None:
-        _check_aligned_dir(aligned_dir, burst)
-        make_folder(aligned_dir, what="--save-aligned folder")
-        _save_aligned(aligned_dir / _aligned_name(ref_index, ref_path), ref.pixels, **save_format)
+    prepared = prepare_reference(to_gray(ref.pixels, linear=ref.linear), options=options)
+    reference = AlignedFrame(ref_index, None, seconds=load_seconds[ref_index])
+    reference.seconds["align"] = time.perf_counter() - t0
+    if saver is not None:
+        saver.start(ref)
+        saver.save(ref_index, ref.pixels)
+
+    # Decode + align the others as the merger takes them; warp + merge.
     others = [i for i in range(len(burst)) if i != ref_index]
-    readable = 1
-
-    def prepare(index: int) -> tuple[Image | None, Alignment | None]:
-        """Decode and align one frame (in a background thread: it touches only its report)."""
-        image = read(index)
-        if image is None:
-            return None, None
-        path = burst.paths[index]
-        _check_compatible(image, ref_shape, ref_linear, path, ref_path)
-        t0 = time.perf_counter()
-        pyramid = build_pyramid(to_gray(image.pixels, linear=image.linear))
-        found = estimate_transform(reference, pyramid, options=options)
-        reports[index].seconds["align"] = time.perf_counter() - t0
-        return image, found
-
-    def record(index: int, image: Image, found: Alignment) -> None:
-        """Note what alignment found for a frame (in the caller's thread)."""
-        path, report = burst.paths[index], reports[index]
-        report.score, report.method = round(found.score, 5), found.method
-        report.inlier_ratio, report.overlap = found.inlier_ratio, round(found.overlap, 4)
-        report.transform = found.transform.tolist()
-        report.used, report.message = found.ok, found.message
-        if found.ok:
-            output["gray"] = output["gray"] and image.gray
-            output["depth"] = max(output["depth"], 16 if image.bit_depth > 8 else 8)
-        log.debug("%s: %s, score %.4f, %s", path.name, found.method, found.score, report.seconds)
-        if not found.ok:
-            log.warning("%s: left out, not aligned: %s", path.name, found.message)
-
-    def aligned_frames() -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
-        """(index, pixels, transform) of every aligned frame but the reference, in order. Two
-        threads decode and align the next frames while the caller warps and merges this one."""
-        nonlocal readable
-        if progress is not None:
-            progress(1, len(burst), ref_path.name)
-        with ThreadPoolExecutor(max_workers=_AHEAD) as pool:
-            upcoming = deque(pool.submit(prepare, i) for i in others[:_AHEAD])
-            for done, index in enumerate(others, start=2):
-                image, found = upcoming.popleft().result()
-                if done - 2 + _AHEAD < len(others):
-                    upcoming.append(pool.submit(prepare, others[done - 2 + _AHEAD]))
-                if image is not None:
-                    readable += 1
-                    record(index, image, found)
-                if found is not None and found.ok:
-                    t0 = time.perf_counter()
-                    yield index, image.pixels, found.transform
-                    reports[index].seconds["warp_merge"] = time.perf_counter() - t0
-                del image
-                if progress is not None:
-                    progress(done, len(burst), burst.paths[index].name)
-
-    def on_warped(index: int, warped: np.ndarray, mask: np.ndarray) -> None:
-        if aligned_dir is not None:
-            name = _aligned_name(index, burst.paths[index])
-            _save_aligned(aligned_dir / name, warped * mask[:, :, None], **save_format)
-
-    pixels, ref = ref.pixels, None  # from here on the reference's pixels live only in the merge
-    confidence = None
-    if device == "cpu" and config.scale == 1 and config.merge in CPU_MERGES:
-        stack = CpuStack(pixels, method=config.merge, interpolation=config.interpolation)
-        del pixels
-        for index, frame, transform in aligned_frames():
-            save = None if aligned_dir is None else (lambda w, m, i=index: on_warped(i, w, m))
-            stack.add(frame, transform, on_warped=save)
-        image = stack.result()
-        del stack
-    else:
-        from burstsr.burst.merge_torch import merge_torch
-
-        image, confidence = merge_torch(
-            pixels,
-            aligned_frames(),
-            config=config,
-            device=device,
-            on_warped=on_warped if aligned_dir is not None else None,
-        )
-    used = sum(r.used for r in reports)
-    if readable < 2:
+    stream = aligned_frames(burst, others, ref, prepared, options, skip_bad=config.skip_bad)
+    feed = Feed(stream, burst, progress)
+    if progress is not None:
+        progress(1, len(burst), ref_path.name)
+    linear, gray, deep = ref.linear, ref.gray, ref.bit_depth > 8 or ref.linear
+    pixels, ref = ref.pixels, None  # from here on the reference's pixels live in the merger
+    image, confidence = merge(
+        pixels, feed, config=config, device=device, on_warped=saver and saver.save_warped
+    )
+    if 1 + sum(f.readable for f in feed.frames) < 2:
         raise InputError(
-            f"{ref_path.parent}: fewer than 2 usable frames "
-            f"(only {readable} of {len(burst)} could be read)"
+            f"{ref_path.parent}: fewer than 2 usable frames (only 1 of {len(burst)} could be read)"
         )
-    if used < 2:
+    if not any(f.ok for f in feed.frames):
         raise AlignmentError(
-            f"none of the other {readable - 1} frames could be aligned to "
-            f"{ref_path.name}; try another --align (ecc, orb), a simpler --motion, "
+            f"none of the other {sum(f.readable for f in feed.frames)} frames could be "
+            f"aligned to {ref_path.name}; try another --align (ecc, orb), a simpler --motion, "
             f"or a lower --min-score"
         )
-    if ref_linear:
+    if linear:
         image = linear_to_srgb(image)
-    # Stage times summed over frames (decoding and aligning overlap the merge: they can add up
-    # to more than the total).
+
+    # The report, from what the stages returned.
+    reports = [frame_report(burst.paths[f.index], f, feed.merge_seconds) for f in feed.frames]
+    reports.append(frame_report(ref_path, reference, {}))
+    reports.sort(key=lambda r: r.index)
     seconds = {
-        stage: sum(r.seconds.get(stage, 0.0) for r in reports)
+        # Summed over frames: decoding and aligning overlap the merge, so these can add up to
+        # more than the total.
+        stage: round(sum(r.seconds.get(stage, 0.0) for r in reports), 4)
         for stage in ("load", "align", "warp_merge")
     }
-    seconds["total"] = time.perf_counter() - start
-    seconds = {k: round(v, 4) for k, v in seconds.items()}
-    for r in reports:
-        r.seconds = {k: round(v, 4) for k, v in r.seconds.items()}
+    seconds["total"] = round(time.perf_counter() - start, 4)
     return MergeResult(
         image=np.ascontiguousarray(image, dtype=np.float32),
-        bit_depth=output["depth"],
-        gray=output["gray"],
+        # Gray only if every merged frame is, deep if any merged frame is.
+        bit_depth=16 if deep or feed.deep else 8,
+        gray=gray and feed.gray,
         reference=str(ref_path),
         frames=reports,
         seconds=seconds,
@@ -229,16 +153,104 @@ def merge_burst(
     )
 
 
-def _check_compatible(
-    image: Image, shape: tuple[int, int], linear: bool, path: Path, ref_path: Path
-) -> None:
-    if image.shape != shape:
-        raise InputError(
-            f"{path}: size {image.shape[1]}x{image.shape[0]} differs from the reference "
-            f"{ref_path.name} ({shape[1]}x{shape[0]}); every frame must have one size"
-        )
-    if image.linear != linear:
-        raise InputError(f"{path}: RAW and non-RAW frames cannot be merged together")
+def merge(
+    reference: np.ndarray,
+    frames: Iterable[tuple[int, np.ndarray, np.ndarray]],
+    *,
+    config: MergeConfig,
+    device: str,
+    on_warped: OnWarped | None = None,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Warp ``frames`` (index, pixels, transform) onto ``reference``'s grid (``config.scale``
+    times finer) and merge them with the merger that fits ``config`` and ``device``. Returns
+    the image ``float32 (H, W, C)`` and, for the adaptive finer grids, the confidence map."""
+    if config.scale > 1:
+        from burstsr.burst.merge_fine import merge_fine
+
+        return merge_fine(reference, frames, config=config, device=device, on_warped=on_warped)
+    if device == "cpu" and config.merge in CPU_MERGES:
+        stack = CpuStack(reference, method=config.merge, interpolation=config.interpolation)
+        del reference
+        for index, pixels, transform in frames:
+            save = None if on_warped is None else (lambda w, m, i=index: on_warped(i, w, m))
+            stack.add(pixels, transform, on_warped=save)
+        return stack.result(), None
+    from burstsr.burst.merge_torch import merge_torch
+
+    return merge_torch(reference, frames, config=config, device=device, on_warped=on_warped)
+
+
+class Feed:
+    """The aligned frames as the merger takes them, ``(index, pixels, transform)``, and what
+    became of each: :attr:`frames` (in order), the seconds the merger spent on each, and
+    whether every merged frame was gray and any of them deep."""
+
+    def __init__(
+        self, stream: Iterator[AlignedFrame], burst: Burst, progress: Progress | None
+    ) -> None:
+        self.stream, self.burst, self.progress = stream, burst, progress
+        self.frames: list[AlignedFrame] = []
+        self.merge_seconds: dict[int, float] = {}
+        self.gray, self.deep = True, False
+
+    def __iter__(self) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        for done, frame in enumerate(self.stream, start=2):
+            self.frames.append(frame)
+            path = self.burst.paths[frame.index]
+            if frame.found is not None and not frame.ok:
+                log.warning("%s: left out, not aligned: %s", path.name, frame.found.message)
+            if frame.ok:
+                self.gray = self.gray and frame.image.gray
+                self.deep = self.deep or frame.image.bit_depth > 8
+                t0 = time.perf_counter()
+                yield frame.index, frame.image.pixels, frame.found.transform
+                self.merge_seconds[frame.index] = time.perf_counter() - t0
+            frame.image = None  # merged: release the decoded pixels
+            if self.progress is not None:
+                self.progress(done, len(self.burst), path.name)
+
+
+def frame_report(path: Path, frame: AlignedFrame, merge_seconds: dict[int, float]) -> FrameReport:
+    """The report of one frame: the reference (no alignment), an unreadable one, or what
+    alignment found."""
+    seconds = dict(frame.seconds)
+    if frame.index in merge_seconds:
+        seconds["warp_merge"] = merge_seconds[frame.index]
+    report = FrameReport(str(path), frame.index, used=frame.ok, message=frame.error)
+    report.seconds = {k: round(v, 4) for k, v in seconds.items()}
+    found = frame.found
+    if found is None and frame.readable:  # the reference
+        report.used, report.reference = True, True
+        report.transform, report.score = np.eye(3).tolist(), 1.0
+    elif found is not None:
+        report.score, report.method = round(found.score, 5), found.method
+        report.inlier_ratio, report.overlap = found.inlier_ratio, round(found.overlap, 4)
+        report.transform, report.message = found.transform.tolist(), found.message
+    return report
+
+
+class AlignedSaver:
+    """``--save-aligned``: every aligned frame written as a PNG into a folder (uncovered pixels
+    black), display-encoded, in the reference's depth and colour."""
+
+    def __init__(self, folder: Path, burst: Burst) -> None:
+        _check_aligned_dir(folder, burst)
+        self.folder, self.burst = folder, burst
+
+    def start(self, reference: Image) -> None:
+        """Create the folder and take the format from the reference."""
+        make_folder(self.folder, what="--save-aligned folder")
+        self.linear, self.gray = reference.linear, reference.gray
+        self.depth = 16 if reference.bit_depth > 8 or reference.linear else 8
+
+    def save(self, index: int, pixels: np.ndarray) -> None:
+        if self.linear:
+            pixels = linear_to_srgb(pixels)
+        target = self.folder / _aligned_name(index, self.burst.paths[index])
+        write_image(target, pixels[:, :, 0] if self.gray else pixels, bit_depth=self.depth)
+
+    def save_warped(self, index: int, warped: np.ndarray, mask: np.ndarray) -> None:
+        self.save(index, warped * mask[:, :, None])
 
 
 def _aligned_name(index: int, path: Path) -> str:
@@ -254,12 +266,3 @@ def _check_aligned_dir(folder: Path, burst: Burst) -> None:
                 f"--save-aligned {folder}: would overwrite the input {path.name}; "
                 f"choose another folder"
             )
-
-
-def _save_aligned(
-    target: Path, pixels: np.ndarray, *, linear: bool, gray: bool, bit_depth: int
-) -> None:
-    """Write one aligned frame (pixels outside the frame black), display-encoded, as PNG."""
-    if linear:
-        pixels = linear_to_srgb(pixels)
-    write_image(target, pixels[:, :, 0] if gray else pixels, bit_depth=bit_depth)

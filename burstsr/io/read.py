@@ -373,7 +373,8 @@ def _raw_size(path: Path) -> tuple[int, int]:
     import rawpy
 
     try:
-        with rawpy.imread(str(path)) as raw:
+        with rawpy.RawPy() as raw:
+            raw.open_file(str(path))  # the header only: no unpacking of the sensor data
             sizes = raw.sizes
     except Exception as exc:
         raise InputError(f"{path}: cannot be decoded as RAW ({exc})") from None
