@@ -121,6 +121,7 @@ def command(**kwargs):
 
 
 from burstsr.cli import enhance as _enhance  # noqa: E402,F401
+from burstsr.cli import inspect as _inspect  # noqa: E402,F401
 from burstsr.cli import merge as _merge  # noqa: E402,F401  (registers the commands)
 from burstsr.cli import run as _run  # noqa: E402,F401
 from burstsr.cli import synth as _synth  # noqa: E402,F401
