@@ -23,7 +23,8 @@ and the real phone burst of data/bursts (make data), which is also timed (whole 
 process: wall time and peak memory) and shown in a crop figure.
 
 Also: PSNR of run against the number of frames (1 to 16) on camera bursts of Set14, enhance
-speed and the peak memory of enhancing to 24 MP with the default tile (fresh processes).
+speed and the peak memory of enhancing to 24 MP with the default tile (fresh processes), and
+detail routing (bench_route.py: speed on merges with flat areas, PSNR cost on Set14/Kodak).
 
     python benchmarks/bench_sr.py                        # about 15 minutes on 2 CPU cores
     python benchmarks/bench_sr.py --baseline OLD.pt      # also score an earlier model
@@ -319,6 +320,7 @@ def main() -> None:
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--skip-real", action="store_true")
     parser.add_argument("--skip-curve", action="store_true")
+    parser.add_argument("--skip-routing", action="store_true", help="leave out bench_route.py")
     parser.add_argument("--figures-only", action="store_true", help="only the crop figures")
     parser.add_argument("--speed-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -422,6 +424,10 @@ def main() -> None:
                 f"MP/s, peak memory {result['peak_mb']:.0f} MB"
             )
     (args.out / "sr.json").write_text(json.dumps(report, indent=2))
+    if not args.skip_routing and not args.no_shipped:
+        import bench_route
+
+        bench_route.main(["--out", str(args.out)])
 
 
 if __name__ == "__main__":

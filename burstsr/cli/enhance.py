@@ -17,9 +17,11 @@ from burstsr.cli.options import (
     max_output_option,
     model_option,
     overwrite_option,
+    route_options,
     strength_option,
     tile_option,
 )
+from burstsr.cli.routing import load_routing, report_routing
 from burstsr.device import resolve_device
 from burstsr.errors import InputError, OutputError
 from burstsr.estimate import (
@@ -79,6 +81,7 @@ log = logging.getLogger("burstsr")
     help="For a model that reads it: the merge's confidence map (merge --save-confidence) "
     "[default: that of an evenly sampled 8-frame burst].",
 )
+@route_options
 @crop_option("the image (of every image, for a folder)")
 @max_output_option
 @overwrite_option()
@@ -96,6 +99,10 @@ def enhance(
     strength: float | None,
     bit_depth: str | None,
     confidence_path: Path | None,
+    route: bool,
+    route_threshold: float,
+    coarse_model: str | None,
+    save_route: Path | None,
     crop: Crop | None,
     max_output_mp: float,
     overwrite: bool,
@@ -106,6 +113,13 @@ def enhance(
 
     confidence = read_confidence(confidence_path) if confidence_path is not None else None
     generator = load_generator(model, device=resolve_device(device), strength=strength)
+    routing = load_routing(model, generator, route, route_threshold, coarse_model)
+    if save_route is not None and (routing is None or source.is_dir()):
+        raise click.BadParameter(
+            "a routing map is written for one image, routed (not --no-route, and a coarse "
+            "network beside the model)",
+            param_hint="--save-route",
+        )
     scale, grid = generator.config.scale, generator.config.unshuffle
     if source.is_dir():
         inputs = list_frames(source)
@@ -136,6 +150,8 @@ def enhance(
             check_output(dst, inputs=[p for p, _ in jobs], overwrite=overwrite, bit_depth=depth)
         else:
             check_format(dst, depth)
+    if save_route is not None:
+        check_output(save_route, inputs=[p for p, _ in jobs], overwrite=overwrite)
     estimates = job_estimates(generator, [src for src, _ in jobs], crop, tile, tile_pad, ensemble)
     for (src, _), estimate in zip(jobs, estimates, strict=True):
         check_output_size(estimate, max_output_mp, f"{src}: enhance a region of it (--crop)")
@@ -163,8 +179,11 @@ def enhance(
                 bit_depth=depth,
                 confidence=confidence,
                 crop=crop,
+                routing=routing,
+                save_route=save_route,
                 progress=update,
             )
+        report_routing(routing, None, None)
         log.info("%s -> %s (x%d, %dx%d)", src, dst, scale, result.shape[1], result.shape[0])
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from burstsr.device import DEVICES
@@ -93,3 +95,42 @@ max_output_option = click.option(
     help="Stop before any work when the output would have more megapixels than this "
     "(0: no limit). The output's size, time and memory are estimated and printed first.",
 )
+
+
+def route_options(command):
+    """``--route/--no-route``, ``--route-threshold``, ``--coarse-model``, ``--save-route``:
+    detail routing (:mod:`burstsr.refiner.route`), declared once for ``run`` and ``enhance``."""
+    from burstsr.refiner.route import DEFAULT_THRESHOLD
+
+    options = [
+        click.option(
+            "--route/--no-route",
+            default=True,
+            show_default=True,
+            help="Run the deep model only on the tiles a small coarse network could not "
+            "restore (and their neighbours); the coarse output elsewhere.",
+        ),
+        click.option(
+            "--route-threshold",
+            type=click.FloatRange(0),
+            default=DEFAULT_THRESHOLD,
+            show_default=True,
+            help="Mean absolute coarse residual (8-bit levels) above which a tile goes to the "
+            "deep model; 0 sends every tile.",
+        ),
+        click.option(
+            "--coarse-model",
+            default=None,
+            help="The coarse network [default: the one shipped beside a shipped model; other "
+            "models are not routed without one].",
+        ),
+        click.option(
+            "--save-route",
+            type=click.Path(path_type=Path),
+            default=None,
+            help="Write the routing map: the tiles the deep model ran on bright, the rest dim.",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command

@@ -14,7 +14,14 @@ import click
 from burstsr.burst.pipeline import merge_burst
 from burstsr.cli import command, progress_bar
 from burstsr.cli.merge import merge_config, merge_options
-from burstsr.cli.options import ensemble_option, model_option, strength_option, tile_option
+from burstsr.cli.options import (
+    ensemble_option,
+    model_option,
+    route_options,
+    strength_option,
+    tile_option,
+)
+from burstsr.cli.routing import load_routing, report_routing
 from burstsr.device import resolve_device
 from burstsr.errors import OutputError
 from burstsr.estimate import (
@@ -51,6 +58,7 @@ log = logging.getLogger("burstsr")
 @tile_option
 @ensemble_option
 @strength_option
+@route_options
 @click.option(
     "--keep-merge",
     is_flag=True,
@@ -70,6 +78,10 @@ def run(
     ensemble: bool,
     strength: float | None,
     keep_merge: bool,
+    route: bool,
+    route_threshold: float,
+    coarse_model: str | None,
+    save_route: Path | None,
     crop: Crop | None,
     max_output_mp: float,
     **options,
@@ -87,6 +99,10 @@ def run(
     depth = int(bit_depth) if bit_depth else None
     dev = resolve_device(device)
     generator = load_generator(model, device=dev, strength=strength)
+    routing = load_routing(model, generator, route, route_threshold, coarse_model)
+    if save_route is not None and routing is None:
+        raise click.BadParameter("nothing is routed (--no-route, or no coarse network)",
+                                 param_hint="--save-route")  # fmt: skip
     wanted = generator.config.merge_reads()  # merge as the model reads: its grid and kernel
     if wanted:
         for name, value in wanted.items():
@@ -111,6 +127,8 @@ def run(
                 f"{output}: --keep-merge writes {merged_path.name} there; choose another --output"
             )
         check_output(merged_path, inputs=burst.paths, overwrite=overwrite, bit_depth=depth)
+    if save_route is not None:
+        check_output(save_route, inputs=burst.paths, overwrite=overwrite)
     estimate = run_estimate(burst, config, generator, tile=tile, ensemble=ensemble)
     check_output_size(estimate, max_output_mp, "merge a region of the frames (--crop X,Y,W,H)")
     log.info("output %s", estimate.describe())
@@ -135,8 +153,10 @@ def run(
             tile=tile,
             ensemble=ensemble,
             confidence=result.confidence,
+            routing=routing,
             progress=enhancing,
         )
+    report_routing(routing, result.image, save_route)
     out_depth = depth or format_depth(output, result.bit_depth)
     write_image(output, refined[:, :, 0] if result.gray else refined, bit_depth=out_depth)
     log.info(

@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -28,6 +31,9 @@ from burstsr.io import format_depth, read_image, write_image
 from burstsr.io.confidence import confidence_channel
 from burstsr.io.crop import Crop
 from burstsr.refiner.networks import Generator
+
+if TYPE_CHECKING:
+    from burstsr.refiner.route import Routing
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +87,64 @@ def _infer(generator: Generator, patch: torch.Tensor, ensemble: bool) -> torch.T
     return (total / 8)[..., : h * s, : w * s]
 
 
+@dataclass(frozen=True)
+class Box:
+    """One tile: its own area ``y0:y1, x0:x1`` (input pixels) and that area grown by the
+    cross-fade zone into its neighbours, ``ay0:ay1, ax0:ax1``."""
+
+    y0: int
+    y1: int
+    x0: int
+    x1: int
+    ay0: int
+    ay1: int
+    ax0: int
+    ax1: int
+
+
+def tile_boxes(h: int, w: int, tile: int, blend: int) -> list[list[Box]]:
+    """The tiles of an ``h`` x ``w`` image, row by row."""
+    rows = []
+    for y0 in range(0, h, tile):
+        row = []
+        for x0 in range(0, w, tile):
+            y1, x1 = min(y0 + tile, h), min(x0 + tile, w)
+            ay0, ay1 = max(y0 - blend, 0), min(y1 + blend, h)
+            ax0, ax1 = max(x0 - blend, 0), min(x1 + blend, w)
+            row.append(Box(y0, y1, x0, x1, ay0, ay1, ax0, ax1))
+        rows.append(row)
+    return rows
+
+
+def run_tile(
+    generator: Generator,
+    image: np.ndarray,
+    extra: np.ndarray | None,
+    box: Box,
+    pad: int,
+    *,
+    half: bool = False,
+    ensemble: bool = False,
+) -> np.ndarray:
+    """``generator`` on ``box``'s area of ``image`` (``extra``: channels joined to it), with
+    ``pad`` pixels of context clamped to the image: ``float32 (area * scale, 3)`` in [0, 1]."""
+    h, w = image.shape[:2]
+    scale, device = generator.config.scale, next(generator.parameters()).device
+    cy0, cy1 = max(box.ay0 - pad, 0), min(box.ay1 + pad, h)
+    cx0, cx1 = max(box.ax0 - pad, 0), min(box.ax1 + pad, w)
+    patch = image[cy0:cy1, cx0:cx1, :3]
+    if extra is not None:
+        patch = np.concatenate([patch, extra[cy0:cy1, cx0:cx1]], axis=2)
+    patch = torch.from_numpy(np.ascontiguousarray(patch)).permute(2, 0, 1)[None].to(device)
+    with autocast(device, enabled=half):
+        result = _infer(generator, patch, ensemble)
+    result = result[0].clamp_(0, 1).permute(1, 2, 0).cpu().numpy()
+    return result[
+        (box.ay0 - cy0) * scale : (box.ay1 - cy0) * scale,
+        (box.ax0 - cx0) * scale : (box.ax1 - cx0) * scale,
+    ]
+
+
 @torch.inference_mode()
 def enhance_image(
     generator: Generator,
@@ -91,6 +155,7 @@ def enhance_image(
     half: bool = False,
     ensemble: bool = False,
     confidence: np.ndarray | None = None,
+    routing: Routing | None = None,
     progress: Progress | None = None,
 ) -> np.ndarray:
     """Upscale ``image`` (``float32 (H, W, 3)`` in [0, 1]) with ``generator``, tile by tile.
@@ -105,6 +170,9 @@ def enhance_image(
         confidence: for a generator that reads it (``config.confidence``), the merge's
             confidence map ``(H, W)`` (:attr:`MergeResult.confidence`); without one such a
             generator reads the confidence of an evenly sampled 8-frame burst everywhere.
+        routing: run ``routing.coarse`` on every tile and ``generator`` only on the tiles
+            where the coarse one did not reach the detail, and their neighbours
+            (:mod:`burstsr.refiner.route`); what was routed where is filled into it.
 
     Returns:
         ``float32 (H * scale, W * scale, 3)``, clipped to [0, 1].
@@ -131,37 +199,31 @@ def enhance_image(
     else:
         extra = None
     tile, blend, pad = tile_plan(generator, h, w, tile, tile_pad)
+    boxes = tile_boxes(h, w, tile, blend)
+    total, done = sum(len(row) for row in boxes), 0
+    fine = np.ones((len(boxes), len(boxes[0])), bool)
+    if routing is not None:
+        total *= 2
+        fine = routing.select(image, extra, boxes, progress=progress, total=total)
+        done = total // 2
     out = np.zeros((h * scale, w * scale, 3), np.float32)
     weight = np.zeros((h * scale, w * scale, 1), np.float32)
-    ys, xs = range(0, h, tile), range(0, w, tile)
-    total, done = len(ys) * len(xs), 0
-    for y0 in ys:
-        for x0 in xs:
-            # The tile's own area, grown by `blend` into its neighbours (the cross-fade zone).
-            ay0, ay1 = max(y0 - blend, 0), min(y0 + tile + blend, h)
-            ax0, ax1 = max(x0 - blend, 0), min(x0 + tile + blend, w)
-            # Plus context the network needs, clamped to the image.
-            cy0, cy1 = max(ay0 - pad, 0), min(ay1 + pad, h)
-            cx0, cx1 = max(ax0 - pad, 0), min(ax1 + pad, w)
-            patch = image[cy0:cy1, cx0:cx1, :3]
-            if extra is not None:
-                patch = np.concatenate([patch, extra[cy0:cy1, cx0:cx1]], axis=2)
-            patch = torch.from_numpy(np.ascontiguousarray(patch))
-            patch = patch.permute(2, 0, 1)[None].to(device)
-            with autocast(device, enabled=half):
-                result = _infer(generator, patch, ensemble)
-            result = result[0].clamp_(0, 1).permute(1, 2, 0).cpu().numpy()
-            core = result[
-                (ay0 - cy0) * scale : (ay1 - cy0) * scale, (ax0 - cx0) * scale : (ax1 - cx0) * scale
-            ]
-            wy = _ramp(core.shape[0], ay0 > 0, ay1 < h, blend * scale)
-            wx = _ramp(core.shape[1], ax0 > 0, ax1 < w, blend * scale)
+    for r, row in enumerate(boxes):
+        for c, box in enumerate(row):
+            if fine[r, c]:
+                core = run_tile(generator, image, extra, box, pad, half=half, ensemble=ensemble)
+            else:
+                core = routing.run_coarse(image, extra, box, half=half)
+            wy = _ramp(core.shape[0], box.ay0 > 0, box.ay1 < h, blend * scale)
+            wx = _ramp(core.shape[1], box.ax0 > 0, box.ax1 < w, blend * scale)
             wt = (wy[:, None] * wx[None, :])[:, :, None]
-            out[ay0 * scale : ay1 * scale, ax0 * scale : ax1 * scale] += core * wt
-            weight[ay0 * scale : ay1 * scale, ax0 * scale : ax1 * scale] += wt
+            out[box.ay0 * scale : box.ay1 * scale, box.ax0 * scale : box.ax1 * scale] += core * wt
+            weight[box.ay0 * scale : box.ay1 * scale, box.ax0 * scale : box.ax1 * scale] += wt
             done += 1
             if progress is not None:
                 progress(done, total)
+    if routing is not None:
+        routing.seconds["fine"] = time.perf_counter() - routing.finished
     out /= weight
     return out
 
@@ -178,12 +240,15 @@ def enhance_file(
     bit_depth: int | None = None,
     confidence: np.ndarray | None = None,
     crop: Crop | None = None,
+    routing: Routing | None = None,
+    save_route: str | os.PathLike | None = None,
     progress: Progress | None = None,
 ) -> np.ndarray:
     """Read ``source`` (its ``crop`` region only, when given), enhance it (``confidence``:
     see :func:`enhance_image`), write ``output`` atomically (16 bit if the input was, unless
     ``bit_depth`` says otherwise; gray stays gray). A RAW file's linear pixels are sRGB-encoded
     first, as a merge of it would be (the models read and write display-encoded images).
+    ``routing``: see :func:`enhance_image`; ``save_route``: write its routing map there.
     Returns the enhanced pixels."""
     image = read_image(source)
     pixels = linear_to_srgb(image.pixels) if image.linear else image.pixels
@@ -197,8 +262,13 @@ def enhance_file(
         half=half,
         ensemble=ensemble,
         confidence=confidence,
+        routing=routing,
         progress=progress,
     )
+    if save_route is not None and routing is not None:
+        from burstsr.refiner.route import route_map
+
+        write_image(save_route, route_map(pixels, routing))
     depth = bit_depth or (16 if image.bit_depth > 8 or image.linear else 8)
     depth = format_depth(output, depth)
     write_image(output, result[:, :, 0] if image.gray else result, bit_depth=depth)

@@ -6,6 +6,8 @@ burst: x4 in all from a merge on the x4 grid (``burstsr merge --scale 4``): the 
     the fine merge (unshuffle 4) and restores it at its own size; the default of ``burstsr run``.
 gan: ``burst`` after an adversarial phase: the same merge, more texture; trained from ``burst``,
     so ``--strength`` blends the two (0 = ``burst`` exactly). Retrain them together.
+
+Each has a small coarse network beside it (``COARSE``) for detail routing.
 """
 
 from __future__ import annotations
@@ -17,6 +19,13 @@ SHIPPED = {
     "fidelity": WEIGHTS / "fidelity_x4.pt",
     "burst": WEIGHTS / "burst_x4.pt",
     "gan": WEIGHTS / "gan_x4.pt",
+}
+# The small coarse networks shipped beside them, for detail routing (burstsr.refiner.route):
+# one per kind of input (gan reads what burst reads).
+COARSE = {
+    "fidelity": WEIGHTS / "fidelity_x4_coarse.pt",
+    "burst": WEIGHTS / "burst_x4_coarse.pt",
+    "gan": WEIGHTS / "burst_x4_coarse.pt",
 }
 DEFAULT_MODEL = "fidelity"  # burstsr enhance
 DEFAULT_RUN_MODEL = "burst"  # burstsr run

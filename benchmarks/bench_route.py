@@ -1,0 +1,183 @@
+"""Detail routing (``--route``): how much faster, and how much PSNR it costs.
+
+    python benchmarks/bench_route.py                 # about 15 minutes on 2 CPU cores
+    python benchmarks/bench_route.py --skip-quality  # only the timed merges
+
+1. Quality: Set14 and Kodak bursts (8 frames, x4; plain and camera-realistic, as in
+   bench_sr.py), merged on the x4 grid, restored by ``burst`` without and with routing: PSNR-Y
+   (border 4) and the share of tiles the deep model ran on.
+2. Speed on merges with flat areas: the real phone burst (``data/bursts``) and a night-like
+   simulated burst (a dark, noisy scene with a few lit windows), merged on the x4 grid, then
+   ``enhance_image`` without and with routing (default threshold): seconds of each pass, the
+   routed share, the speed-up; the routing map of the real burst is written beside its image.
+
+bench_sr.py runs this too (``--skip-routing`` leaves it out).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
+
+from datasets import BURST_NAME, data_dir  # noqa: E402
+
+from burstsr.burst.camera import CameraRanges  # noqa: E402
+from burstsr.burst.config import MergeConfig  # noqa: E402
+from burstsr.burst.pipeline import merge_burst  # noqa: E402
+from burstsr.burst.synth import simulate_burst, simulate_camera_burst  # noqa: E402
+from burstsr.io import read_image, write_image  # noqa: E402
+from burstsr.metrics import psnr  # noqa: E402
+from burstsr.refiner.checkpoint import load_generator  # noqa: E402
+from burstsr.refiner.enhance import enhance_image  # noqa: E402
+from burstsr.refiner.registry import COARSE  # noqa: E402
+from burstsr.refiner.route import DEFAULT_THRESHOLD, Routing, route_map  # noqa: E402
+
+SCALE = 4
+GRID = MergeConfig(scale=SCALE, kernel="adaptive")
+
+
+def _merge(frames: list[np.ndarray], folder: Path):
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.png"):
+        old.unlink()
+    for i, frame in enumerate(frames):
+        write_image(folder / f"f{i:02d}.png", frame)
+    return merge_burst(folder, config=GRID)
+
+
+def _routed(model, coarse, image, confidence, threshold) -> tuple[np.ndarray, Routing, float]:
+    routing = Routing(coarse, threshold)
+    t0 = time.perf_counter()
+    out = enhance_image(model, image, confidence=confidence, routing=routing)
+    return out, routing, time.perf_counter() - t0
+
+
+def quality(model, coarse, threshold: float, work: Path) -> dict:
+    """Mean PSNR-Y unrouted / routed and the routed share, per set and world."""
+    table = {}
+    for name in ("Set14", "Kodak"):
+        for world in ("plain", "camera"):
+            rows = []
+            for k, path in enumerate(sorted((data_dir() / name).glob("*.png"))):
+                hr = read_image(path).pixels
+                if world == "plain":
+                    burst = simulate_burst(
+                        hr, frames=8, scale=SCALE, noise=0.02, shift=2.0, rotate=1.0, seed=4000 + k
+                    )
+                else:
+                    ranges = CameraRanges(frames=(8, 8))
+                    burst = simulate_camera_burst(hr, scale=SCALE, ranges=ranges, seed=5000 + k)
+                merged = _merge(burst.frames, work / "q")
+                plain = enhance_image(model, merged.image, confidence=merged.confidence)
+                routed, routing, _ = _routed(
+                    model, coarse, merged.image, merged.confidence, threshold
+                )
+                score = [psnr(x, burst.hr, border=SCALE, y_channel=True) for x in (plain, routed)]
+                rows.append((*score, routing.fraction))
+            mean = np.mean(rows, axis=0)
+            table[(name, world)] = mean
+            print(
+                f"  {world} {name}: unrouted {mean[0]:.3f} dB, routed {mean[1]:.3f} dB "
+                f"({mean[1] - mean[0]:+.3f}), deep model on {100 * mean[2]:.0f}% of tiles",
+                file=sys.stderr,
+                flush=True,
+            )
+    return table
+
+
+def night_scene(h: int = 2400, w: int = 3200, seed: int = 0) -> np.ndarray:
+    """A dark sky over a dark building with a few lit, textured windows (linear-ish sRGB)."""
+    rng = np.random.default_rng(seed)
+    ys = np.linspace(0, 1, h, dtype=np.float32)[:, None, None]
+    image = np.broadcast_to(0.02 + 0.04 * ys * np.array([0.6, 0.7, 1.0], np.float32), (h, w, 3))
+    image = image.copy()
+    image[h // 2 :, w // 8 : 7 * w // 8] = 0.03  # the building
+    kodak = read_image(data_dir() / "Kodak" / "kodim08.png").pixels
+    for _ in range(12):
+        y = int(rng.integers(h // 2 + 40, h - 240))
+        x = int(rng.integers(w // 8 + 40, 7 * w // 8 - 320))
+        ky, kx = int(rng.integers(0, kodak.shape[0] - 200)), int(rng.integers(0, 400))
+        image[y : y + 200, x : x + 280] = 0.8 * kodak[ky : ky + 200, kx : kx + 280]
+    return image
+
+
+def speed(model, coarse, threshold: float, work: Path, out: Path) -> dict:
+    """Unrouted and routed enhance of real and night-like x4-grid merges."""
+    bursts = {}
+    real = data_dir() / "bursts" / BURST_NAME
+    if real.is_dir():
+        bursts["real phone burst"] = merge_burst(real, config=GRID)
+    ranges = CameraRanges(frames=(8, 8), shot=(3e-3, 1e-2))
+    night = simulate_camera_burst(night_scene(), scale=SCALE, ranges=ranges, seed=7)
+    bursts["night-like simulated burst"] = _merge(night.frames, work / "night")
+    found = {}
+    for name, merged in bursts.items():
+        t0 = time.perf_counter()
+        plain = enhance_image(model, merged.image, confidence=merged.confidence)
+        unrouted = time.perf_counter() - t0
+        routed, routing, seconds = _routed(
+            model, coarse, merged.image, merged.confidence, threshold
+        )
+        h, w = merged.image.shape[:2]
+        found[name] = {
+            "size": f"{w}x{h}",
+            "unrouted": unrouted,
+            "routed": seconds,
+            "coarse pass": routing.seconds["coarse"],
+            "second pass": routing.seconds["fine"],
+            "share": routing.fraction,
+            "difference": float(np.abs(routed - plain).mean() * 255),
+        }
+        print(f"  {name}: {found[name]}", file=sys.stderr, flush=True)
+        if name == "real phone burst":
+            small = cv2.resize(merged.image, (w // 8, h // 8), interpolation=cv2.INTER_AREA)
+            shown = cv2.resize(route_map(merged.image, routing), (w // 8, h // 8), cv2.INTER_AREA)
+            write_image(out / "route_map.png", np.hstack([small, shown]))
+    return found
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="burst")
+    parser.add_argument("--coarse", default=None, help="[default: the one shipped beside]")
+    parser.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD)
+    parser.add_argument("--out", type=Path, default=HERE.parent / "bench-out")
+    parser.add_argument("--skip-quality", action="store_true")
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    model = load_generator(args.model)
+    coarse = load_generator(args.coarse or COARSE[args.model])
+    work = args.out / "route-work"
+    report = {"speed": speed(model, coarse, args.threshold, work, args.out)}
+    if not args.skip_quality:
+        report["quality"] = quality(model, coarse, args.threshold, work)
+    print(f"\nthreshold {args.threshold:g} levels\n")
+    print(
+        "| merge | size | unrouted | routed | coarse pass | second pass | deep share | speed-up |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for name, r in report["speed"].items():
+        print(
+            f"| {name} | {r['size']} | {r['unrouted']:.1f} s | {r['routed']:.1f} s | "
+            f"{r['coarse pass']:.1f} s | {r['second pass']:.1f} s | {100 * r['share']:.0f}% | "
+            f"{r['unrouted'] / r['routed']:.2f}x |"
+        )
+    if "quality" in report:
+        print("\n| set | world | unrouted PSNR-Y | routed PSNR-Y | difference | deep share |")
+        print("|---|---|---|---|---|---|")
+        for (name, world), (a, b, share) in report["quality"].items():
+            print(f"| {name} | {world} | {a:.3f} | {b:.3f} | {b - a:+.3f} | {100 * share:.0f}% |")
+    return report
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,81 @@
+"""Coarse/fine detail routing in enhance (``--route``)."""
+
+import numpy as np
+import torch
+from click.testing import CliRunner
+
+from burstsr.cli import cli
+from burstsr.io import read_image, write_image
+from burstsr.refiner.checkpoint import save_generator
+from burstsr.refiner.enhance import enhance_image
+from burstsr.refiner.networks import Generator, GeneratorConfig
+from burstsr.refiner.route import Routing
+
+from conftest import texture
+
+
+def _net(seed: int, **config) -> Generator:
+    torch.manual_seed(seed)
+    g = Generator(GeneratorConfig(**{"scale": 2, "channels": 8, "blocks": 1, **config})).eval()
+    for p in g.parameters():  # small random weights: outputs near the bicubic skip
+        p.data *= 0.3
+    return g
+
+
+def _half_flat(h: int = 96, w: int = 128) -> np.ndarray:
+    """Texture on the left quarter, flat grey elsewhere."""
+    image = np.full((h, w, 3), 0.5, np.float32)
+    image[:, : w // 4] = texture(h, w // 4, seed=3)
+    return image
+
+
+def test_routing_sends_detailed_tiles_to_the_fine_model_and_flat_ones_to_the_coarse():
+    fine, coarse = _net(0), _net(1, channels=4)
+    image = _half_flat()
+    whole = enhance_image(fine, image, tile=16)
+    only_coarse = enhance_image(coarse, image, tile=16)
+    # Threshold 0: every tile is fine, exactly the unrouted result.
+    routing = Routing(coarse, threshold=0.0)
+    assert np.array_equal(enhance_image(fine, image, tile=16, routing=routing), whole)
+    assert routing.fraction == 1.0
+    # Threshold above every score: every tile is coarse.
+    routing = Routing(coarse, threshold=1e9)
+    routed = enhance_image(fine, image, tile=16, routing=routing)
+    assert routing.fraction == 0.0 and np.abs(routed - only_coarse).max() < 1e-5
+    # Between: the textured quarter (and its neighbours) fine, the flat far side coarse.
+    routing = Routing(coarse, threshold=1e9)
+    enhance_image(fine, image, tile=16, routing=routing)
+    flat, busy = routing.scores[:, -1].max(), routing.scores[:, 0].min()
+    assert busy > flat
+    routing = Routing(coarse, threshold=(flat + busy) / 2)
+    routed = enhance_image(fine, image, tile=16, routing=routing)
+    assert routing.fine[:, :3].all() and not routing.fine[:, 4:].any()  # 2 textured + 1 around
+    inner = (slice(0, 192), slice(0, 64))  # fine tiles away from the cross-fade to coarse ones
+    assert np.array_equal(routed[inner], whole[inner])
+    assert np.abs(routed[:, 160:] - only_coarse[:, 160:]).max() < 1e-5
+    # No seam: across the cross-fade the routed output stays between the two.
+    lo, hi = np.minimum(whole, only_coarse), np.maximum(whole, only_coarse)
+    assert ((routed >= lo - 1e-5) & (routed <= hi + 1e-5)).all()
+
+
+def test_enhance_cli_routes_and_draws_the_map(tmp_path):
+    fine = save_generator(tmp_path / "fine.pt", _net(0))
+    coarse = save_generator(tmp_path / "coarse.pt", _net(1, channels=4))
+    write_image(tmp_path / "img.png", _half_flat())
+    runner = CliRunner()
+    base = ["enhance", str(tmp_path / "img.png"), "--model", str(fine), "--tile", "16"]
+    res = runner.invoke(
+        cli,
+        [*base, "--coarse-model", str(coarse), "--save-route", str(tmp_path / "map.png"),
+         "-o", str(tmp_path / "a.png")],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "routing: deep model on" in res.stderr
+    assert read_image(tmp_path / "map.png").shape == (96, 128)
+    # A map needs routing; a coarse network must read and write what the model does.
+    res = runner.invoke(cli, [*base, "--no-route", "--save-route", str(tmp_path / "m2.png")])
+    assert res.exit_code == 2 and "--save-route" in res.stderr
+    other = save_generator(tmp_path / "x4.pt", _net(1, scale=4))
+    res = runner.invoke(cli, [*base, "--coarse-model", str(other), "-o", str(tmp_path / "b.png")])
+    assert res.exit_code == 2 and "--coarse-model" in res.stderr and "scale" in res.stderr
+    assert not (tmp_path / "m2.png").exists() and not (tmp_path / "b.png").exists()
