@@ -9,7 +9,7 @@ import click
 from burstsr.device import DEVICES
 from burstsr.estimate import DEFAULT_MAX_OUTPUT_MP
 from burstsr.io.crop import Crop
-from burstsr.refiner.registry import DEFAULT_MODEL, SHIPPED
+from burstsr.refiner.registry import DEFAULT_MODEL, DEFAULT_ROUTE_THRESHOLD, SHIPPED
 
 
 def model_option(default: str = DEFAULT_MODEL):
@@ -100,8 +100,6 @@ max_output_option = click.option(
 def route_options(command):
     """``--route/--no-route``, ``--route-threshold``, ``--coarse-model``, ``--save-route``:
     detail routing (:mod:`burstsr.refiner.route`), declared once for ``run`` and ``enhance``."""
-    from burstsr.refiner.route import DEFAULT_THRESHOLD
-
     options = [
         click.option(
             "--route/--no-route",
@@ -113,7 +111,7 @@ def route_options(command):
         click.option(
             "--route-threshold",
             type=click.FloatRange(0),
-            default=DEFAULT_THRESHOLD,
+            default=DEFAULT_ROUTE_THRESHOLD,
             show_default=True,
             help="Mean absolute coarse residual (8-bit levels) above which a tile goes to the "
             "deep model; 0 sends every tile.",

@@ -27,5 +27,8 @@ COARSE = {
     "burst": WEIGHTS / "burst_x4_coarse.pt",
     "gan": WEIGHTS / "burst_x4_coarse.pt",
 }
+# The detail score above which a tile goes to the deep model (8-bit levels of mean absolute
+# coarse residual; burstsr.refiner.route).
+DEFAULT_ROUTE_THRESHOLD = 1.0
 DEFAULT_MODEL = "fidelity"  # burstsr enhance
 DEFAULT_RUN_MODEL = "burst"  # burstsr run

@@ -22,8 +22,9 @@ from scipy.ndimage import binary_dilation
 
 from burstsr.refiner.enhance import Box, run_tile, tile_plan
 from burstsr.refiner.networks import Generator
+from burstsr.refiner.registry import DEFAULT_ROUTE_THRESHOLD
 
-DEFAULT_THRESHOLD = 1.0  # 8-bit levels of mean absolute coarse residual
+DEFAULT_THRESHOLD = DEFAULT_ROUTE_THRESHOLD  # 8-bit levels of mean absolute coarse residual
 
 
 @dataclass
