@@ -61,8 +61,8 @@ def _routed(model, coarse, image, confidence, threshold) -> tuple[np.ndarray, Ro
     return out, routing, time.perf_counter() - t0
 
 
-def quality(model, coarse, threshold: float, work: Path) -> dict:
-    """Mean PSNR-Y unrouted / routed and the routed share, per set and world."""
+def quality(model, coarse, thresholds: list[float], work: Path) -> dict:
+    """Mean PSNR-Y unrouted / routed and the routed share, per set, world and threshold."""
     table = {}
     for name in ("Set14", "Kodak"):
         for world in ("plain", "camera"):
@@ -78,19 +78,24 @@ def quality(model, coarse, threshold: float, work: Path) -> dict:
                     burst = simulate_camera_burst(hr, scale=SCALE, ranges=ranges, seed=5000 + k)
                 merged = _merge(burst.frames, work / "q")
                 plain = enhance_image(model, merged.image, confidence=merged.confidence)
-                routed, routing, _ = _routed(
-                    model, coarse, merged.image, merged.confidence, threshold
-                )
-                score = [psnr(x, burst.hr, border=SCALE, y_channel=True) for x in (plain, routed)]
-                rows.append((*score, routing.fraction))
+                row = [psnr(plain, burst.hr, border=SCALE, y_channel=True)]
+                for threshold in thresholds:
+                    routed, routing, _ = _routed(
+                        model, coarse, merged.image, merged.confidence, threshold
+                    )
+                    row += [psnr(routed, burst.hr, border=SCALE, y_channel=True), routing.fraction]
+                rows.append(row)
             mean = np.mean(rows, axis=0)
-            table[(name, world)] = mean
-            print(
-                f"  {world} {name}: unrouted {mean[0]:.3f} dB, routed {mean[1]:.3f} dB "
-                f"({mean[1] - mean[0]:+.3f}), deep model on {100 * mean[2]:.0f}% of tiles",
-                file=sys.stderr,
-                flush=True,
-            )
+            for i, threshold in enumerate(thresholds):
+                routed, share = mean[1 + 2 * i], mean[2 + 2 * i]
+                table[(name, world, threshold)] = (mean[0], routed, share)
+                print(
+                    f"  {world} {name}, threshold {threshold:g}: unrouted {mean[0]:.3f} dB, "
+                    f"routed {routed:.3f} dB ({routed - mean[0]:+.3f}), deep model on "
+                    f"{100 * share:.0f}% of tiles",
+                    file=sys.stderr,
+                    flush=True,
+                )
     return table
 
 
@@ -150,6 +155,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--model", default="burst")
     parser.add_argument("--coarse", default=None, help="[default: the one shipped beside]")
     parser.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD)
+    parser.add_argument(
+        "--thresholds", type=float, nargs="+", default=None, help="quality part [--threshold]"
+    )
     parser.add_argument("--out", type=Path, default=HERE.parent / "bench-out")
     parser.add_argument("--skip-quality", action="store_true")
     args = parser.parse_args(argv)
@@ -159,7 +167,7 @@ def main(argv: list[str] | None = None) -> dict:
     work = args.out / "route-work"
     report = {"speed": speed(model, coarse, args.threshold, work, args.out)}
     if not args.skip_quality:
-        report["quality"] = quality(model, coarse, args.threshold, work)
+        report["quality"] = quality(model, coarse, args.thresholds or [args.threshold], work)
     print(f"\nthreshold {args.threshold:g} levels\n")
     print(
         "| merge | size | unrouted | routed | coarse pass | second pass | deep share | speed-up |"
@@ -172,10 +180,13 @@ def main(argv: list[str] | None = None) -> dict:
             f"{r['unrouted'] / r['routed']:.2f}x |"
         )
     if "quality" in report:
-        print("\n| set | world | unrouted PSNR-Y | routed PSNR-Y | difference | deep share |")
-        print("|---|---|---|---|---|---|")
-        for (name, world), (a, b, share) in report["quality"].items():
-            print(f"| {name} | {world} | {a:.3f} | {b:.3f} | {b - a:+.3f} | {100 * share:.0f}% |")
+        print("\n| set | world | threshold | unrouted PSNR-Y | routed | difference | deep share |")
+        print("|---|---|---|---|---|---|---|")
+        for (name, world, t), (a, b, share) in report["quality"].items():
+            print(
+                f"| {name} | {world} | {t:g} | {a:.3f} | {b:.3f} | {b - a:+.3f} | "
+                f"{100 * share:.0f}% |"
+            )
     return report
 
 

@@ -147,12 +147,21 @@ def test_run_default_model_on_the_example_burst(tmp_path, monkeypatch):
 
 
 def test_every_listed_model_ships_and_loads():
-    from burstsr.refiner.registry import DEFAULT_MODEL, DEFAULT_RUN_MODEL
+    from burstsr.refiner.registry import COARSE, DEFAULT_MODEL, DEFAULT_RUN_MODEL
 
     assert DEFAULT_MODEL in SHIPPED and DEFAULT_RUN_MODEL in SHIPPED
     for name, path in SHIPPED.items():
         assert path.is_file(), name
         assert load_generator(name).config.scale >= 1
+    # Each has a coarse network for routing, reading and writing what the model does, and
+    # much smaller than it.
+    for name, path in COARSE.items():
+        assert path.is_file(), name
+        fine, coarse = load_generator(name), load_generator(path)
+        for field in ("scale", "unshuffle", "confidence"):
+            assert getattr(fine.config, field) == getattr(coarse.config, field), (name, field)
+        size = sum(p.numel() for p in coarse.parameters())
+        assert size * 5 < sum(p.numel() for p in fine.parameters()), name
 
 
 def test_strength_blends_a_model_with_the_one_it_started_from(tmp_path):

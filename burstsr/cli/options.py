@@ -103,10 +103,11 @@ def route_options(command):
     options = [
         click.option(
             "--route/--no-route",
-            default=True,
+            default=False,
             show_default=True,
             help="Run the deep model only on the tiles a small coarse network could not "
-            "restore (and their neighbours); the coarse output elsewhere.",
+            "restore (and their neighbours); the coarse output elsewhere. Faster on images "
+            "mostly flat (night sky, microscopy backgrounds), slower on detailed ones.",
         ),
         click.option(
             "--route-threshold",

@@ -116,6 +116,7 @@ def tile_boxes(h: int, w: int, tile: int, blend: int) -> list[list[Box]]:
     return rows
 
 
+@torch.inference_mode()
 def run_tile(
     generator: Generator,
     image: np.ndarray,
@@ -213,7 +214,7 @@ def enhance_image(
             if fine[r, c]:
                 core = run_tile(generator, image, extra, box, pad, half=half, ensemble=ensemble)
             else:
-                core = routing.run_coarse(image, extra, box, half=half)
+                core = routing.coarse_tile(r, c)
             wy = _ramp(core.shape[0], box.ay0 > 0, box.ay1 < h, blend * scale)
             wx = _ramp(core.shape[1], box.ax0 > 0, box.ax1 < w, blend * scale)
             wt = (wy[:, None] * wx[None, :])[:, :, None]

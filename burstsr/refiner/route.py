@@ -40,11 +40,17 @@ class Routing:
     boxes: list[list[Box]] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
     finished: float = 0.0  # when the coarse pass ended (perf_counter)
+    # The coarse pass's tile outputs, kept (half precision) for the tiles it keeps.
+    kept: dict[tuple[int, int], np.ndarray] = field(default_factory=dict, repr=False)
 
     @property
     def fraction(self) -> float:
         """The share of tiles the fine model ran on."""
         return float(self.fine.mean()) if self.fine is not None else 1.0
+
+    def coarse_tile(self, row: int, column: int) -> np.ndarray:
+        """The coarse pass's output of a tile it kept (released once taken)."""
+        return self.kept.pop((row, column)).astype(np.float32)
 
     def run_coarse(
         self, image: np.ndarray, extra: np.ndarray | None, box: Box, *, half: bool = False
@@ -78,11 +84,14 @@ class Routing:
                         area, (out.shape[1], out.shape[0]), interpolation=cv2.INTER_CUBIC
                     )
                 scores[r, c] = 255 * float(np.abs(out - area).mean())
+                self.kept[r, c] = out.astype(np.float16)
                 done += 1
                 if progress is not None:
                     progress(done, total)
         self.scores, self.boxes = scores, boxes
         self.fine = binary_dilation(scores > self.threshold, structure=np.ones((3, 3), bool))
+        for r, c in zip(*np.nonzero(self.fine), strict=True):
+            del self.kept[r, c]  # the fine model replaces these
         self.finished = time.perf_counter()
         self.seconds["coarse"] = self.finished - start
         return self.fine
