@@ -16,6 +16,7 @@ from burstsr.cli.options import (
     ensemble_option,
     max_output_option,
     model_option,
+    outscale_options,
     overwrite_option,
     route_options,
     strength_option,
@@ -43,6 +44,7 @@ from burstsr.io import (
 from burstsr.io.confidence import read_confidence
 from burstsr.io.crop import Crop
 from burstsr.io.names import enhanced_name
+from burstsr.refiner.outscale import output_size, scale_name
 
 if TYPE_CHECKING:
     from burstsr.refiner.networks import Generator
@@ -81,6 +83,7 @@ log = logging.getLogger("burstsr")
     help="For a model that reads it: the merge's confidence map (merge --save-confidence) "
     "[default: that of an evenly sampled 8-frame burst].",
 )
+@outscale_options
 @route_options
 @crop_option("the image (of every image, for a folder)")
 @max_output_option
@@ -99,6 +102,8 @@ def enhance(
     strength: float | None,
     bit_depth: str | None,
     confidence_path: Path | None,
+    outscale: float | None,
+    width: int | None,
     route: bool,
     route_threshold: float,
     coarse_model: str | None,
@@ -121,12 +126,13 @@ def enhance(
             param_hint="--save-route",
         )
     scale, grid = generator.config.scale, generator.config.unshuffle
+    named = scale_name(outscale, width, grid * scale)
     if source.is_dir():
         inputs = list_frames(source)
         folder = check_folder(output or Path("enhanced"))
-        jobs = [(p, folder / enhanced_name(p, grid * scale)) for p in inputs]
+        jobs = [(p, folder / enhanced_name(p, named)) for p in inputs]
     elif source.is_file():
-        jobs = [(source, output or Path(enhanced_name(source, grid * scale)))]
+        jobs = [(source, output or Path(enhanced_name(source, named)))]
     else:
         raise InputError(f"{source}: no such file or folder")
     for src, _ in jobs:
@@ -152,6 +158,10 @@ def enhance(
             check_format(dst, depth)
     if save_route is not None:
         check_output(save_route, inputs=[p for p, _ in jobs], overwrite=overwrite)
+    sizes = {}  # each job's output size, from its frames' size (the input's, over the grid)
+    for src, _ in jobs:
+        h, w = (crop.height, crop.width) if crop is not None else image_size(src)
+        sizes[src] = output_size((h // grid, w // grid), outscale=outscale, width=width)
     estimates = job_estimates(generator, [src for src, _ in jobs], crop, tile, tile_pad, ensemble)
     for (src, _), estimate in zip(jobs, estimates, strict=True):
         check_output_size(estimate, max_output_mp, f"{src}: enhance a region of it (--crop)")
@@ -181,6 +191,7 @@ def enhance(
                 crop=crop,
                 routing=routing,
                 save_route=save_route,
+                size=sizes[src],
                 progress=update,
             )
         report_routing(routing, None, None)

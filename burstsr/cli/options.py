@@ -133,3 +133,22 @@ def route_options(command):
     for option in reversed(options):
         command = option(command)
     return command
+
+
+def outscale_options(command):
+    """``--outscale S`` / ``--width W``: any output size, for every model."""
+    from burstsr.refiner.outscale import OUTSCALE_RANGE
+
+    command = click.option(
+        "--width",
+        type=click.IntRange(8),
+        default=None,
+        help="Output width in pixels (the height in proportion).",
+    )(command)
+    return click.option(
+        "--outscale",
+        type=click.FloatRange(*OUTSCALE_RANGE),
+        default=None,
+        help="Output size as a multiple of the frames' [default: the model's, 4]; the model's "
+        "output is resized with a good filter (area when shrinking, Lanczos when enlarging).",
+    )(command)

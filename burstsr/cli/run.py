@@ -17,6 +17,7 @@ from burstsr.cli.merge import merge_config, merge_options
 from burstsr.cli.options import (
     ensemble_option,
     model_option,
+    outscale_options,
     route_options,
     strength_option,
     tile_option,
@@ -35,6 +36,7 @@ from burstsr.estimate import (
 from burstsr.io import Burst, check_output, format_depth, load_burst, write_image
 from burstsr.io.crop import Crop
 from burstsr.io.names import merge_name
+from burstsr.refiner.outscale import output_size, resize_to, scale_name
 from burstsr.refiner.registry import DEFAULT_RUN_MODEL
 
 if TYPE_CHECKING:
@@ -58,6 +60,7 @@ log = logging.getLogger("burstsr")
 @tile_option
 @ensemble_option
 @strength_option
+@outscale_options
 @route_options
 @click.option(
     "--keep-merge",
@@ -78,6 +81,8 @@ def run(
     ensemble: bool,
     strength: float | None,
     keep_merge: bool,
+    outscale: float | None,
+    width: int | None,
     route: bool,
     route_threshold: float,
     coarse_model: str | None,
@@ -117,8 +122,9 @@ def run(
                 )
         config = dataclasses.replace(config, **wanted)
     total = config.scale * generator.config.scale
-    output = output or Path(f"result_x{total}.png")
+    output = output or Path(f"result{scale_name(outscale, width, total)}.png")
     burst = load_burst(source_folder, crop=crop)
+    size = output_size(burst.frame_size(), outscale=outscale, width=width)
     check_output(output, inputs=burst.paths, overwrite=overwrite, bit_depth=depth)
     merged_path = output.parent / merge_name(config.scale)
     if keep_merge:
@@ -157,6 +163,7 @@ def run(
             progress=enhancing,
         )
     report_routing(routing, result.image, save_route)
+    refined = resize_to(refined, size)
     out_depth = depth or format_depth(output, result.bit_depth)
     write_image(output, refined[:, :, 0] if result.gray else refined, bit_depth=out_depth)
     log.info(

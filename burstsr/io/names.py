@@ -15,7 +15,9 @@ def merge_name(grid: int) -> Path:
     return Path("result.png" if grid == 1 else f"result_grid{grid}.png")
 
 
-def enhanced_name(source: Path, scale: int) -> str:
+def enhanced_name(source: Path, scale: int | str) -> str:
     """The default file name of ``source`` restored to ``scale`` times its *frames'* size:
-    ``result_grid4.png`` -> ``result_x4.png``, ``photo.jpg`` -> ``photo_x4.png``."""
-    return f"{_GRID_SUFFIX.sub('', source.stem)}_x{scale}.png"
+    ``result_grid4.png`` -> ``result_x4.png``, ``photo.jpg`` -> ``photo_x4.png`` (a string
+    ``scale`` is used as the suffix itself: ``"_1200px"``)."""
+    suffix = scale if isinstance(scale, str) else f"_x{scale}"
+    return f"{_GRID_SUFFIX.sub('', source.stem)}{suffix}.png"

@@ -31,6 +31,7 @@ from burstsr.io import format_depth, read_image, write_image
 from burstsr.io.confidence import confidence_channel
 from burstsr.io.crop import Crop
 from burstsr.refiner.networks import Generator
+from burstsr.refiner.outscale import resize_to
 
 if TYPE_CHECKING:
     from burstsr.refiner.route import Routing
@@ -243,14 +244,16 @@ def enhance_file(
     crop: Crop | None = None,
     routing: Routing | None = None,
     save_route: str | os.PathLike | None = None,
+    size: tuple[int, int] | None = None,
     progress: Progress | None = None,
 ) -> np.ndarray:
     """Read ``source`` (its ``crop`` region only, when given), enhance it (``confidence``:
     see :func:`enhance_image`), write ``output`` atomically (16 bit if the input was, unless
     ``bit_depth`` says otherwise; gray stays gray). A RAW file's linear pixels are sRGB-encoded
     first, as a merge of it would be (the models read and write display-encoded images).
-    ``routing``: see :func:`enhance_image`; ``save_route``: write its routing map there.
-    Returns the enhanced pixels."""
+    ``routing``: see :func:`enhance_image`; ``save_route``: write its routing map there;
+    ``size``: resize the output to ``(height, width)`` (:func:`~burstsr.refiner.outscale.
+    resize_to`). Returns the enhanced pixels (before any resize)."""
     image = read_image(source)
     pixels = linear_to_srgb(image.pixels) if image.linear else image.pixels
     if crop is not None:
@@ -272,5 +275,6 @@ def enhance_file(
         write_image(save_route, route_map(pixels, routing))
     depth = bit_depth or (16 if image.bit_depth > 8 or image.linear else 8)
     depth = format_depth(output, depth)
-    write_image(output, result[:, :, 0] if image.gray else result, bit_depth=depth)
+    final = resize_to(result, size)
+    write_image(output, final[:, :, 0] if image.gray else final, bit_depth=depth)
     return result
