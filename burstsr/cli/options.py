@@ -103,19 +103,19 @@ def route_options(command):
     options = [
         click.option(
             "--route/--no-route",
-            default=False,
+            default=True,
             show_default=True,
-            help="Run the deep model only on the tiles a small coarse network could not "
-            "restore (and their neighbours); the coarse output elsewhere. Faster on images "
-            "mostly flat (night sky, microscopy backgrounds), slower on detailed ones.",
+            help="Run the deep model only on the tiles that hold detail (and their "
+            "neighbours), a small coarse network on the rest: faster on images mostly flat "
+            "(night sky, microscopy backgrounds).",
         ),
         click.option(
             "--route-threshold",
             type=click.FloatRange(0),
             default=DEFAULT_ROUTE_THRESHOLD,
             show_default=True,
-            help="Mean absolute coarse residual (8-bit levels) above which a tile goes to the "
-            "deep model; 0 sends every tile.",
+            help="Detail score (90th percentile of the luma's gradient, 8-bit levels per frame "
+            "pixel) from which a tile goes to the deep model; 0 sends every tile.",
         ),
         click.option(
             "--coarse-model",

@@ -56,12 +56,12 @@ def report_routing(
     from burstsr.refiner.route import route_map
 
     log.info(
-        "routing: deep model on %d of %d tiles (%.0f%%); coarse pass %.1f s, then %.1f s",
+        "routing: deep model on %d of %d tiles (%.0f%%); scoring %.1f s, tiles %.1f s",
         int(routing.fine.sum()),
         routing.fine.size,
         100 * routing.fraction,
-        routing.seconds.get("coarse", 0.0),
-        routing.seconds.get("fine", 0.0),
+        routing.seconds.get("score", 0.0),
+        routing.seconds.get("tiles", 0.0),
     )
     if save_route is not None:
         write_image(save_route, route_map(image, routing))

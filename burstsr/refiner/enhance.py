@@ -172,9 +172,9 @@ def enhance_image(
         confidence: for a generator that reads it (``config.confidence``), the merge's
             confidence map ``(H, W)`` (:attr:`MergeResult.confidence`); without one such a
             generator reads the confidence of an evenly sampled 8-frame burst everywhere.
-        routing: run ``routing.coarse`` on every tile and ``generator`` only on the tiles
-            where the coarse one did not reach the detail, and their neighbours
-            (:mod:`burstsr.refiner.route`); what was routed where is filled into it.
+        routing: run ``generator`` only on the tiles that hold detail, and their neighbours,
+            and ``routing.coarse`` on the others (:mod:`burstsr.refiner.route`); what was
+            routed where is filled into it.
 
     Returns:
         ``float32 (H * scale, W * scale, 3)``, clipped to [0, 1].
@@ -205,9 +205,7 @@ def enhance_image(
     total, done = sum(len(row) for row in boxes), 0
     fine = np.ones((len(boxes), len(boxes[0])), bool)
     if routing is not None:
-        total *= 2
-        fine = routing.select(image, extra, boxes, progress=progress, total=total)
-        done = total // 2
+        fine = routing.select(image, boxes)
     out = np.zeros((h * scale, w * scale, 3), np.float32)
     weight = np.zeros((h * scale, w * scale, 1), np.float32)
     for r, row in enumerate(boxes):
@@ -215,7 +213,7 @@ def enhance_image(
             if fine[r, c]:
                 core = run_tile(generator, image, extra, box, pad, half=half, ensemble=ensemble)
             else:
-                core = routing.coarse_tile(r, c)
+                core = routing.run_coarse(image, extra, box, half=half)
             wy = _ramp(core.shape[0], box.ay0 > 0, box.ay1 < h, blend * scale)
             wx = _ramp(core.shape[1], box.ax0 > 0, box.ax1 < w, blend * scale)
             wt = (wy[:, None] * wx[None, :])[:, :, None]
@@ -225,7 +223,7 @@ def enhance_image(
             if progress is not None:
                 progress(done, total)
     if routing is not None:
-        routing.seconds["fine"] = time.perf_counter() - routing.finished
+        routing.seconds["tiles"] = time.perf_counter() - routing.finished
     out /= weight
     return out
 

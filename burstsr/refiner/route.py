@@ -1,30 +1,33 @@
-"""Coarse/fine detail routing for enhance: a small coarse network runs on every tile; the fine
-(deep) model runs only where the coarse one did not reach the detail, and on those tiles'
-neighbours; the rest keeps the coarse output.
+"""Coarse/fine detail routing for enhance: the fine (deep) model runs only on the tiles that
+hold detail, and their neighbours; a small coarse network restores the rest.
 
-The detail score of a tile is the mean absolute residual the coarse network adds to its input
-(to the image skip's base: the input itself for a model of x4-grid merges, its bicubic
-upscaling otherwise), in 8-bit levels: flat sky, walls and night backgrounds score low, texture
-and edges high. Tiles over :attr:`Routing.threshold` and their 8 neighbours go to the fine
-model. Every tile's output is cross-faded with its neighbours' as in unrouted tiling, so a
-fine tile fades into a coarse one over the cross-fade zone, without a seam.
+A tile's detail score is the 90th percentile, over the tile, of the local gradient magnitude of
+the input's luma at the frames' scale (the square root of the structure tensor's trace, in
+8-bit levels per frame pixel): a night sky or a plain wall scores about 2, texture and edges 10
+and more, and the noise a merge leaves barely counts, since the structure tensor averages it
+out. Tiles at or over :attr:`Routing.threshold` and their 8 neighbours go to the fine model,
+the others to the coarse one. Every tile's output is cross-faded with its neighbours' as in
+unrouted tiling, so a fine tile fades into a coarse one over the cross-fade zone, without a
+seam.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
+import torch
 from scipy.ndimage import binary_dilation
 
+from burstsr.burst.kernels import structure_tensor
 from burstsr.refiner.enhance import Box, run_tile, tile_plan
 from burstsr.refiner.networks import Generator
 from burstsr.refiner.registry import DEFAULT_ROUTE_THRESHOLD
 
-DEFAULT_THRESHOLD = DEFAULT_ROUTE_THRESHOLD  # 8-bit levels of mean absolute coarse residual
+DEFAULT_THRESHOLD = DEFAULT_ROUTE_THRESHOLD  # 8-bit levels per frame pixel
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
 
 @dataclass
@@ -39,18 +42,12 @@ class Routing:
     fine: np.ndarray | None = None
     boxes: list[list[Box]] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
-    finished: float = 0.0  # when the coarse pass ended (perf_counter)
-    # The coarse pass's tile outputs, kept (half precision) for the tiles it keeps.
-    kept: dict[tuple[int, int], np.ndarray] = field(default_factory=dict, repr=False)
+    finished: float = 0.0  # when the scoring ended (perf_counter)
 
     @property
     def fraction(self) -> float:
         """The share of tiles the fine model ran on."""
         return float(self.fine.mean()) if self.fine is not None else 1.0
-
-    def coarse_tile(self, row: int, column: int) -> np.ndarray:
-        """The coarse pass's output of a tile it kept (released once taken)."""
-        return self.kept.pop((row, column)).astype(np.float32)
 
     def run_coarse(
         self, image: np.ndarray, extra: np.ndarray | None, box: Box, *, half: bool = False
@@ -60,41 +57,34 @@ class Routing:
         _, _, pad = tile_plan(self.coarse, h, w, None, None)
         return run_tile(self.coarse, image, extra, box, pad, half=half)
 
-    def select(
-        self,
-        image: np.ndarray,
-        extra: np.ndarray | None,
-        boxes: list[list[Box]],
-        *,
-        progress: Callable[[int, int], None] | None = None,
-        total: int = 0,
-    ) -> np.ndarray:
-        """The coarse pass: score every tile, pick those over the threshold and their
-        neighbours. Returns the fine mask (rows x columns of tiles)."""
+    def select(self, image: np.ndarray, boxes: list[list[Box]]) -> np.ndarray:
+        """Score every tile and pick those at or over the threshold and their neighbours.
+        Returns the fine mask (rows x columns of tiles)."""
         self.coarse.eval()
-        start, scale = time.perf_counter(), self.coarse.config.scale
+        start = time.perf_counter()
+        gradient, u = detail_map(image, self.coarse.config.unshuffle), self.coarse.config.unshuffle
         scores = np.zeros((len(boxes), len(boxes[0])), np.float32)
-        done = 0
         for r, row in enumerate(boxes):
             for c, box in enumerate(row):
-                out = self.run_coarse(image, extra, box)
-                area = image[box.ay0 : box.ay1, box.ax0 : box.ax1, :3]
-                if scale > 1:
-                    area = cv2.resize(
-                        area, (out.shape[1], out.shape[0]), interpolation=cv2.INTER_CUBIC
-                    )
-                scores[r, c] = 255 * float(np.abs(out - area).mean())
-                self.kept[r, c] = out.astype(np.float16)
-                done += 1
-                if progress is not None:
-                    progress(done, total)
+                cell = gradient[box.y0 // u : -(-box.y1 // u), box.x0 // u : -(-box.x1 // u)]
+                scores[r, c] = float(np.percentile(cell, 90))
         self.scores, self.boxes = scores, boxes
-        self.fine = binary_dilation(scores > self.threshold, structure=np.ones((3, 3), bool))
-        for r, c in zip(*np.nonzero(self.fine), strict=True):
-            del self.kept[r, c]  # the fine model replaces these
+        self.fine = binary_dilation(scores >= self.threshold, structure=np.ones((3, 3), bool))
         self.finished = time.perf_counter()
-        self.seconds["coarse"] = self.finished - start
+        self.seconds["score"] = self.finished - start
         return self.fine
+
+
+def detail_map(image: np.ndarray, grid: int = 1) -> np.ndarray:
+    """The local gradient magnitude of ``image``'s luma, 8-bit levels per frame pixel, at the
+    frames' scale (``image`` area-reduced by ``grid``, the grid it was merged on)."""
+    h, w = image.shape[:2]
+    small = image[:, :, :3]
+    if grid > 1:
+        small = cv2.resize(small, (max(1, w // grid), max(1, h // grid)), cv2.INTER_AREA)
+    luma = torch.from_numpy(np.ascontiguousarray(small @ LUMA))
+    ixx, _, iyy = structure_tensor(luma, integration=1.0)
+    return (torch.sqrt((ixx + iyy).clamp(min=0)) * 255).numpy()
 
 
 def route_map(image: np.ndarray, routing: Routing) -> np.ndarray:
