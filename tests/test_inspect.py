@@ -28,10 +28,10 @@ def _generator(**config) -> Generator:
     return Generator(GeneratorConfig(**{"scale": 2, "channels": 8, "blocks": 2, **config})).eval()
 
 
-def _height(blocks: int, channels: int, shown: int) -> int:
+def _height(blocks: int, channels: int, shown: int, panels: int = 2) -> int:
     """The picture's height: caption + panel row, then per layer a caption and its grid."""
     rows = -(-min(channels, shown) // COLUMNS)
-    return CAPTION + (COLUMNS * CELL) // 2 + blocks * (CAPTION + rows * CELL)
+    return CAPTION + (COLUMNS * CELL) // panels + blocks * (CAPTION + rows * CELL)
 
 
 def test_activations_follow_the_data_through_the_layers():
@@ -71,13 +71,15 @@ def test_inspect_cli_on_an_image_and_on_a_burst(tmp_path):
     args = ["-q", "inspect", str(tmp_path / "img.png"), "--model", str(model), "-o", str(out)]
     res = runner.invoke(cli, [*args, "--layers", "head,tail", "--crop", "0,0,32,24"])
     assert res.exit_code == 0, res.output
-    assert read_image(out).shape == (_height(2, 8, 16), COLUMNS * CELL)
+    # input, output, detail score: 3 panels
+    assert read_image(out).shape == (_height(2, 8, 16, panels=3), COLUMNS * CELL)
     res = runner.invoke(cli, [*args, "--layers", "head,nope", "--overwrite"])
     assert res.exit_code == 2 and "nope" in res.stderr and "Traceback" not in res.stderr
     res = runner.invoke(cli, args)
     assert res.exit_code == 2 and "already exists" in res.stderr
     # A burst: merged as run merges it for this folding, confidence-reading model.
-    folding = save_generator(tmp_path / "f.pt", _generator(scale=1, unshuffle=2, confidence=True))
+    folding = _generator(scale=1, unshuffle=2, confidence=True, merge_kernel="adaptive")
+    folding = save_generator(tmp_path / "f.pt", folding)
     burst = simulate_burst(texture(64, 96, seed=2), frames=3, scale=2, noise=0.01, seed=1)
     write_frames(tmp_path / "b", burst.frames)
     out = tmp_path / "b.png"
@@ -85,4 +87,5 @@ def test_inspect_cli_on_an_image_and_on_a_burst(tmp_path):
         cli, ["-q", "inspect", str(tmp_path / "b"), "--model", str(folding), "-o", str(out)]
     )
     assert res.exit_code == 0, res.output
-    assert read_image(out).shape[0] == _height(len(layer_names(_generator(blocks=2))), 8, 16)
+    layers = len(layer_names(_generator(blocks=2)))
+    assert read_image(out).shape[0] == _height(layers, 8, 16, panels=4)  # and the confidence

@@ -18,7 +18,7 @@ from burstsr.device import resolve_device
 from burstsr.errors import InputError
 from burstsr.io import check_output, image_grid, image_size, load_burst, read_image, write_image
 from burstsr.io.crop import Crop
-from burstsr.refiner.registry import DEFAULT_MODEL, DEFAULT_RUN_MODEL
+from burstsr.refiner.registry import DEFAULT_MODEL, DEFAULT_ROUTE_THRESHOLD, DEFAULT_RUN_MODEL
 
 log = logging.getLogger("burstsr")
 
@@ -69,10 +69,11 @@ def inspect(
     overwrite: bool,
 ) -> None:
     """Picture the refiner's per-layer feature maps on a crop of SOURCE (an image, or a burst
-    folder, merged as `burstsr run` merges it), with the crop, the model's output and, for a
-    burst, the merge's confidence map."""
+    folder, merged as `burstsr run` merges it), with the crop, the model's output, the detail
+    score routing reads and, for a burst, the merge's confidence map."""
     from burstsr.refiner.checkpoint import load_generator
     from burstsr.refiner.inspect import activation_figure, activations, layer_names
+    from burstsr.refiner.route import detail_map
 
     if not source.exists():
         raise InputError(f"{source}: no such file or folder")
@@ -103,6 +104,8 @@ def inspect(
         image = crop.apply(pixels, source)
     acts, out = activations(generator, image, confidence=confidence, layers=wanted)
     panels = [(f"input {image.shape[1]}x{image.shape[0]}", image), ("output", out)]
+    detail = detail_map(image, grid)
+    panels.append((f"detail score (route: {DEFAULT_ROUTE_THRESHOLD:g}+)", detail))
     if confidence is not None:
         panels.append((f"merge confidence, 0 to {confidence.max():.1f} frames", confidence))
     picture, _ = activation_figure(acts, panels, channels=channels)

@@ -129,7 +129,7 @@ def activation_figure(
     row) of each layer's block.
     """
     width = COLUMNS * CELL
-    side = width // max(len(panels), 1)
+    side = width // max(len(panels), 2)
     rows = [_caption("   |   ".join(title for title, _ in panels), width)]
     top = np.ones((side, width, 3), np.float32)
     for i, (_, image) in enumerate(panels):
