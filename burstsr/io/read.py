@@ -10,7 +10,6 @@ import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from functools import lru_cache
 from pathlib import Path
 
 import cv2
@@ -19,66 +18,17 @@ import numpy as np
 from burstsr.errors import InputError
 from burstsr.io.crop import Crop
 from burstsr.io.guard import check_pixels, match_pillow_limit, max_pixels
+from burstsr.io.heif import HEIF_EXTENSIONS, read_heif, register_heif
+from burstsr.io.image import Image, to_unit_float
+from burstsr.io.raw import RAW_EXTENSIONS, raw_size, read_raw
 from burstsr.io.write import GRID_NOTE
 
 log = logging.getLogger(__name__)
 
 # Decoded by OpenCV, and by Pillow with pillow-heif (HEIF_EXTENSIONS: phones' default format).
-HEIF_EXTENSIONS = frozenset({".heic", ".heif", ".hif"})
 IMAGE_EXTENSIONS = (
     frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"}) | HEIF_EXTENSIONS
 )
-RAW_EXTENSIONS = frozenset(
-    {
-        ".dng",
-        ".cr2",
-        ".cr3",
-        ".crw",
-        ".nef",
-        ".nrw",
-        ".arw",
-        ".srf",
-        ".sr2",
-        ".raf",
-        ".orf",
-        ".rw2",
-        ".pef",
-        ".srw",
-        ".raw",
-        ".rwl",
-        ".3fr",
-        ".erf",
-        ".kdc",
-        ".dcr",
-        ".mrw",
-        ".iiq",
-        ".x3f",
-    }
-)
-
-
-@dataclass(frozen=True)
-class Image:
-    """One decoded frame.
-
-    Attributes:
-        pixels: ``float32 (H, W, 3)`` RGB in ``[0, 1]``.
-        bit_depth: bits per sample in the file (8, 16; 32 for float TIFF).
-        gray: the file held a single channel (replicated to RGB in ``pixels``).
-        linear: the values are linear light (RAW), not sRGB-encoded.
-        grid: for a merge burstsr wrote as PNG, the grid it was merged on (1: the frames' own,
-            4: ``--scale 4``); None when the file does not say.
-    """
-
-    pixels: np.ndarray
-    bit_depth: int
-    gray: bool = False
-    linear: bool = False
-    grid: int | None = None
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        return self.pixels.shape[0], self.pixels.shape[1]
 
 
 def natural_key(path: Path) -> list:
@@ -182,11 +132,14 @@ def read_image(path: str | os.PathLike) -> Image:
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     if path.suffix.lower() in RAW_EXTENSIONS:
-        return _read_raw(path)
+        return read_raw(path)
     if path.stat().st_size == 0:
         raise InputError(f"{path}: empty file")
     if path.suffix.lower() in HEIF_EXTENSIONS:
-        return _read_heif(path)
+        header = _header(path)
+        if header.size is None:
+            raise InputError(f"{path}: cannot be decoded (corrupt or not a HEIC/HEIF image)")
+        return read_heif(path, header.size)
     data = np.fromfile(path, dtype=np.uint8)
     if path.suffix.lower() in (".jpg", ".jpeg") and not _jpeg_complete(data):
         raise InputError(f"{path}: truncated JPEG (no end-of-image marker)")
@@ -197,7 +150,7 @@ def read_image(path: str | os.PathLike) -> Image:
     if decoded is None:
         raise InputError(f"{path}: cannot be decoded (corrupt or not an image)")
     pixels, gray = _to_rgb(decoded, path)
-    bit_depth, pixels = _to_unit_float(pixels, path)
+    bit_depth, pixels = to_unit_float(pixels, path)
     pixels = _apply_orientation(pixels, header.orientation)
     return Image(np.ascontiguousarray(pixels), bit_depth, gray=gray, grid=header.grid)
 
@@ -206,7 +159,7 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
     """``(height, width)`` of an image file, from its header when possible (no decode)."""
     path = Path(path)
     if path.suffix.lower() in RAW_EXTENSIONS:
-        return _raw_size(path)
+        return raw_size(path)
     header = _header(path)
     if header.size is None:  # a format Pillow does not read: decode it
         return read_image(path).shape
@@ -240,16 +193,6 @@ def _to_rgb(decoded: np.ndarray, path: Path) -> tuple[np.ndarray, bool]:
     return decoded[:, :, 2::-1], False
 
 
-def _to_unit_float(pixels: np.ndarray, path: Path) -> tuple[int, np.ndarray]:
-    if pixels.dtype in (np.uint8, np.uint16):
-        depth = 8 if pixels.dtype == np.uint8 else 16
-        scale = np.float32(1 / (2**depth - 1))
-        return depth, np.multiply(pixels, scale, dtype=np.float32)  # one pass, no temporary
-    if pixels.dtype in (np.float32, np.float64):
-        return 32, np.clip(pixels, 0.0, 1.0).astype(np.float32)
-    raise InputError(f"{path}: unsupported sample type {pixels.dtype}; use 8/16-bit or float")
-
-
 @dataclass(frozen=True)
 class _Header:
     size: tuple[int, int] | None  # (height, width) as stored, before orientation
@@ -267,7 +210,7 @@ def _header(path: Path) -> _Header:
 
     match_pillow_limit()
     if path.suffix.lower() in HEIF_EXTENSIONS:
-        _register_heif(path)
+        register_heif(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # size warnings (our guard decides), damaged tags
@@ -288,47 +231,6 @@ def _grid_note(im) -> int | None:
     except ValueError:
         return None
     return grid if grid is not None and 1 <= grid <= 16 else None
-
-
-@lru_cache(maxsize=1)
-def _heif_opener() -> bool:
-    try:
-        import pillow_heif
-    except ImportError:
-        return False
-    pillow_heif.register_heif_opener()
-    return True
-
-
-def _register_heif(path: Path) -> None:
-    """Teach Pillow HEIC/HEIF (once), or say which package reading ``path`` needs."""
-    if not _heif_opener():
-        raise InputError(f"{path}: reading HEIC/HEIF needs pillow-heif (pip install pillow-heif)")
-
-
-def _read_heif(path: Path) -> Image:
-    """Decode a HEIC/HEIF file with Pillow + pillow-heif: 8 bit, upright (libheif applies the
-    file's rotation and mirroring, which the HEIF format makes authoritative over EXIF)."""
-    import warnings
-
-    from PIL import Image as PILImage
-
-    header = _header(path)
-    if header.size is None:
-        raise InputError(f"{path}: cannot be decoded (corrupt or not a HEIC/HEIF image)")
-    check_pixels(path, *header.size)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with PILImage.open(path) as im:
-                gray = im.mode in ("L", "LA", "I;16", "I")
-                decoded = np.asarray(im.convert("L" if gray else "RGB"))
-    except Exception as exc:  # libheif errors, truncated streams
-        raise InputError(f"{path}: cannot be decoded ({exc})") from None
-    if gray:
-        decoded = np.repeat(decoded[:, :, None], 3, axis=2)
-    bit_depth, pixels = _to_unit_float(decoded, path)
-    return Image(np.ascontiguousarray(pixels), bit_depth, gray=gray)
 
 
 def _orientation(im) -> int:
@@ -366,36 +268,3 @@ def _apply_orientation(img: np.ndarray, orientation: int) -> np.ndarray:
     if orientation == 8:
         return np.rot90(img, k=1)
     return img
-
-
-def _raw_size(path: Path) -> tuple[int, int]:
-    """``(height, width)`` of a RAW file as it decodes (LibRaw's sizes and turn), no decode."""
-    import rawpy
-
-    try:
-        with rawpy.RawPy() as raw:
-            raw.open_file(str(path))  # the header only: no unpacking of the sensor data
-            sizes = raw.sizes
-    except Exception as exc:
-        raise InputError(f"{path}: cannot be decoded as RAW ({exc})") from None
-    h, w = sizes.iheight, sizes.iwidth
-    return (w, h) if sizes.flip in (5, 6) else (h, w)
-
-
-def _read_raw(path: Path) -> Image:
-    import rawpy
-
-    try:
-        raw = rawpy.imread(str(path))
-    except Exception as exc:  # rawpy raises several LibRaw error types
-        raise InputError(f"{path}: cannot be decoded as RAW ({exc})") from None
-    with raw:
-        check_pixels(path, raw.sizes.height, raw.sizes.width)
-        try:
-            rgb = raw.postprocess(
-                gamma=(1, 1), no_auto_bright=True, output_bps=16, use_camera_wb=True
-            )
-        except Exception as exc:
-            raise InputError(f"{path}: cannot be decoded as RAW ({exc})") from None
-    pixels = rgb.astype(np.float32) * np.float32(1 / 65535)
-    return Image(np.ascontiguousarray(pixels), 16, gray=False, linear=True)
