@@ -105,16 +105,16 @@ def route_options(command):
             "--route/--no-route",
             default=True,
             show_default=True,
-            help="Run the deep model only on the tiles that hold detail (and their "
-            "neighbours), a small coarse network on the rest: faster on images mostly flat "
-            "(night sky, microscopy backgrounds).",
+            help="Run the deep model only on the tiles that hold detail (or have it near their "
+            "edge), a small coarse network on the rest: faster on images mostly flat (night "
+            "sky, microscopy backgrounds).",
         ),
         click.option(
             "--route-threshold",
             type=click.FloatRange(0),
             default=DEFAULT_ROUTE_THRESHOLD,
             show_default=True,
-            help="Detail score (90th percentile of the luma's gradient, 8-bit levels per frame "
+            help="Detail score (98th percentile of the luma's gradient, 8-bit levels per frame "
             "pixel) from which a tile goes to the deep model; 0 sends every tile.",
         ),
         click.option(

@@ -172,8 +172,8 @@ def enhance_image(
         confidence: for a generator that reads it (``config.confidence``), the merge's
             confidence map ``(H, W)`` (:attr:`MergeResult.confidence`); without one such a
             generator reads the confidence of an evenly sampled 8-frame burst everywhere.
-        routing: run ``generator`` only on the tiles that hold detail, and their neighbours,
-            and ``routing.coarse`` on the others (:mod:`burstsr.refiner.route`); what was
+        routing: run ``generator`` only on the tiles that hold detail (or have it near their
+            edge), and ``routing.coarse`` on the others (:mod:`burstsr.refiner.route`); what was
             routed where is filled into it.
 
     Returns:

@@ -27,7 +27,7 @@ COARSE = {
     "burst": WEIGHTS / "burst_x4_coarse.pt",
     "gan": WEIGHTS / "burst_x4_coarse.pt",
 }
-# The detail score from which a tile goes to the deep model (the 90th percentile of the luma's
+# The detail score from which a tile goes to the deep model (the 98th percentile of the luma's
 # gradient magnitude over the tile, 8-bit levels per frame pixel; burstsr.refiner.route).
 DEFAULT_ROUTE_THRESHOLD = 5.0
 DEFAULT_MODEL = "fidelity"  # burstsr enhance

@@ -1,14 +1,15 @@
 """Coarse/fine detail routing for enhance: the fine (deep) model runs only on the tiles that
-hold detail, and their neighbours; a small coarse network restores the rest.
+hold detail, near their edges included; a small coarse network restores the rest.
 
-A tile's detail score is the 90th percentile, over the tile, of the local gradient magnitude of
-the input's luma at the frames' scale (the square root of the structure tensor's trace, in
-8-bit levels per frame pixel): a night sky or a plain wall scores about 2, texture and edges 10
-and more, and the noise a merge leaves barely counts, since the structure tensor averages it
-out. Tiles at or over :attr:`Routing.threshold` and their 8 neighbours go to the fine model,
-the others to the coarse one. Every tile's output is cross-faded with its neighbours' as in
-unrouted tiling, so a fine tile fades into a coarse one over the cross-fade zone, without a
-seam.
+A tile's detail score is the 98th percentile of the local gradient magnitude of the input's
+luma at the frames' scale (the square root of the structure tensor's trace, in 8-bit levels per
+frame pixel): a night sky or a plain wall scores 3 to 4, texture and edges 10 and more, and the
+noise a merge leaves barely counts, since the structure tensor averages it out. It is taken
+over the tile grown by a margin (:attr:`Routing.margin`, a quarter of a tile) into its
+neighbours, so a tile goes to the fine model when detail lies near its edge, not merely because
+a neighbour holds some. Tiles at or over :attr:`Routing.threshold` go to the fine model, the
+others to the coarse one. Every tile's output is cross-faded with its neighbours' as in unrouted
+tiling, so a fine tile fades into a coarse one over the cross-fade zone, without a seam.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 import torch
-from scipy.ndimage import binary_dilation
 
 from burstsr.burst.kernels import structure_tensor
 from burstsr.refiner.enhance import Box, run_tile, tile_plan
@@ -38,6 +38,7 @@ class Routing:
 
     coarse: Generator
     threshold: float = DEFAULT_THRESHOLD
+    margin: float = 0.25  # the score's reach into the neighbours, in tiles
     scores: np.ndarray | None = None
     fine: np.ndarray | None = None
     boxes: list[list[Box]] = field(default_factory=list)
@@ -58,18 +59,20 @@ class Routing:
         return run_tile(self.coarse, image, extra, box, pad, half=half)
 
     def select(self, image: np.ndarray, boxes: list[list[Box]]) -> np.ndarray:
-        """Score every tile and pick those at or over the threshold and their neighbours.
-        Returns the fine mask (rows x columns of tiles)."""
+        """Score every tile (over its area grown by the margin) and pick those at or over the
+        threshold. Returns the fine mask (rows x columns of tiles)."""
         self.coarse.eval()
         start = time.perf_counter()
         gradient, u = detail_map(image, self.coarse.config.unshuffle), self.coarse.config.unshuffle
         scores = np.zeros((len(boxes), len(boxes[0])), np.float32)
         for r, row in enumerate(boxes):
             for c, box in enumerate(row):
-                cell = gradient[box.y0 // u : -(-box.y1 // u), box.x0 // u : -(-box.x1 // u)]
-                scores[r, c] = float(np.percentile(cell, 90))
+                reach = round(self.margin * max(box.y1 - box.y0, box.x1 - box.x0))
+                y0, x0 = max(box.y0 - reach, 0) // u, max(box.x0 - reach, 0) // u
+                y1, x1 = -(-(box.y1 + reach) // u), -(-(box.x1 + reach) // u)
+                scores[r, c] = float(np.percentile(gradient[y0:y1, x0:x1], 98))
         self.scores, self.boxes = scores, boxes
-        self.fine = binary_dilation(scores >= self.threshold, structure=np.ones((3, 3), bool))
+        self.fine = scores >= self.threshold
         self.finished = time.perf_counter()
         self.seconds["score"] = self.finished - start
         return self.fine
