@@ -27,7 +27,7 @@ from bench_merge import run_process  # noqa: E402
 from datasets import data_dir  # noqa: E402
 
 from burstsr.burst.config import MergeConfig  # noqa: E402
-from burstsr.cli.enhance import job_estimates  # noqa: E402
+from burstsr.cli.enhance import input_size, job_estimates  # noqa: E402
 from burstsr.cli.run import run_estimate  # noqa: E402
 from burstsr.estimate import merge_estimate  # noqa: E402
 from burstsr.io import load_burst, read_image, write_image  # noqa: E402
@@ -79,14 +79,14 @@ def main() -> None:
         fidelity = load_generator("fidelity", device="cpu")
         measure(
             "enhance fidelity, 1000x750",
-            job_estimates(fidelity, [work / "photo.png"], None, None, None, False)[0],
+            job_estimates(fidelity, [input_size(work / "photo.png", None)], None, None, False)[0],
             cli + ["enhance", "photo.png", "-o", "e1.png", "--device", "cpu"],
         )
         write_image(work / "grid.png", read_image(work / "m4.png").pixels)  # no grid note
         grid_model = load_generator("burst", device="cpu")
         measure(
             "enhance burst, 3200x2400 x4-grid merge",
-            job_estimates(grid_model, [work / "grid.png"], None, None, None, False)[0],
+            job_estimates(grid_model, [input_size(work / "grid.png", None)], None, None, False)[0],
             cli + ["enhance", "grid.png", "--model", "burst", "-o", "e2.png", "--device", "cpu"],
         )
         config = MergeConfig(scale=4, kernel="adaptive")

@@ -135,9 +135,10 @@ def enhance(
         jobs = [(source, output or Path(enhanced_name(source, named)))]
     else:
         raise InputError(f"{source}: no such file or folder")
+    made_on = {src: image_grid(src) for src, _ in jobs}  # each file's grid note, if any
     for src, _ in jobs:
-        check_grid(src, model, grid, scale)
-    if grid > 1 and any(image_grid(src) is None for src, _ in jobs):
+        check_grid(src, made_on[src], model, grid, scale)
+    if grid > 1 and None in made_on.values():
         log.info(
             "model %s restores merges made on a x%d grid (burstsr merge --scale %d) at their "
             "size%s; for a merge on the frames' grid use a model that upscales (--model fidelity)",
@@ -158,11 +159,12 @@ def enhance(
             check_format(dst, depth)
     if save_route is not None:
         check_output(save_route, inputs=[p for p, _ in jobs], overwrite=overwrite)
-    sizes = {}  # each job's output size, from its frames' size (the input's, over the grid)
-    for src, _ in jobs:
-        h, w = (crop.height, crop.width) if crop is not None else image_size(src)
-        sizes[src] = output_size((h // grid, w // grid), outscale=outscale, width=width)
-    estimates = job_estimates(generator, [src for src, _ in jobs], crop, tile, tile_pad, ensemble)
+    inputs = {src: input_size(src, crop) for src, _ in jobs}
+    sizes = {  # each output's size, from its frames' size (the input's, over the grid)
+        src: output_size((h // grid, w // grid), outscale=outscale, width=width)
+        for src, (h, w) in inputs.items()
+    }
+    estimates = job_estimates(generator, list(inputs.values()), tile, tile_pad, ensemble)
     for (src, _), estimate in zip(jobs, estimates, strict=True):
         check_output_size(estimate, max_output_mp, f"{src}: enhance a region of it (--crop)")
     if source.is_dir():
@@ -198,23 +200,25 @@ def enhance(
         log.info("%s -> %s (x%d, %dx%d)", src, dst, scale, result.shape[1], result.shape[0])
 
 
+def input_size(path: Path, crop: Crop | None) -> tuple[int, int]:
+    """``(height, width)`` of what enhance reads from ``path``: the image, or its ``crop``
+    (checked to fit), from the header."""
+    h, w = image_size(path)
+    if crop is None:
+        return h, w
+    crop.check(h, w, path)
+    return crop.height, crop.width
+
+
 def job_estimates(
     generator: Generator,
-    sources: list[Path],
-    crop: Crop | None,
+    sizes: list[tuple[int, int]],
     tile: int | None,
     tile_pad: int | None,
     ensemble: bool,
 ) -> list[Estimate]:
-    """Output size, time and memory of enhancing each of ``sources`` (cut to ``crop``); the
+    """Output size, time and memory of enhancing inputs of ``sizes`` ``(height, width)``; the
     model is timed on a patch once, when some output is over 2 MP."""
-    sizes = []
-    for src in sources:
-        h, w = image_size(src)
-        if crop is not None:
-            crop.check(h, w, src)
-            h, w = crop.height, crop.width
-        sizes.append((h, w))
     s = generator.config.scale
     big = any(h * w * s * s > 2e6 for h, w in sizes)
     rate = seconds_per_input_pixel(generator) if big else None
@@ -224,10 +228,10 @@ def job_estimates(
     ]
 
 
-def check_grid(path: Path, model: str, reads: int, scale: int) -> None:
-    """Refuse, before any work, a merge whose grid note (:func:`burstsr.io.image_grid`) says
-    it was made on another grid than the one ``model`` reads (``reads``: 1 for the frames')."""
-    made_on = image_grid(path)
+def check_grid(path: Path, made_on: int | None, model: str, reads: int, scale: int) -> None:
+    """Refuse, before any work, a merge whose grid note (``made_on``:
+    :func:`burstsr.io.image_grid`) says it was made on another grid than the one ``model``
+    reads (``reads``: 1 for the frames')."""
     if made_on is None or made_on == reads:
         return
     if reads == 1:

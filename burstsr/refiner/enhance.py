@@ -206,6 +206,7 @@ def enhance_image(
     fine = np.ones((len(boxes), len(boxes[0])), bool)
     if routing is not None:
         fine = routing.select(image, boxes)
+    started = time.perf_counter()
     out = np.zeros((h * scale, w * scale, 3), np.float32)
     weight = np.zeros((h * scale, w * scale, 1), np.float32)
     for r, row in enumerate(boxes):
@@ -223,7 +224,7 @@ def enhance_image(
             if progress is not None:
                 progress(done, total)
     if routing is not None:
-        routing.seconds["tiles"] = time.perf_counter() - routing.finished
+        routing.seconds["tiles"] = time.perf_counter() - started
     out /= weight
     return out
 
