@@ -103,7 +103,7 @@ def route_options(command):
     options = [
         click.option(
             "--route/--no-route",
-            default=True,
+            default=False,
             show_default=True,
             help="Run the deep model only on the tiles that hold detail (or have it near their "
             "edge), a small coarse network on the rest: faster on images mostly flat (night "
