@@ -153,6 +153,21 @@ def test_resume_continues_and_reproduces_the_uninterrupted_run(tmp_path):
                 assert ea[key] == pytest.approx(eb[key], rel=1e-5, abs=1e-7), (ea["step"], key)
 
 
+def test_time_limit_stops_at_a_checkpoint_and_resume_finishes_the_same_run(tmp_path):
+    make_pairs(tmp_path / "pairs")
+    train(tiny(tmp_path, out=str(tmp_path / "whole"), steps=12))
+    stopped = train(tiny(tmp_path, out=str(tmp_path / "part"), steps=12, time_limit=1e-9))
+    assert stopped["step"] == 1  # the limit is met after the first step: saved there
+    meta = json.loads((tmp_path / "part" / "last.json").read_text())
+    assert meta["metrics"]["step"] == 1 and "val_psnr" in meta["metrics"]
+    res = CliRunner().invoke(cli, ["-q", "train", "--resume", str(tmp_path / "part")])
+    assert res.exit_code == 0, res.output
+    a, b = losses(tmp_path / "whole"), losses(tmp_path / "part")
+    assert [e["step"] for e in b] == list(range(1, 13))
+    for ea, eb in zip(a, b, strict=True):
+        assert ea["loss_pixel"] == pytest.approx(eb["loss_pixel"], rel=1e-5, abs=1e-7)
+
+
 @pytest.mark.slow
 def test_distributed_training_with_two_cpu_processes(tmp_path):
     make_pairs(tmp_path / "pairs")

@@ -149,6 +149,15 @@ _train = TrainConfig()
 @click.option("--val-every", type=click.IntRange(1), default=_train.val_every, show_default=True)
 @click.option("--log-every", type=click.IntRange(1), default=_train.log_every, show_default=True)
 @click.option("--seed", type=int, default=_train.seed, show_default=True)
+@click.option(
+    "--time-limit",
+    type=click.FloatRange(0),
+    default=_train.time_limit,
+    show_default=True,
+    metavar="MINUTES",
+    help="Stop with a checkpoint once this many minutes of training have passed (0: no limit); "
+    "--resume RUN_DIR continues from there.",
+)
 @device_option
 @click.pass_context
 def train(
@@ -165,6 +174,8 @@ def train(
             config = dataclasses.replace(config, steps=options["steps"])
         if ctx.get_parameter_source("device") == click.core.ParameterSource.COMMANDLINE:
             config = dataclasses.replace(config, device=options["device"])
+        # A time limit belongs to one session, not to the run: only this command line's counts.
+        config = dataclasses.replace(config, time_limit=options["time_limit"])
     else:
         if pairs is None:
             raise click.UsageError("--pairs is required (or --resume RUN_DIR)")
@@ -195,6 +206,14 @@ def train(
                 progress(step, total, text)
 
         final = train_refiner(config, resume=resume is not None, progress=update)
+    if final["step"] < config.steps:
+        log.info(
+            "stopped at step %d of %d (--time-limit %g min); continue with --resume %s",
+            final["step"],
+            config.steps,
+            config.time_limit,
+            config.out,
+        )
     log.info(
         "trained to step %d; best validation PSNR %.2f dB; run folder %s",
         final["step"],

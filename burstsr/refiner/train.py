@@ -23,6 +23,7 @@ import copy
 import json
 import logging
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -37,7 +38,7 @@ from burstsr.io import make_folder
 from burstsr.refiner.checkpoint import load_generator, load_resume, save_generator, save_resume
 from burstsr.refiner.config import TrainConfig
 from burstsr.refiner.data import PairDataset, pairs_merge_kernel
-from burstsr.refiner.distributed import gather_states, init_distributed
+from burstsr.refiner.distributed import Rank, gather_states, init_distributed
 from burstsr.refiner.losses import (
     ContentLoss,
     adversarial_loss,
@@ -64,10 +65,18 @@ Progress = Callable[[int, int, dict], None]  # (step, total steps, latest losses
 
 def _update_ema(ema: Generator, model: Generator, decay: float) -> None:
     with torch.no_grad():
-        for e, p in zip(ema.parameters(), model.parameters(), strict=True):
-            e.lerp_(p.detach(), 1 - decay)
-        for e, b in zip(ema.buffers(), model.buffers(), strict=True):
-            e.copy_(b)
+        torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), 1 - decay)
+        torch._foreach_copy_(list(ema.buffers()), list(model.buffers()))
+
+
+def _time_up(started: float, minutes: float, ddp: Rank, device: torch.device) -> bool:
+    """Whether ``minutes`` (> 0) have passed since ``started``; every rank gets rank 0's answer."""
+    if minutes <= 0:
+        return False
+    up = torch.tensor([float(time.monotonic() - started >= 60 * minutes)], device=device)
+    if ddp.world > 1:
+        dist.broadcast(up, src=0)
+    return bool(up.item())
 
 
 def train(config: TrainConfig, *, resume: bool = False, progress: Progress | None = None) -> dict:
@@ -197,6 +206,9 @@ def train(config: TrainConfig, *, resume: bool = False, progress: Progress | Non
 
     running: dict[str, list[float]] = {}
     last_val = None
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed crop sizes: pick the fastest kernels once
+    started = time.monotonic()
     while step < config.steps:
         lr = config.lr * config.lr_gamma ** (step // config.lr_step)  # step decay
         for group in (*opt_g.param_groups, *opt_d.param_groups):
@@ -273,7 +285,8 @@ def train(config: TrainConfig, *, resume: bool = False, progress: Progress | Non
             )
             record(entry)
             running = {}
-        if step % config.val_every == 0 or step == config.steps:
+        stop = _time_up(started, config.time_limit, ddp, device)
+        if step % config.val_every == 0 or step == config.steps or stop:
             last_val = None
             if val_data is not None and ddp.main:
                 last_val = validate(ema, val_data, config.val_crop, device)
@@ -282,6 +295,9 @@ def train(config: TrainConfig, *, resume: bool = False, progress: Progress | Non
             checkpoint(last_val)
         if progress is not None:
             progress(step, config.steps, losses)
+        if stop:
+            log.info("--time-limit %g min reached at step %d", config.time_limit, step)
+            break
     if ddp.world > 1:
         dist.barrier()
     return {"step": step, "best_val_psnr": best, **(last_val or {})}
