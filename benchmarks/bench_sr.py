@@ -52,6 +52,7 @@ from burstsr.burst.camera import CameraRanges
 from burstsr.burst.pipeline import MergeConfig, merge_burst
 from burstsr.burst.superres import ACCUMULATORS
 from burstsr.burst.synth import simulate_burst, simulate_camera_burst
+from burstsr.device import resolve_device
 from burstsr.io import read_image, write_image
 from burstsr.metrics import periodic_pattern, psnr, ssim, texture_ratio
 from burstsr.naturalness import Pristine, fit_pristine, niqe
@@ -65,6 +66,7 @@ from datasets import data_dir  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 DATA = data_dir()
 SCALE = 4
+DEVICE = [torch.device("cpu")]  # --device: where merges and models run
 
 
 def bicubic(img: np.ndarray, scale: int = SCALE) -> np.ndarray:
@@ -89,7 +91,7 @@ def merge(
         return image, None if confidence is None else confidence.numpy()
     with tempfile.TemporaryDirectory() as tmp:
         paths = [write_image(Path(tmp) / f"f{i:02d}.png", f) for i, f in enumerate(frames)]
-        result = merge_burst(paths, config=MergeConfig(scale=grid, kernel=kernel))
+        result = merge_burst(paths, config=MergeConfig(scale=grid, kernel=kernel), device=DEVICE[0])
         return result.image, result.confidence
 
 
@@ -201,11 +203,15 @@ def frames_curve(folder: Path, model, counts=(1, 2, 4, 8, 16)) -> dict[int, floa
 
 
 def speed_child(model_name: str, out: Path) -> None:
-    """Enhance an image to 6000x4000 (24 MP) with the default tile; report."""
-    model = load_generator(model_name)
+    """Enhance an image to 6000x4000 (24 MP) with the default tile on ``DEVICE``; report."""
+    device = DEVICE[0]
+    model = load_generator(model_name).to(device)
     rng = np.random.default_rng(0)
     s = model.config.scale
     image = np.clip(rng.random((4000 // s, 6000 // s, 3)), 0, 1).astype(np.float32)
+    if device.type == "cuda":  # the first call on a GPU pays for kernel selection: warm up
+        enhance_image(model, image[:256, :256])
+        torch.cuda.synchronize()
     t0 = time.perf_counter()
     result = enhance_image(model, image)
     seconds = time.perf_counter() - t0
@@ -214,15 +220,15 @@ def speed_child(model_name: str, out: Path) -> None:
         for line in Path("/proc/self/status").read_text().splitlines()
         if line.startswith("VmHWM")
     )
-    out.write_text(
-        json.dumps(
-            {
-                "seconds": seconds,
-                "megapixels": result.shape[0] * result.shape[1] / 1e6,
-                "peak_mb": peak,
-            }
-        )
-    )
+    report = {
+        "seconds": seconds,
+        "megapixels": result.shape[0] * result.shape[1] / 1e6,
+        "peak_mb": peak,
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+    }
+    if device.type == "cuda":
+        report["gpu_peak_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
+    out.write_text(json.dumps(report))
 
 
 def real_burst(folder: Path, models: dict[str, str], out: Path) -> dict:
@@ -322,8 +328,12 @@ def main() -> None:
     parser.add_argument("--skip-curve", action="store_true")
     parser.add_argument("--skip-routing", action="store_true", help="leave out bench_route.py")
     parser.add_argument("--figures-only", action="store_true", help="only the crop figures")
+    parser.add_argument(
+        "--device", default="cpu", help="where merges and models run: cpu, cuda or auto"
+    )
     parser.add_argument("--speed-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    DEVICE[0] = resolve_device(args.device)
     if args.speed_child:
         speed_child(args.speed_child, args.out / "sr_speed.json")
         return
@@ -341,7 +351,8 @@ def main() -> None:
     if not paths:
         sys.exit("no model: ship one in burstsr/refiner/weights or give --candidate")
     models = {
-        name: load_generator(path, strength=strengths.get(name)) for name, path in paths.items()
+        name: load_generator(path, strength=strengths.get(name)).to(DEVICE[0])
+        for name, path in paths.items()
     }
     sets = {"Set14": args.data / "Set14", "Kodak": args.data / "Kodak"}
     PRISTINE.append(pristine_model(args.data, args.out))
@@ -414,12 +425,16 @@ def main() -> None:
         report["speed"] = {}
         for name in [n for n in paths if n in SHIPPED]:
             subprocess.run(
-                [sys.executable, __file__, "--speed-child", name, "--out", str(args.out)],
+                [
+                    *(sys.executable, __file__, "--speed-child", name, "--out", str(args.out)),
+                    *("--device", args.device),
+                ],
                 check=True,
             )
             report["speed"][name] = result = json.loads((args.out / "sr_speed.json").read_text())
             print(
-                f"{name}: enhance to {result['megapixels']:.0f} MP with the default tile: "
+                f"{name} on {result['device']}: enhance to {result['megapixels']:.0f} MP with the "
+                "default tile: "
                 f"{result['seconds']:.1f} s, {result['megapixels'] / result['seconds']:.2f} output "
                 f"MP/s, peak memory {result['peak_mb']:.0f} MB"
             )
