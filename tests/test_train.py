@@ -251,6 +251,13 @@ def test_synth_pairs_round_trip_through_the_pair_finder(tmp_path):
     args[4] = str(tmp_path / "again")
     assert CliRunner().invoke(cli, args).exit_code == 0
     assert (tmp_path / "again" / "img1" / "frames" / "frame_02.png").read_bytes() == first
+    # Scenes in two processes: the same pairs, byte for byte.
+    args[4] = str(tmp_path / "parallel")
+    assert CliRunner().invoke(cli, [*args, "--workers", "2"]).exit_code == 0
+    for scene in ("img0", "img1"):
+        for name in ("result.png", "HR.png", "frames/frame_03.png"):
+            a = (tmp_path / "pairs" / scene / name).read_bytes()
+            assert (tmp_path / "parallel" / scene / name).read_bytes() == a, (scene, name)
 
 
 def run(*args):

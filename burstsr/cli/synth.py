@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from pathlib import Path
 
 import click
@@ -119,6 +120,13 @@ def _frame_range(text: str | None, degradation: str) -> tuple[int, int]:
     help="Merge onto a finer grid: the pairs keep scale / merge-scale to learn.",
 )
 @click.option("--seed", type=int, default=_synth.seed, show_default=True)
+@click.option(
+    "--workers",
+    type=click.IntRange(0),
+    default=1,
+    show_default=True,
+    help="Scenes in this many processes at once (0: one per CPU core); the pairs are the same.",
+)
 @overwrite_option("Write into a pairs folder that has scenes.")
 @click.pass_context
 def synth(
@@ -136,6 +144,7 @@ def synth(
     rotate: float,
     merge_scale: str,
     seed: int,
+    workers: int,
     overwrite: bool,
 ) -> None:
     """Simulate handheld bursts of the images in HR_DIR, merge them, and write training pairs."""
@@ -158,5 +167,6 @@ def synth(
             raw=raw,
             merge=MergeConfig(scale=int(merge_scale), kernel=kernel),
         )
-        written = write_pairs(hr_dir, out, config, progress=progress)
+        workers = workers or os.cpu_count() or 1
+        written = write_pairs(hr_dir, out, config, progress=progress, workers=workers)
     log.info("wrote %d pairs to %s", len(written), out)
