@@ -2,7 +2,7 @@
 
 ECC on a whole pyramid level costs a few full-image passes per iteration, so burstsr runs it only
 on levels of at most ~1 MP. This module then refines the result on the full-resolution images,
-touching only ``K`` well-textured reference pixels (30 000 to 150 000) per iteration: an inverse
+touching only ``K`` well-textured reference pixels (30 000 to 75 000) per iteration: an inverse
 compositional Gauss-Newton fit (Baker & Matthews 2004) of the motion model, with a per-iteration
 gain/offset fit of the frame's intensities (as ECC is invariant to them) and Huber weights (so
 a few moving or occluded pixels do not pull the fit). The Hessian is computed once per burst,
@@ -45,11 +45,11 @@ def prepare_template(
     gray: np.ndarray, motion: str, *, samples: int | None = None, margin: int = 16
 ) -> Template | None:
     """Pick up to ``samples`` strongly textured pixels of the reference (default: one in 40,
-    at least 30 000 and at most 150 000), spread over a grid of cells so that every part of the
+    at least 30 000 and at most 75 000), spread over a grid of cells so that every part of the
     image constrains the fit. None if the image is too flat."""
     h, w = gray.shape
     if samples is None:
-        samples = int(np.clip(h * w // 40, 30_000, 150_000))
+        samples = int(np.clip(h * w // 40, 30_000, 75_000))
     if h < 4 * margin or w < 4 * margin:
         return None
     smooth = cv2.GaussianBlur(gray, (0, 0), 1.0)
