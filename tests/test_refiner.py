@@ -124,6 +124,36 @@ def test_tiled_enhance_of_a_folding_model_equals_whole_image():
     assert np.abs(whole - tiled).max() < 1 / 255
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+def test_enhance_writes_into_an_output_array_band_by_band(dtype):
+    g = _trained_generator(scale=2)
+    image = texture(100, 130, seed=4)
+    reference = enhance_image(g, image, tile=32)  # float, 4 x 5 tiles: 4 bands
+    out = np.full((200, 260, 3), 7, dtype)
+    assert enhance_image(g, image, tile=32, out=out) is out
+    if dtype == np.float32:
+        assert np.array_equal(out, reference)
+    else:
+        peak = np.iinfo(dtype).max
+        assert np.array_equal(out, np.rint(reference * np.float32(peak)).astype(dtype))
+    with pytest.raises(ValueError, match="out"):
+        enhance_image(g, image, tile=32, out=np.empty((200, 261, 3), dtype))
+
+
+def test_enhance_file_writes_what_the_model_made(tmp_path):
+    g = _trained_generator(scale=2)
+    image = texture(40, 52, seed=2)
+    write_image(tmp_path / "in.png", image, bit_depth=16)
+    from burstsr.io import read_image
+    from burstsr.refiner.enhance import enhance_file
+
+    enhance_file(g, tmp_path / "in.png", tmp_path / "out.png", tile=16)
+    written = read_image(tmp_path / "out.png")
+    assert written.bit_depth == 16
+    expected = enhance_image(g, read_image(tmp_path / "in.png").pixels, tile=16)
+    assert np.abs(written.pixels - expected).max() <= 0.5 / 65535 + 1e-7
+
+
 def test_init_from_spreads_an_unfolded_head_over_the_folded_channels():
     from burstsr.refiner.train import init_from
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
+import numpy as np
 
 from burstsr.burst.pipeline import merge_burst
 from burstsr.cli import command, progress_bar
@@ -153,6 +154,12 @@ def run(
         result = merge_burst(burst, config=config, device=dev, progress=merging)
         if keep_merge:
             result.write(merged_path, bit_depth=depth)
+        out_depth = depth or format_depth(output, result.bit_depth)
+        out = None
+        if size is None:  # written as it comes: integers of the file's depth, no float copy
+            h, w = result.image.shape[:2]
+            shape = (h * generator.config.scale, w * generator.config.scale, 3)
+            out = np.empty(shape, np.uint8 if out_depth == 8 else np.uint16)
         refined = enhance_image(
             generator,
             result.image,
@@ -161,15 +168,17 @@ def run(
             confidence=result.confidence,
             routing=routing,
             progress=enhancing,
+            out=out,
         )
     report_routing(routing, result.image, save_route)
+    gray, used, frames = result.gray, result.used, len(result.frames)
+    del result  # the merge: no longer needed while the output is encoded
     refined = resize_to(refined, size)
-    out_depth = depth or format_depth(output, result.bit_depth)
-    write_image(output, refined[:, :, 0] if result.gray else refined, bit_depth=out_depth)
+    write_image(output, refined[:, :, 0] if gray else refined, bit_depth=out_depth)
     log.info(
         "merged %d of %d frames (x%d grid), refined with %s to %dx%d: %s in %.1f s",
-        result.used,
-        len(result.frames),
+        used,
+        frames,
         config.scale,
         model,
         refined.shape[1],

@@ -122,7 +122,8 @@ def format_depth(path: str | os.PathLike, depth: int) -> int:
 
 
 def encode_image(pixels: np.ndarray, ext: str, *, bit_depth: int = 8) -> bytes:
-    """Encode a float image (``(H, W, 3)`` RGB or ``(H, W)`` gray, [0, 1]) to file bytes."""
+    """Encode an image (``(H, W, 3)`` RGB or ``(H, W)`` gray: float in [0, 1], or already
+    integers of ``bit_depth``'s range, uint8 or uint16) to file bytes."""
     ext = ext.lower()
     if ext not in WRITE_DEPTHS or bit_depth not in WRITE_DEPTHS[ext]:
         raise OutputError(f"cannot write {bit_depth}-bit {ext or 'files without extension'}")
@@ -130,8 +131,12 @@ def encode_image(pixels: np.ndarray, ext: str, *, bit_depth: int = 8) -> bytes:
     pixels = np.asarray(pixels)
     data = np.empty(pixels.shape, dtype)
     for top in range(0, pixels.shape[0], 256):  # in bands: no full-size float temporaries
-        band = np.clip(pixels[top : top + 256].astype(np.float32, copy=False), 0.0, 1.0)
-        band = np.rint(band * np.float32(scale))
+        band = pixels[top : top + 256]
+        if band.dtype != dtype:
+            if band.dtype in (np.uint8, np.uint16):  # integers of the other depth
+                band = band / np.float32(np.iinfo(band.dtype).max)
+            band = np.clip(band.astype(np.float32, copy=False), 0.0, 1.0)
+            band = np.rint(band * np.float32(scale))
         data[top : top + 256] = band[:, :, ::-1] if band.ndim == 3 else band  # RGB -> BGR
     ok, buf = cv2.imencode(ext, data)
     if not ok:
@@ -170,7 +175,8 @@ def write_image(
 
     Args:
         path: destination; the extension picks the format (PNG/TIFF hold 8 or 16 bit).
-        pixels: ``float32 (H, W, 3)`` RGB or ``(H, W)`` gray in [0, 1]; values outside are clipped.
+        pixels: ``float32 (H, W, 3)`` RGB or ``(H, W)`` gray in [0, 1] (values outside are
+            clipped), or uint8 / uint16 integers of the full range.
         bit_depth: 8 or 16.
         text: key/value notes stored in a PNG (``tEXt`` chunks); other formats do not keep them.
 

@@ -159,6 +159,7 @@ def enhance_image(
     confidence: np.ndarray | None = None,
     routing: Routing | None = None,
     progress: Progress | None = None,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Upscale ``image`` (``float32 (H, W, 3)`` in [0, 1]) with ``generator``, tile by tile.
 
@@ -175,9 +176,12 @@ def enhance_image(
         routing: run ``generator`` only on the tiles that hold detail (or have it near their
             edge), and ``routing.coarse`` on the others (:mod:`burstsr.refiner.route`); what was
             routed where is filled into it.
+        out: an array ``(H * scale, W * scale, 3)`` to write the result into: float32 in
+            [0, 1], or uint8 / uint16 (rounded to the full range), which saves the memory of a
+            float image and of a conversion before writing a file.
 
     Returns:
-        ``float32 (H * scale, W * scale, 3)``, clipped to [0, 1].
+        ``float32 (H * scale, W * scale, 3)``, clipped to [0, 1] (or ``out``, filled).
     """
     generator.eval()
     device = next(generator.parameters()).device
@@ -207,9 +211,23 @@ def enhance_image(
     if routing is not None:
         fine = routing.select(image, boxes)
     started = time.perf_counter()
-    out = np.zeros((h * scale, w * scale, 3), np.float32)
-    weight = np.zeros((h * scale, w * scale, 1), np.float32)
+    shape = (h * scale, w * scale, 3)
+    if out is None:
+        out = np.empty(shape, np.float32)
+    elif out.shape != shape or out.dtype not in (np.float32, np.uint8, np.uint16):
+        raise ValueError(
+            f"out: expected float32, uint8 or uint16 {shape}, got {out.dtype} {out.shape}"
+        )
+    # One row of tiles at a time: its outputs are summed with their cross-fade weights into a
+    # band, and the band's rows that the next row of tiles does not reach are final.
+    carry = None
     for r, row in enumerate(boxes):
+        top, bottom = row[0].ay0 * scale, row[0].ay1 * scale
+        band = np.zeros((bottom - top, w * scale, 3), np.float32)
+        weight = np.zeros((bottom - top, w * scale, 1), np.float32)
+        if carry is not None:
+            band[: len(carry[0])] += carry[0]
+            weight[: len(carry[1])] += carry[1]
         for c, box in enumerate(row):
             if fine[r, c]:
                 core = run_tile(generator, image, extra, box, pad, half=half, ensemble=ensemble)
@@ -218,15 +236,27 @@ def enhance_image(
             wy = _ramp(core.shape[0], box.ay0 > 0, box.ay1 < h, blend * scale)
             wx = _ramp(core.shape[1], box.ax0 > 0, box.ax1 < w, blend * scale)
             wt = (wy[:, None] * wx[None, :])[:, :, None]
-            out[box.ay0 * scale : box.ay1 * scale, box.ax0 * scale : box.ax1 * scale] += core * wt
-            weight[box.ay0 * scale : box.ay1 * scale, box.ax0 * scale : box.ax1 * scale] += wt
+            band[:, box.ax0 * scale : box.ax1 * scale] += core * wt
+            weight[:, box.ax0 * scale : box.ax1 * scale] += wt
             done += 1
             if progress is not None:
                 progress(done, total)
+        final = boxes[r + 1][0].ay0 * scale - top if r + 1 < len(boxes) else bottom - top
+        _emit(band[:final] / weight[:final], out[top : top + final])
+        carry = (band[final:], weight[final:])
     if routing is not None:
         routing.seconds["tiles"] = time.perf_counter() - started
-    out /= weight
     return out
+
+
+def _emit(rows: np.ndarray, target: np.ndarray) -> None:
+    """Finished float rows into ``target``'s rows: copied, or rounded to its integer range."""
+    if target.dtype == np.float32:
+        target[:] = rows
+        return
+    peak = np.float32(np.iinfo(target.dtype).max)
+    np.rint(np.clip(rows, 0.0, 1.0) * peak, out=rows)
+    target[:] = rows
 
 
 def enhance_file(
@@ -252,11 +282,21 @@ def enhance_file(
     first, as a merge of it would be (the models read and write display-encoded images).
     ``routing``: see :func:`enhance_image`; ``save_route``: write its routing map there;
     ``size``: resize the output to ``(height, width)`` (:func:`~burstsr.refiner.outscale.
-    resize_to`). Returns the enhanced pixels (before any resize)."""
+    resize_to`). Returns the enhanced pixels (before any resize): as written, uint8 or uint16,
+    when there is no resize; float32 otherwise."""
     image = read_image(source)
     pixels = linear_to_srgb(image.pixels) if image.linear else image.pixels
     if crop is not None:
         pixels = crop.apply(pixels, source)
+    depth = bit_depth or (16 if image.bit_depth > 8 or image.linear else 8)
+    depth = format_depth(output, depth)
+    gray = image.gray
+    del image  # the decoded file; ``pixels`` is what the network reads
+    scale = generator.config.scale
+    out = None
+    if size is None:  # written as it comes: the result in integers of the file's depth
+        shape = (pixels.shape[0] * scale, pixels.shape[1] * scale, 3)
+        out = np.empty(shape, np.uint8 if depth == 8 else np.uint16)
     result = enhance_image(
         generator,
         pixels,
@@ -267,13 +307,13 @@ def enhance_file(
         confidence=confidence,
         routing=routing,
         progress=progress,
+        out=out,
     )
     if save_route is not None and routing is not None:
         from burstsr.refiner.route import route_map
 
         write_image(save_route, route_map(pixels, routing))
-    depth = bit_depth or (16 if image.bit_depth > 8 or image.linear else 8)
-    depth = format_depth(output, depth)
+    del pixels
     final = resize_to(result, size)
-    write_image(output, final[:, :, 0] if image.gray else final, bit_depth=depth)
+    write_image(output, final[:, :, 0] if gray else final, bit_depth=depth)
     return result
