@@ -193,3 +193,32 @@ def test_merges_note_their_grid_in_the_png(tmp_path):
     assert image_grid(tmp_path / "m.tif") is None
     with pytest.raises(OutputError):
         png_with_text(b"GIF89a" + bytes(20), {"a": "b"})
+
+
+def test_freed_memory_goes_back_to_the_system_on_glibc():
+    import ctypes.util
+    import sys
+
+    from burstsr.memory import release_free_memory
+
+    glibc = sys.platform.startswith("linux") and "libc.so" in (ctypes.util.find_library("c") or "")
+    if not glibc:
+        pytest.skip("malloc_trim is glibc's")
+
+    def rss_mb() -> float:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    # Many mid-sized blocks (under the mmap threshold once it has risen) with a few kept ones
+    # between them: the heap cannot shrink from its end, only a trim releases the free pages.
+    big = np.ones(16 * 2**20, np.uint8)
+    del big  # raises glibc's mmap threshold to 16 MB: the blocks below come from the heap
+    blocks = [np.ones(8 * 2**20, np.uint8) for _ in range(30)]
+    keep = blocks[::10]
+    del blocks
+    before = rss_mb()
+    assert release_free_memory()
+    assert rss_mb() < before - 100, (before, rss_mb())
+    del keep

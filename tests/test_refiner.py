@@ -154,6 +154,21 @@ def test_enhance_file_writes_what_the_model_made(tmp_path):
     assert np.abs(written.pixels - expected).max() <= 0.5 / 65535 + 1e-7
 
 
+@pytest.mark.parametrize(("scale", "unshuffle"), [(1, 1), (2, 1), (3, 1), (1, 4), (2, 2)])
+def test_the_full_resolution_end_runs_in_strips_with_the_same_result(monkeypatch, scale, unshuffle):
+    import burstsr.refiner.networks as networks
+
+    torch.manual_seed(0)
+    g = Generator(GeneratorConfig(scale=scale, unshuffle=unshuffle, **TINY)).eval()
+    x = torch.rand(1, 3, 44, 36)
+    with torch.inference_mode():
+        whole = g(x)
+        monkeypatch.setattr(networks, "UNFOLD_PIXELS", 300)  # strips of a row or two
+        strips = g(x)
+    assert strips.shape == whole.shape
+    assert torch.allclose(strips, whole, atol=1e-5)
+
+
 def test_init_from_spreads_an_unfolded_head_over_the_folded_channels():
     from burstsr.refiner.train import init_from
 

@@ -118,8 +118,9 @@ def load_burst(
     return Burst(tuple(paths), crop)
 
 
-def read_image(path: str | os.PathLike) -> Image:
-    """Decode one frame file to float32 RGB in [0, 1].
+def read_image(path: str | os.PathLike, *, keep_integers: bool = False) -> Image:
+    """Decode one frame file to float32 RGB in [0, 1] (with ``keep_integers``, 8- and 16-bit
+    files decoded by OpenCV keep their uint8 / uint16 samples: a quarter or half the memory).
 
     PNG, JPEG, TIFF, BMP and WebP are decoded by OpenCV (8 or 16 bit, gray, RGB or RGBA; the EXIF
     orientation is applied), HEIC/HEIF by pillow-heif (8 bit). RAW files are decoded by rawpy to
@@ -150,7 +151,10 @@ def read_image(path: str | os.PathLike) -> Image:
     if decoded is None:
         raise InputError(f"{path}: cannot be decoded (corrupt or not an image)")
     pixels, gray = _to_rgb(decoded, path)
-    bit_depth, pixels = to_unit_float(pixels, path)
+    if keep_integers and pixels.dtype in (np.uint8, np.uint16):
+        bit_depth = 8 if pixels.dtype == np.uint8 else 16
+    else:
+        bit_depth, pixels = to_unit_float(pixels, path)
     pixels = _apply_orientation(pixels, header.orientation)
     return Image(np.ascontiguousarray(pixels), bit_depth, gray=gray, grid=header.grid)
 

@@ -121,9 +121,9 @@ def format_depth(path: str | os.PathLike, depth: int) -> int:
     return min(depth, max(WRITE_DEPTHS.get(Path(path).suffix.lower(), (8,))))
 
 
-def encode_image(pixels: np.ndarray, ext: str, *, bit_depth: int = 8) -> bytes:
+def encode_image(pixels: np.ndarray, ext: str, *, bit_depth: int = 8) -> memoryview:
     """Encode an image (``(H, W, 3)`` RGB or ``(H, W)`` gray: float in [0, 1], or already
-    integers of ``bit_depth``'s range, uint8 or uint16) to file bytes."""
+    integers of ``bit_depth``'s range, uint8 or uint16) to file bytes (a read-only view)."""
     ext = ext.lower()
     if ext not in WRITE_DEPTHS or bit_depth not in WRITE_DEPTHS[ext]:
         raise OutputError(f"cannot write {bit_depth}-bit {ext or 'files without extension'}")
@@ -141,7 +141,7 @@ def encode_image(pixels: np.ndarray, ext: str, *, bit_depth: int = 8) -> bytes:
     ok, buf = cv2.imencode(ext, data)
     if not ok:
         raise OutputError(f"OpenCV could not encode a {bit_depth}-bit {ext} image")
-    return buf.tobytes()
+    return buf.reshape(-1).data  # the encoder's own buffer, not a copy of it
 
 
 def _umask() -> int:
@@ -150,10 +150,17 @@ def _umask() -> int:
     return mask
 
 
-def png_with_text(payload: bytes, text: dict[str, str]) -> bytes:
+def png_with_text(payload: bytes | memoryview, text: dict[str, str]) -> bytes:
     """PNG file bytes with a ``tEXt`` chunk per ``text`` item, placed right after the header
     (before the pixels, so readers see them without decoding). Keys: 1-79 Latin-1 characters."""
-    if payload[:8] != b"\x89PNG\r\n\x1a\n" or payload[12:16] != b"IHDR":
+    return b"".join(png_text_parts(payload, text))
+
+
+def png_text_parts(payload: bytes | memoryview, text: dict[str, str]) -> list[memoryview]:
+    """:func:`png_with_text` as the pieces to write one after another (views of ``payload``
+    around the new chunks: a large image is not copied to add a note)."""
+    payload = memoryview(payload).cast("B")
+    if bytes(payload[:8]) != b"\x89PNG\r\n\x1a\n" or bytes(payload[12:16]) != b"IHDR":
         raise OutputError("not a PNG stream: cannot add text to it")
     end_of_header = 8 + 12 + struct.unpack(">I", payload[8:12])[0]
     chunks = b""
@@ -161,7 +168,7 @@ def png_with_text(payload: bytes, text: dict[str, str]) -> bytes:
         body = key.encode("latin-1") + b"\x00" + value.encode("latin-1")
         chunks += struct.pack(">I", len(body)) + b"tEXt" + body
         chunks += struct.pack(">I", zlib.crc32(b"tEXt" + body) & 0xFFFFFFFF)
-    return payload[:end_of_header] + chunks + payload[end_of_header:]
+    return [payload[:end_of_header], memoryview(chunks), payload[end_of_header:]]
 
 
 def write_image(
@@ -186,7 +193,7 @@ def write_image(
     path = Path(path)
     payload = encode_image(pixels, path.suffix, bit_depth=bit_depth)
     if text and path.suffix.lower() == ".png":
-        payload = png_with_text(payload, text)
+        return write_bytes(path, *png_text_parts(payload, text))
     return write_bytes(path, payload)
 
 
@@ -195,15 +202,17 @@ def write_json(path: str | os.PathLike, data: dict) -> Path:
     return write_bytes(Path(path), (json.dumps(data, indent=2) + "\n").encode())
 
 
-def write_bytes(path: Path, payload: bytes) -> Path:
-    """Write ``payload`` to ``path`` atomically: a temporary file beside it, then a rename."""
+def write_bytes(path: Path, *payload: bytes | memoryview) -> Path:
+    """Write ``payload`` (one or more pieces, in order) to ``path`` atomically: a temporary
+    file beside it, then a rename."""
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     except OSError as exc:
         raise OutputError(f"{path}: cannot write here ({exc.strerror})") from None
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(payload)
+            for piece in payload:
+                fh.write(piece)
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the usual permissions
         os.replace(tmp, path)
     except OSError as exc:

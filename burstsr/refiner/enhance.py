@@ -30,6 +30,7 @@ from burstsr.errors import InputError
 from burstsr.io import format_depth, read_image, write_image
 from burstsr.io.confidence import confidence_channel
 from burstsr.io.crop import Crop
+from burstsr.memory import release_free_memory
 from burstsr.refiner.networks import Generator
 from burstsr.refiner.outscale import resize_to
 
@@ -117,6 +118,13 @@ def tile_boxes(h: int, w: int, tile: int, blend: int) -> list[list[Box]]:
     return rows
 
 
+def unit_float(pixels: np.ndarray) -> np.ndarray:
+    """uint8 / uint16 samples as float32 in [0, 1]; float32 as it is."""
+    if pixels.dtype in (np.uint8, np.uint16):
+        return np.multiply(pixels, np.float32(1 / np.iinfo(pixels.dtype).max), dtype=np.float32)
+    return pixels
+
+
 @torch.inference_mode()
 def run_tile(
     generator: Generator,
@@ -134,7 +142,7 @@ def run_tile(
     scale, device = generator.config.scale, next(generator.parameters()).device
     cy0, cy1 = max(box.ay0 - pad, 0), min(box.ay1 + pad, h)
     cx0, cx1 = max(box.ax0 - pad, 0), min(box.ax1 + pad, w)
-    patch = image[cy0:cy1, cx0:cx1, :3]
+    patch = unit_float(image[cy0:cy1, cx0:cx1, :3])
     if extra is not None:
         patch = np.concatenate([patch, extra[cy0:cy1, cx0:cx1]], axis=2)
     patch = torch.from_numpy(np.ascontiguousarray(patch)).permute(2, 0, 1)[None].to(device)
@@ -161,7 +169,8 @@ def enhance_image(
     progress: Progress | None = None,
     out: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Upscale ``image`` (``float32 (H, W, 3)`` in [0, 1]) with ``generator``, tile by tile.
+    """Upscale ``image`` (``float32 (H, W, 3)`` in [0, 1], or its uint8 / uint16 samples,
+    converted tile by tile) with ``generator``, tile by tile.
 
     Args:
         generator: the model, on the device to run on (put in ``eval()`` mode here).
@@ -195,13 +204,16 @@ def enhance_image(
                 "this model reads the merge's confidence map; none given, so it assumes an "
                 "evenly sampled 8-frame burst (burstsr run passes the real one)"
             )
-            confidence = np.full((h, w), 8.0, np.float32)
+            confidence = np.broadcast_to(np.float32(8.0), (h, w))  # a view: no memory
         if confidence.shape != (h, w):
             raise InputError(
                 f"confidence map {confidence.shape[1]}x{confidence.shape[0]} differs from the "
                 f"image {w}x{h}"
             )
-        extra = confidence_channel(confidence)  # joined to the image tile by tile
+        if confidence.strides == (0, 0):  # one value everywhere: keep it a view
+            extra = np.broadcast_to(confidence_channel(confidence[:1, :1]), (h, w, 1))
+        else:
+            extra = confidence_channel(confidence)  # joined to the image tile by tile
     else:
         extra = None
     tile, blend, pad = tile_plan(generator, h, w, tile, tile_pad)
@@ -209,7 +221,7 @@ def enhance_image(
     total, done = sum(len(row) for row in boxes), 0
     fine = np.ones((len(boxes), len(boxes[0])), bool)
     if routing is not None:
-        fine = routing.select(image, boxes)
+        fine = routing.select(unit_float(image), boxes)
     started = time.perf_counter()
     shape = (h * scale, w * scale, 3)
     if out is None:
@@ -238,6 +250,8 @@ def enhance_image(
             wt = (wy[:, None] * wx[None, :])[:, :, None]
             band[:, box.ax0 * scale : box.ax1 * scale] += core * wt
             weight[:, box.ax0 * scale : box.ax1 * scale] += wt
+            del core, wt
+            release_free_memory()  # the tile's freed buffers: keep the heap from creeping up
             done += 1
             if progress is not None:
                 progress(done, total)
@@ -284,7 +298,7 @@ def enhance_file(
     ``size``: resize the output to ``(height, width)`` (:func:`~burstsr.refiner.outscale.
     resize_to`). Returns the enhanced pixels (before any resize): as written, uint8 or uint16,
     when there is no resize; float32 otherwise."""
-    image = read_image(source)
+    image = read_image(source, keep_integers=routing is None)  # tiles convert their own
     pixels = linear_to_srgb(image.pixels) if image.linear else image.pixels
     if crop is not None:
         pixels = crop.apply(pixels, source)

@@ -111,6 +111,13 @@ class ResidualBlock(nn.Module):
             last.bias.zero_()
 
 
+# Inference runs the full-resolution end of the generator in strips of about this many output
+# pixels (32 channels: 32 MB a tensor), with this many rows of context at the body's size (as
+# many as they see: a 3x3 conv at each size and the 9x9 output conv, 4 rows at most, at x1).
+UNFOLD_PIXELS = 2**18
+UNFOLD_CONTEXT = 4
+
+
 def _factors(n: int) -> list[int]:
     """``n`` as PixelShuffle stages: x3 stages first, then x2 stages (12 -> [3, 2, 2])."""
     factors = []
@@ -155,7 +162,7 @@ class Generator(nn.Module):
             return self.forward(self.pad_to_blocks(x))[..., : h * s, : w * s]
         features = self.head(self.fold(x))
         features = features + self.body_tail(self.body(features))
-        out = self.tail(self.upsample(features))
+        out = self._unfold(features)
         if self.config.image_skip:
             scale, rgb = self.config.scale, x[:, :3]
             base = (
@@ -165,6 +172,24 @@ class Generator(nn.Module):
             )
             out = out + base
         return out
+
+    def _unfold(self, features: torch.Tensor) -> torch.Tensor:
+        """The upsampling stages and the output conv. In inference on a large input they run on
+        strips of ``features`` with :data:`UNFOLD_CONTEXT` rows of context (more than they see),
+        so only one strip's full-resolution activations are in memory at a time; the result is
+        the same as in one pass."""
+        f = self.config.scale * self.config.unshuffle
+        n, _, h, w = features.shape
+        rows = max(1, UNFOLD_PIXELS // (n * w * f * f))
+        if self.training or torch.is_grad_enabled() or rows >= h:
+            return self.tail(self.upsample(features))
+        strips = []
+        for y0 in range(0, h, rows):
+            y1 = min(y0 + rows, h)
+            c0, c1 = max(y0 - UNFOLD_CONTEXT, 0), min(y1 + UNFOLD_CONTEXT, h)
+            strip = self.tail(self.upsample(features[:, :, c0:c1]))
+            strips.append(strip[:, :, (y0 - c0) * f : (y1 - c0) * f])
+        return torch.cat(strips, dim=2)
 
     def receptive_radius(self) -> int:
         """How far (input pixels) an output pixel sees: the context a tile needs around it."""
