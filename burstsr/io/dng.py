@@ -1,6 +1,7 @@
-"""A minimal DNG writer: one uncompressed 16-bit Bayer (RGGB) strip, with black and white
-levels, camera colour = linear sRGB. Enough for LibRaw (rawpy) to decode it; ``burstsr synth
---raw`` writes its simulated sensor data with it, and the tests make RAW bursts with it."""
+"""A minimal DNG writer: one uncompressed 16-bit Bayer strip (RGGB, or another 2x2 layout), with
+black and white levels, an as-shot white balance, camera colour = linear sRGB. Enough for LibRaw
+(rawpy) to decode it; ``burstsr synth --raw`` writes its simulated sensor data with it, and the
+tests make RAW bursts with it."""
 
 from __future__ import annotations
 
@@ -20,8 +21,23 @@ def raw_to_counts(cfa: np.ndarray, *, black: int = 512, white: int = 16383) -> n
     return np.round(black + np.clip(cfa, 0.0, 1.0) * (white - black)).astype(np.uint16)
 
 
-def write_dng(path: Path, cfa: np.ndarray, *, black: int = 512, white: int = 16383) -> Path:
-    """Write ``cfa`` (uint16 (H, W), RGGB, raw sensor values) as a DNG file, atomically."""
+CFA_LAYOUTS = ("RGGB", "BGGR", "GRBG", "GBRG")
+
+
+def write_dng(
+    path: Path,
+    cfa: np.ndarray,
+    *,
+    black: int = 512,
+    white: int = 16383,
+    pattern: str = "RGGB",
+    neutral: tuple[float, float, float] = (1.0, 1.0, 1.0),
+) -> Path:
+    """Write ``cfa`` (uint16 (H, W), raw sensor values in the 2x2 ``pattern``, top-left first)
+    as a DNG file, atomically. ``neutral``: the as-shot neutral (camera R, G, B of a white
+    object); a raw converter's white-balance gains are its inverse."""
+    if pattern not in CFA_LAYOUTS:
+        raise ValueError(f"pattern must be one of {CFA_LAYOUTS}, got {pattern!r}")
     h, w = cfa.shape
     data = np.ascontiguousarray(cfa, dtype="<u2").tobytes()
     entries = []  # (tag, type, count, payload bytes)
@@ -56,14 +72,14 @@ def write_dng(path: Path, cfa: np.ndarray, *, black: int = 512, white: int = 163
     add(279, 4, [len(data)], "I")
     add(284, 3, [1], "H")
     add(33421, 3, [2, 2], "H")
-    add(33422, 1, [0, 1, 1, 2], "B")
+    add(33422, 1, ["RGB".index(c) for c in pattern], "B")
     add(50706, 1, [1, 4, 0, 0], "B")
     add(50707, 1, [1, 1, 0, 0], "B")
     ascii_(50708, "burstsr synthetic")
     add(50714, 4, [black], "I")
     add(50717, 4, [white], "I")
     srational(50721, _XYZ_TO_SRGB)
-    rational(50728, [1.0, 1.0, 1.0])
+    rational(50728, list(neutral))
     add(50778, 3, [21], "H")
     entries.sort()
 

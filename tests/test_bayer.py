@@ -1,0 +1,143 @@
+"""RAW bursts merged in the Bayer domain: the mosaic as the sensor measured it, every frame's
+samples placed at their own positions, colour applied once at the end."""
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from burstsr.burst.bayer import merge_bayer
+from burstsr.burst.camera import linear_to_srgb
+from burstsr.burst.synth import corner_error
+from burstsr.errors import InputError
+from burstsr.io import write_image
+from burstsr.io.bayer import read_bayer
+from burstsr.io.dng import CFA_LAYOUTS, write_dng
+from burstsr.metrics import psnr
+
+from conftest import texture
+
+NEUTRAL = (0.5, 1.0, 0.8)  # as-shot neutral: white-balance gains 2, 1, 1.25
+
+
+def sample(rgb: np.ndarray, pattern: str) -> np.ndarray:
+    """Camera RGB ``(H, W, 3)`` seen through a 2x2 colour-filter ``pattern`` -> ``(H, W)``."""
+    out = np.empty(rgb.shape[:2], rgb.dtype)
+    for k, colour in enumerate(pattern):
+        dy, dx = divmod(k, 2)
+        out[dy::2, dx::2] = rgb[dy::2, dx::2, "RGB".index(colour)]
+    return out
+
+
+def shifted(image: np.ndarray, dx: float, dy: float) -> np.ndarray:
+    """``image`` seen by a camera moved so that reference point (x, y) lands on (x+dx, y+dy)."""
+    m = np.float32([[1, 0, dx], [0, 1, dy]])
+    return cv2.warpAffine(
+        image, m, image.shape[1::-1], flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT
+    )
+
+
+def write_burst(
+    folder: Path,
+    scene: np.ndarray,
+    shifts,
+    *,
+    pattern="RGGB",
+    black=512,
+    white=16383,
+    noise=0.0,
+    seed=0,
+) -> list[Path]:
+    """DNG frames of a linear sRGB ``scene`` moved by ``shifts``; the camera records white
+    as ``NEUTRAL``, so a converter must apply gains 2, 1, 1.25 to get the scene back."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, (dx, dy) in enumerate(shifts):
+        camera = shifted(scene, dx, dy) * np.float32(NEUTRAL)
+        cfa = sample(camera, pattern) + rng.normal(0, noise, camera.shape[:2])
+        counts = np.round(black + np.clip(cfa, 0, 1) * (white - black)).astype(np.uint16)
+        paths.append(
+            write_dng(
+                folder / f"f{i}.dng",
+                counts,
+                black=black,
+                white=white,
+                pattern=pattern,
+                neutral=NEUTRAL,
+            )
+        )
+    return paths
+
+
+@pytest.mark.parametrize("pattern", CFA_LAYOUTS)
+@pytest.mark.parametrize(("black", "white"), [(256, 4095), (512, 16383)])  # 12 and 14 bit
+def test_the_mosaic_comes_back_with_its_layout_levels_and_white_balance(
+    tmp_path, pattern, black, white
+):
+    rgb = np.random.default_rng(1).random((48, 64, 3)).astype(np.float32) * 0.9
+    cfa = sample(rgb, pattern)
+    counts = np.round(black + cfa * (white - black)).astype(np.uint16)
+    path = write_dng(
+        tmp_path / "f.dng", counts, black=black, white=white, pattern=pattern, neutral=NEUTRAL
+    )
+    frame = read_bayer(path)
+    assert frame.pattern.tolist() == [
+        ["RGB".index(c) for c in pattern[:2]],
+        ["RGB".index(c) for c in pattern[2:]],
+    ]
+    assert np.abs(frame.cfa - cfa).max() <= 0.51 / (white - black)
+    assert np.allclose(frame.gains, [2.0, 1.0, 1.25], atol=1e-3)
+    assert np.allclose(frame.rgb_cam, np.eye(3), atol=1e-3)  # the DNG's camera is linear sRGB
+
+
+@pytest.mark.parametrize("pattern", ["RGGB", "GBRG"])
+def test_colours_come_out_right(tmp_path, pattern):
+    colour = np.float32([0.45, 0.3, 0.15])  # linear sRGB, modulated by a gray texture
+    scene = colour * (0.5 + 0.8 * texture(96, 128, seed=3, fine=0.8).mean(axis=2, keepdims=True))
+    paths = write_burst(
+        tmp_path / "b",
+        scene,
+        [(0, 0), (0.5, 0.25), (1.3, -0.7), (-0.6, 1.1)],
+        pattern=pattern,
+        black=256,
+        white=4095,
+    )
+    merged = merge_bayer(paths)
+    assert merged.used == 4
+    inner = (slice(8, -8), slice(8, -8))
+    means = merged.linear[inner].mean(axis=(0, 1))
+    assert np.allclose(means, scene[inner].mean(axis=(0, 1)), atol=0.005), means
+    assert np.abs(merged.linear[inner] - scene[inner]).mean() < 0.01
+    assert np.allclose(merged.image, linear_to_srgb(merged.linear), atol=1e-6)
+
+
+def test_geometry_motion_and_detail_from_several_frames(tmp_path):
+    scene = 0.05 + 0.8 * texture(96, 128, seed=7, fine=0.8)
+    shifts = [(0, 0), (0.5, 0.0), (0.0, 0.5), (0.5, 0.5), (1.25, -0.75), (-0.75, 1.25)]
+    paths = write_burst(tmp_path / "b", scene, shifts, noise=0.01)
+    merged = merge_bayer(paths)
+    assert merged.used == len(shifts)
+    for (dx, dy), found in zip(shifts, merged.transforms, strict=True):
+        true = np.array([[1, 0, dx], [0, 1, dy], [0, 0, 1]], float)
+        assert corner_error(found, true, (96, 128)) < 0.25  # an offset bug: >= 0.5
+    single = merge_bayer(paths[:1])
+    truth = linear_to_srgb(scene)
+    burst_psnr = psnr(merged.image, truth, border=8)
+    assert burst_psnr > psnr(single.image, truth, border=8) + 2.0
+    assert burst_psnr > 30.0
+    x2 = merge_bayer(paths, scale=2)
+    assert x2.image.shape == (192, 256, 3)
+
+
+def test_bad_input_is_named(tmp_path):
+    write_image(tmp_path / "a.png", texture(32, 32))
+    with pytest.raises(InputError, match="a.png"):
+        merge_bayer([tmp_path / "a.png"])
+    paths = write_burst(tmp_path / "b", texture(32, 48), [(0, 0)])
+    small = write_burst(tmp_path / "c", texture(32, 40), [(0, 0)])
+    with pytest.raises(InputError, match="differs"):
+        merge_bayer([paths[0], small[0]])
+    with pytest.raises(InputError, match="scale"):
+        merge_bayer(paths, scale=5)
