@@ -25,6 +25,7 @@ from burstsr.io import check_output, load_burst, write_json
 from burstsr.io.confidence import write_confidence
 from burstsr.io.crop import Crop
 from burstsr.io.names import merge_name
+from burstsr.io.raw import RAW_EXTENSIONS
 
 log = logging.getLogger("burstsr")
 
@@ -152,6 +153,15 @@ def merge_config(options: dict) -> MergeConfig:
     help="With --scale > 1 (adaptive kernel): write the confidence map, about how many frames "
     "reached each pixel (16-bit PNG, 65535 = 16 or more), for enhance --confidence.",
 )
+@click.option(
+    "--raw-path",
+    type=click.Choice(["demosaic", "bayer"]),
+    default="demosaic",
+    show_default=True,
+    help="RAW bursts: demosaic every frame, then merge; or merge the sensor's own colour "
+    "samples (Bayer domain: sharper and cleaner on most simulated bursts, slower, more false "
+    "colour on fine repeating patterns; docs/benchmarks.md).",
+)
 @click.pass_context
 def merge(
     ctx: click.Context,
@@ -165,6 +175,7 @@ def merge(
     save_confidence: Path | None,
     crop: Crop | None,
     max_output_mp: float,
+    raw_path: str,
     **options,
 ) -> None:
     """Align every frame in SOURCE_FOLDER to a reference and merge them into one image."""
@@ -182,6 +193,8 @@ def merge(
         check_output(save_confidence, inputs=burst.paths, overwrite=overwrite, bit_depth=16)
     if report is not None:
         check_output(report, inputs=burst.paths, overwrite=overwrite, image=False)
+    if raw_path == "bayer":
+        check_bayer_options(burst.paths, crop=crop, save_aligned=save_aligned)
     dev = device_name(device)  # the CPU merge does not need torch
     log.debug("device: %s", dev)
     estimate = merge_estimate(
@@ -195,9 +208,14 @@ def merge(
     warn_if_short_of_memory(estimate, log)
     started = time.perf_counter()
     with progress_bar("Merging", len(burst), not ctx.obj["quiet"]) as progress:
-        result = merge_burst(
-            burst, config=config, device=dev, progress=progress, save_aligned=save_aligned
-        )
+        if raw_path == "bayer":
+            from burstsr.burst.bayer import merge_bayer
+
+            result = merge_bayer(burst.paths, scale=config.scale, config=config, progress=progress)
+        else:
+            result = merge_burst(
+                burst, config=config, device=dev, progress=progress, save_aligned=save_aligned
+            )
     result.write(output, bit_depth=depth)
     if save_confidence is not None:
         write_confidence(save_confidence, result.confidence)
@@ -210,3 +228,16 @@ def merge(
         output,
         time.perf_counter() - started,
     )
+
+
+def check_bayer_options(paths: list[Path], *, crop: Crop | None, save_aligned: Path | None) -> None:
+    """``--raw-path bayer`` reads RAW frames whole: refuse other files and the options it
+    does not support, before any work."""
+    others = [p for p in paths if p.suffix.lower() not in RAW_EXTENSIONS]
+    if others:
+        raise click.BadParameter(
+            f"bayer needs RAW frames; {others[0].name} is not one", param_hint="--raw-path"
+        )
+    for value, name in ((crop, "--crop"), (save_aligned, "--save-aligned")):
+        if value is not None:
+            raise click.BadParameter(f"not with --raw-path bayer; drop {name}", param_hint=name)

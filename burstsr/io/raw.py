@@ -65,8 +65,15 @@ def read_raw(path: Path) -> Image:
     with raw:
         check_pixels(path, raw.sizes.height, raw.sizes.width)
         try:
+            # adjust_maximum_thr=0: the file's white level, not the frame's brightest pixel
+            # (LibRaw's default rescales a frame whose brightest pixel is over 3/4 of white to
+            # reach it, so the exposure of a burst's frames would depend on their content).
             rgb = raw.postprocess(
-                gamma=(1, 1), no_auto_bright=True, output_bps=16, use_camera_wb=True
+                gamma=(1, 1),
+                no_auto_bright=True,
+                output_bps=16,
+                use_camera_wb=True,
+                adjust_maximum_thr=0.0,
             )
         except Exception as exc:
             raise InputError(f"{path}: cannot be decoded as RAW ({exc})") from None
