@@ -40,7 +40,7 @@ from burstsr.io.raw import RAW_EXTENSIONS
 # Kernel width in sensor pixels: red and blue are sampled every other pixel of every other row,
 # so narrower kernels leave holes between a few frames' samples, wider ones blur.
 DEFAULT_SIGMA = 0.45
-FULL_WEIGHT = 3.0  # kernel weight of a colour at which the splatted value is taken alone
+FULL_WEIGHT = 4.0  # kernel weight of a colour at which the splatted value is taken alone
 
 
 class _Splat:
