@@ -33,6 +33,7 @@ from burstsr.burst.camera import linear_to_srgb, srgb_to_linear
 from burstsr.burst.config import MergeConfig
 from burstsr.burst.pipeline import merge_burst
 from burstsr.burst.result import MergeResult
+from burstsr.burst.superres import fine_positions
 from burstsr.errors import InputError
 from burstsr.io.bayer import BayerFrame, read_bayer
 from burstsr.io.raw import RAW_EXTENSIONS
@@ -62,12 +63,7 @@ class _Splat:
         xs = torch.arange(w, dtype=torch.float64)
         for top in range(0, h, rows):
             ys = torch.arange(top, min(top + rows, h), dtype=torch.float64)[:, None]
-            den = inverse[2, 0] * xs + inverse[2, 1] * ys + inverse[2, 2]
-            rx = (inverse[0, 0] * xs + inverse[0, 1] * ys + inverse[0, 2]) / den
-            ry = (inverse[1, 0] * xs + inverse[1, 1] * ys + inverse[1, 2]) / den
-            s = self.scale
-            fx = (s * rx + (s - 1) / 2).reshape(-1)
-            fy = (s * ry + (s - 1) / 2).reshape(-1)
+            fx, fy = fine_positions(inverse, xs, ys, self.scale)
             values = torch.from_numpy(frame.cfa[top : top + rows]).reshape(-1)
             plane = colors[ys.long() % 2, torch.arange(w) % 2].reshape(-1) * (self.h * self.w)
             cx, cy = torch.round(fx), torch.round(fy)

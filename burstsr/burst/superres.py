@@ -37,6 +37,18 @@ from burstsr.burst.kernels import KernelParams, kernel_precision
 from burstsr.burst.warp import warp_frame
 
 
+def fine_positions(
+    inverse: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor, scale: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where frame pixels ``(xs, ys)`` land on the reference's ``scale`` times finer grid,
+    flattened; ``inverse`` (3x3, float64) maps frame to reference pixel coordinates."""
+    den = inverse[2, 0] * xs + inverse[2, 1] * ys + inverse[2, 2]
+    rx = (inverse[0, 0] * xs + inverse[0, 1] * ys + inverse[0, 2]) / den
+    ry = (inverse[1, 0] * xs + inverse[1, 1] * ys + inverse[1, 2]) / den
+    offset = (scale - 1) / 2
+    return (scale * rx + offset).reshape(-1), (scale * ry + offset).reshape(-1)
+
+
 class SplatAccumulator:
     """Numerator and weight of the fine grid; add frames one at a time (streaming).
 
@@ -79,12 +91,7 @@ class SplatAccumulator:
             torch.arange(w, device=device, dtype=torch.float64),
             indexing="ij",
         )
-        den = inverse[2, 0] * xs + inverse[2, 1] * ys + inverse[2, 2]
-        rx = (inverse[0, 0] * xs + inverse[0, 1] * ys + inverse[0, 2]) / den
-        ry = (inverse[1, 0] * xs + inverse[1, 1] * ys + inverse[1, 2]) / den
-        s = self.scale
-        fx = (s * rx + (s - 1) / 2).reshape(-1)
-        fy = (s * ry + (s - 1) / 2).reshape(-1)
+        fx, fy = fine_positions(inverse, xs, ys, self.scale)
         values = frame.reshape(c, -1)
         conf = None if confidence is None else confidence.reshape(-1).to(values.dtype)
         cx, cy = torch.round(fx), torch.round(fy)

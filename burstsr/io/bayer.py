@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from burstsr.errors import InputError
-from burstsr.io.guard import check_pixels
+from burstsr.io.raw import open_raw
 
 
 @dataclass(frozen=True)
@@ -52,15 +52,8 @@ def read_bayer(path: str | Path) -> BayerFrame:
         InputError: not a RAW file rawpy can open, or a sensor without a 2x2 Bayer layout
             (X-Trans, monochrome, linear DNG): use ``--raw-path demosaic`` for those.
     """
-    import rawpy
-
     path = Path(path)
-    try:
-        raw = rawpy.imread(str(path))
-    except Exception as exc:  # rawpy raises several LibRaw error types
-        raise InputError(f"{path}: cannot be decoded as RAW ({exc})") from None
-    with raw:
-        check_pixels(path, raw.sizes.height, raw.sizes.width)
+    with open_raw(path) as raw:
         try:
             # Copies: these are views of LibRaw's buffers, freed when the file is closed.
             counts = np.array(raw.raw_image_visible, copy=True)

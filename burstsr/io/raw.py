@@ -54,16 +54,29 @@ def raw_size(path: Path) -> tuple[int, int]:
     return (w, h) if sizes.flip in (5, 6) else (h, w)
 
 
-def read_raw(path: Path) -> Image:
-    """Decode a RAW file to linear RGB in [0, 1] (16 bit)."""
+def open_raw(path: Path):
+    """rawpy's handle of ``path`` (a context manager), its size checked against the pixel limit.
+
+    Raises:
+        InputError: LibRaw cannot open it, or it is larger than the limit.
+    """
     import rawpy
 
     try:
         raw = rawpy.imread(str(path))
     except Exception as exc:  # rawpy raises several LibRaw error types
         raise InputError(f"{path}: cannot be decoded as RAW ({exc})") from None
-    with raw:
+    try:
         check_pixels(path, raw.sizes.height, raw.sizes.width)
+    except InputError:
+        raw.close()
+        raise
+    return raw
+
+
+def read_raw(path: Path) -> Image:
+    """Decode a RAW file to linear RGB in [0, 1] (16 bit)."""
+    with open_raw(path) as raw:
         try:
             # adjust_maximum_thr=0: the file's white level, not the frame's brightest pixel
             # (LibRaw's default rescales a frame whose brightest pixel is over 3/4 of white to
