@@ -112,9 +112,9 @@ class ResidualBlock(nn.Module):
 
 
 # Inference runs the full-resolution end of the generator in strips of about this many output
-# pixels (32 channels: 32 MB a tensor), with this many rows of context at the body's size (as
+# pixels (32 channels: 16 MB a tensor), with this many rows of context at the body's size (as
 # many as they see: a 3x3 conv at each size and the 9x9 output conv, 4 rows at most, at x1).
-UNFOLD_PIXELS = 2**18
+UNFOLD_PIXELS = 2**17
 UNFOLD_CONTEXT = 4
 
 
