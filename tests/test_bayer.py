@@ -135,6 +135,21 @@ def test_geometry_motion_and_detail_from_several_frames(tmp_path):
     assert x2.image.shape == (192, 256, 3)
 
 
+def test_something_that_moved_in_one_frame_leaves_no_ghost(tmp_path):
+    scene = 0.05 + 0.6 * texture(96, 128, seed=7, fine=0.8)
+    shifts = [(0, 0), (0.5, 0.25), (1.25, -0.5), (-0.5, 0.75), (0.25, 1.0)]
+    paths = write_burst(tmp_path / "b", scene, shifts, noise=0.005)
+    # Frame 2 again, with a bright card where the others see the scene.
+    moved = shifted(scene, *shifts[2])
+    moved[30:60, 40:80] = 0.95
+    camera = moved * np.float32(NEUTRAL)
+    counts = np.round(512 + np.clip(sample(camera, "RGGB"), 0, 1) * (16383 - 512))
+    write_dng(paths[2], counts.astype(np.uint16), neutral=NEUTRAL)
+    merged = srgb_to_linear(merge_bayer(paths).image)
+    card = (slice(34, 56), slice(44, 76))  # inside the card, away from its edges
+    assert np.abs(merged[card].mean() - scene[card].mean()) < 0.01, merged[card].mean()
+
+
 def test_bad_input_is_named(tmp_path):
     write_image(tmp_path / "a.png", texture(32, 32))
     with pytest.raises(InputError, match="a.png"):

@@ -41,6 +41,10 @@ from burstsr.io.raw import RAW_EXTENSIONS
 # Kernel width in sensor pixels: red and blue are sampled every other pixel of every other row,
 # so narrower kernels leave holes between a few frames' samples, wider ones blur.
 DEFAULT_SIGMA = 0.45
+# A sample counts fully within a few spreads (robust standard deviations of a frame's
+# differences from the demosaiced merge) of that merge, and fades beyond: moving things.
+ROBUST_SPREADS = 3.0
+ROBUST_FLOOR = 0.005
 FULL_WEIGHT = 4.0  # kernel weight of a colour at which the splatted value is taken alone
 
 
@@ -54,9 +58,19 @@ class _Splat:
         self.total = torch.zeros(3 * self.h * self.w)
         self.weight = torch.zeros(3 * self.h * self.w)
 
-    def add(self, frame: BayerFrame, transform: np.ndarray, *, rows: int = 256) -> None:
+    def add(
+        self,
+        frame: BayerFrame,
+        transform: np.ndarray,
+        *,
+        guide: torch.Tensor | None = None,
+        rows: int = 256,
+    ) -> None:
         """Splat ``frame``'s samples; ``transform`` maps reference to frame sensor pixels.
-        ``rows`` of the frame at a time bound the temporaries' memory."""
+        ``guide``: a ghost-free estimate on the output grid, in the samples' space (flat, as
+        the accumulators): a sample far from it, beyond the spread of the frame's differences
+        from it (something that moved), counts for little. ``rows`` of the frame at a time
+        bound the temporaries' memory."""
         h, w = frame.shape
         inverse = torch.as_tensor(np.linalg.inv(transform), dtype=torch.float64)
         colors = torch.from_numpy(frame.pattern.astype(np.int64))
@@ -67,12 +81,19 @@ class _Splat:
             values = torch.from_numpy(frame.cfa[top : top + rows]).reshape(-1)
             plane = colors[ys.long() % 2, torch.arange(w) % 2].reshape(-1) * (self.h * self.w)
             cx, cy = torch.round(fx), torch.round(fy)
+            trust = torch.ones_like(values)
+            if guide is not None:
+                nearest = plane + (cy.clamp(0, self.h - 1) * self.w).long()
+                nearest += cx.clamp(0, self.w - 1).long()
+                residual = values - guide[nearest]
+                spread = max(ROBUST_FLOOR, 1.4826 * float(residual.abs().median()))
+                trust = torch.exp(-0.5 * (residual / (ROBUST_SPREADS * spread)) ** 2)
             for dy in range(-self.radius, self.radius + 1):
                 for dx in range(-self.radius, self.radius + 1):
                     tx, ty = cx + dx, cy + dy
                     inside = (tx >= 0) & (tx < self.w) & (ty >= 0) & (ty < self.h)
                     dist2 = ((tx - fx) ** 2 + (ty - fy) ** 2).float()
-                    k = torch.exp(dist2 * (-0.5 / self.sigma**2)) * inside
+                    k = torch.exp(dist2 * (-0.5 / self.sigma**2)) * inside * trust
                     index = plane + (ty.clamp(0, self.h - 1) * self.w).long()
                     index += tx.clamp(0, self.w - 1).long()
                     self.weight.index_add_(0, index, k)
@@ -126,6 +147,11 @@ def merge_bayer(
             f"{paths[0]}: LibRaw's image is not the mosaic's visible area (a rotated or "
             f"cropped RAW); use --raw-path demosaic"
         )
+    # The demosaiced merge in the samples' space (camera RGB before white balance): the guide
+    # that tells moved samples apart, and the estimate where a colour's samples are sparse.
+    to_camera = np.linalg.inv(reference.rgb_cam.astype(np.float64)).T.astype(np.float32)
+    fallback = (srgb_to_linear(base.image) @ to_camera) / reference.gains
+    guide = torch.from_numpy(np.ascontiguousarray(fallback.transpose(2, 0, 1)).reshape(-1))
     splat = _Splat(reference.shape, scale, sigma)
     for i, (path, report) in enumerate(zip(paths, base.frames, strict=True), start=1):
         if report.used and report.transform is not None:
@@ -136,13 +162,10 @@ def merge_bayer(
                 raise InputError(
                     f"{path}: size or colour layout differs from {reference_path.name}"
                 )
-            splat.add(frame, np.asarray(report.transform, np.float64))
+            splat.add(frame, np.asarray(report.transform, np.float64), guide=guide)
         if progress is not None:
             progress(i, len(paths), path.name)
     image, weight = splat.result()
-    # The demosaiced merge in the same (white-balanced camera) space as the splatted samples.
-    to_camera = np.linalg.inv(reference.rgb_cam.astype(np.float64)).T.astype(np.float32)
-    fallback = (srgb_to_linear(base.image) @ to_camera) / reference.gains
     # One blend for all three colours, set by the sparsest: mixing one colour's splatted value
     # with another's demosaiced one paints colour fringes (false colour on a zone plate).
     alpha = np.clip(weight.min(axis=2, keepdims=True) / full_weight, 0.0, 1.0)
