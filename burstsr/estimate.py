@@ -9,6 +9,7 @@ refiner's seconds come from timing the model on a small patch on the device it w
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -34,6 +35,11 @@ BASE_BYTES = {"merge": 250e6, "torch": 450e6}
 MERGE_BYTES_PER_PX = {1: 90, "fine": 24, "fine_frames": 16}
 ENHANCE_BYTES_PER_PX = {"out": 20, "in": 20}
 TILE_ACTIVATIONS = 8
+
+# merge --raw-path bayer on top of the demosaiced merge it starts from (8 DNG frames of 12 MP:
+# +23 s and +0.72 GB at x1, 9 kernel taps a sample; +82 s and +3.2 GB at x2, 25 taps).
+BAYER_SECONDS_PER_MP_FRAME_TAP = 0.03
+BAYER_BYTES_PER_PX = 68
 
 DEFAULT_MAX_OUTPUT_MP = 64.0  # a 2000x2000 burst through run is 64 MP; 0 lifts the limit
 
@@ -96,6 +102,22 @@ def merge_estimate(
     if scale > 1:  # the fine grid is built in bands from the frames it keeps
         peak += MERGE_BYTES_PER_PX["fine_frames"] * frame_px
     return Estimate(w, h, seconds, peak)
+
+
+def bayer_estimate(
+    merging: Estimate, frame_size: tuple[int, int], frames: int, scale: int
+) -> Estimate:
+    """``merging`` (:func:`merge_estimate` of the same burst) followed by the Bayer-domain
+    splat of ``merge --raw-path bayer`` (:mod:`burstsr.burst.bayer`)."""
+    from burstsr.burst.config import BAYER_SIGMA
+
+    taps = (2 * max(1, math.ceil(2 * BAYER_SIGMA * scale)) + 1) ** 2
+    seconds = merging.seconds
+    if seconds is not None:
+        mp_frames = frame_size[0] * frame_size[1] * frames / 1e6
+        seconds += BAYER_SECONDS_PER_MP_FRAME_TAP * taps * mp_frames
+    peak = merging.peak_bytes + BAYER_BYTES_PER_PX * merging.width * merging.height
+    return Estimate(merging.width, merging.height, seconds, peak)
 
 
 def enhance_estimate(

@@ -134,3 +134,18 @@ def test_enhance_of_a_crop_is_the_enhancement_of_the_cropped_image(tmp_path, bur
         assert res.exit_code == 0, res.output
     a, b = read_image(tmp_path / "a.png"), read_image(tmp_path / "b.png")
     assert a.shape == (96, 128) and np.array_equal(a.pixels, b.pixels)
+
+
+def test_the_bayer_path_is_estimated_above_the_merge_it_starts_from():
+    from burstsr.estimate import bayer_estimate, merge_estimate
+
+    for scale in (1, 2):
+        base = merge_estimate((3000, 4000), 8, scale, "cpu", with_torch=True)
+        bayer = bayer_estimate(base, (3000, 4000), 8, scale)
+        assert (bayer.width, bayer.height) == (base.width, base.height)
+        assert bayer.seconds > base.seconds and bayer.peak_bytes > base.peak_bytes
+    # Measured on 8 DNG frames of 12 MP (docs/benchmarks.md): 30.6 s and 2.4 GB at x1.
+    x1 = bayer_estimate(
+        merge_estimate((3000, 4000), 8, 1, "cpu", with_torch=True), (3000, 4000), 8, 1
+    )
+    assert 15 < x1.seconds < 60 and 1.5e9 < x1.peak_bytes < 4e9

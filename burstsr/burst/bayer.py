@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from burstsr.burst.camera import linear_to_srgb, srgb_to_linear
-from burstsr.burst.config import MergeConfig
+from burstsr.burst.config import BAYER_SIGMA, MergeConfig
 from burstsr.burst.pipeline import merge_burst
 from burstsr.burst.result import MergeResult
 from burstsr.burst.superres import fine_positions
@@ -38,9 +38,7 @@ from burstsr.errors import InputError
 from burstsr.io.bayer import BayerFrame, read_bayer
 from burstsr.io.raw import RAW_EXTENSIONS
 
-# Kernel width in sensor pixels: red and blue are sampled every other pixel of every other row,
-# so narrower kernels leave holes between a few frames' samples, wider ones blur.
-DEFAULT_SIGMA = 0.45
+DEFAULT_SIGMA = BAYER_SIGMA  # the kernel's width, sensor pixels (burst/config.py)
 # A sample counts fully within a few spreads (robust standard deviations of a frame's
 # differences from the demosaiced merge) of that merge, and fades beyond: moving things.
 ROBUST_SPREADS = 3.0

@@ -17,6 +17,12 @@ INTERPOLATIONS = ("bicubic", "bilinear")  # burst/warp.py
 SCALES = (1, 2, 3, 4)
 
 
+# merge --raw-path bayer: the kernel width in sensor pixels (red and blue are sampled every
+# other pixel of every other row, so narrower kernels leave holes between a few frames'
+# samples, wider ones blur; chosen on BSD200 bursts, docs/benchmarks.md).
+BAYER_SIGMA = 0.45
+
+
 @dataclass(frozen=True)
 class MergeConfig:
     """Options of ``burstsr merge``; the CLI takes its defaults from here."""

@@ -20,7 +20,12 @@ from burstsr.cli.options import (
     overwrite_option,
 )
 from burstsr.device import device_name
-from burstsr.estimate import check_output_size, merge_estimate, warn_if_short_of_memory
+from burstsr.estimate import (
+    bayer_estimate,
+    check_output_size,
+    merge_estimate,
+    warn_if_short_of_memory,
+)
 from burstsr.io import check_output, load_burst, write_json
 from burstsr.io.confidence import write_confidence
 from burstsr.io.crop import Crop
@@ -200,6 +205,8 @@ def merge(
     estimate = merge_estimate(
         burst.frame_size(), len(burst), config.scale, dev, with_torch=config.scale > 1
     )
+    if raw_path == "bayer":
+        estimate = bayer_estimate(estimate, burst.frame_size(), len(burst), config.scale)
     if config.scale > 1:  # the finer grids cost memory and time with the output's size
         check_output_size(
             estimate, max_output_mp, "merge onto a coarser grid (--scale) or a region (--crop)"
