@@ -101,8 +101,8 @@ def run_raw_against_jpeg(args: argparse.Namespace) -> None:
     reads = model.config.merge_reads()
     config = MergeConfig(scale=reads["scale"], kernel=reads["kernel"])
     print("burstsr run (burst) on RAW frames and on the same bursts' JPEGs, PSNR-Y against HR:")
-    print("| image | RAW (DNG) | JPEG |\n|---|---|---|")
-    found: dict[str, list[float]] = {"raw": [], "jpeg": []}
+    print("| image | RAW, demosaic path | RAW, Bayer path | JPEG |\n|---|---|---|---|")
+    found: dict[str, list[float]] = {"raw": [], "bayer": [], "jpeg": []}
     for k, name in enumerate(args.images.split(",")):
         hr = read_image(args.data / "Kodak" / f"{name}.png").pixels
         ranges = CameraRanges(frames=(args.frames, args.frames))
@@ -117,17 +117,21 @@ def run_raw_against_jpeg(args: argparse.Namespace) -> None:
                 for i, frame in enumerate(burst.frames)
             ]
             scores = []
-            for label, paths in (("raw", raws), ("jpeg", jpegs)):
-                merged = merge_burst(paths, config=config)
+            for label, paths in (("raw", raws), ("bayer", raws), ("jpeg", jpegs)):
+                if label == "bayer":
+                    merged = merge_bayer(paths, scale=config.scale, config=config)
+                else:
+                    merged = merge_burst(paths, config=config)
                 out = enhance_image(model, merged.image, confidence=merged.confidence)
                 h, w = min(out.shape[0], burst.hr.shape[0]), min(out.shape[1], burst.hr.shape[1])
                 scores.append(psnr(out[:h, :w], burst.hr[:h, :w], border=4, y_channel=True))
                 found[label].append(scores[-1])
-        print(f"| {name} | {scores[0]:.2f} | {scores[1]:.2f} |", flush=True)
-    gain = np.mean(found["raw"]) - np.mean(found["jpeg"])
+        print(f"| {name} | " + " | ".join(f"{v:.2f}" for v in scores) + " |", flush=True)
+    means = {k: float(np.mean(v)) for k, v in found.items()}
     print(
-        f"mean: RAW {np.mean(found['raw']):.2f} dB, JPEG {np.mean(found['jpeg']):.2f} dB "
-        f"({gain:+.2f} dB)"
+        f"mean: RAW {means['raw']:.2f} dB (Bayer path {means['bayer']:.2f}), JPEG "
+        f"{means['jpeg']:.2f} dB ({means['raw'] - means['jpeg']:+.2f} / "
+        f"{means['bayer'] - means['jpeg']:+.2f} dB)"
     )
 
 

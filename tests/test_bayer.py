@@ -201,3 +201,19 @@ def test_merge_cli_takes_the_bayer_path_and_refuses_what_it_cannot_do(tmp_path):
         assert res.exit_code == 2 and name in res.output, res.output
         assert "Traceback" not in res.output
         assert not (tmp_path / "x.png").exists()
+
+
+def test_run_takes_the_bayer_path_too(tmp_path):
+    from click.testing import CliRunner
+
+    from burstsr.cli import cli
+
+    scene = 0.05 + 0.8 * texture(48, 64, seed=7, fine=0.8)
+    write_burst(tmp_path / "raw", scene, [(0, 0), (0.5, 0.25), (1.25, -0.5)], noise=0.01)
+    out = tmp_path / "out.png"
+    args = ["-q", "run", str(tmp_path / "raw"), "--model", "fidelity", "-o", str(out)]
+    res = CliRunner().invoke(cli, [*args, "--raw-path", "bayer"])
+    assert res.exit_code == 0, res.output
+    assert read_image(out).shape == (192, 256)
+    res = CliRunner().invoke(cli, [*args, "--raw-path", "bayer", "--crop", "0,0,32,32"])
+    assert res.exit_code == 2 and "--crop" in res.output

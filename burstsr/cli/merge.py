@@ -105,6 +105,15 @@ def merge_options(command, *, run: bool = False):
         click.option(
             "--skip-bad", is_flag=True, help="Leave out unreadable files instead of stopping."
         ),
+        click.option(
+            "--raw-path",
+            type=click.Choice(["demosaic", "bayer"]),
+            default="demosaic",
+            show_default=True,
+            help="RAW bursts: demosaic every frame, then merge; or merge the sensor's own "
+            "colour samples (Bayer domain: sharper and cleaner on simulated bursts, slower, "
+            "more false colour on fine repeating patterns; docs/benchmarks.md).",
+        ),
         crop_option("every frame"),
         max_output_option,
         device_option,
@@ -157,15 +166,6 @@ def merge_config(options: dict) -> MergeConfig:
     default=None,
     help="With --scale > 1 (adaptive kernel): write the confidence map, about how many frames "
     "reached each pixel (16-bit PNG, 65535 = 16 or more), for enhance --confidence.",
-)
-@click.option(
-    "--raw-path",
-    type=click.Choice(["demosaic", "bayer"]),
-    default="demosaic",
-    show_default=True,
-    help="RAW bursts: demosaic every frame, then merge; or merge the sensor's own colour "
-    "samples (Bayer domain: sharper and cleaner on most simulated bursts, slower, more false "
-    "colour on fine repeating patterns; docs/benchmarks.md).",
 )
 @click.pass_context
 def merge(

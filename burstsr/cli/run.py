@@ -14,7 +14,7 @@ import numpy as np
 
 from burstsr.burst.pipeline import merge_burst
 from burstsr.cli import command, progress_bar
-from burstsr.cli.merge import merge_config, merge_options
+from burstsr.cli.merge import check_bayer_options, merge_config, merge_options
 from burstsr.cli.options import (
     ensemble_option,
     model_option,
@@ -28,6 +28,7 @@ from burstsr.device import resolve_device
 from burstsr.errors import OutputError
 from burstsr.estimate import (
     Estimate,
+    bayer_estimate,
     check_output_size,
     enhance_estimate,
     merge_estimate,
@@ -90,6 +91,7 @@ def run(
     save_route: Path | None,
     crop: Crop | None,
     max_output_mp: float,
+    raw_path: str,
     **options,
 ) -> None:
     """Merge the burst in SOURCE_FOLDER, then restore and upscale the merge: the whole job.
@@ -125,6 +127,8 @@ def run(
     total = config.scale * generator.config.scale
     output = output or Path(f"result{scale_name(outscale, width, total)}.png")
     burst = load_burst(source_folder, crop=crop)
+    if raw_path == "bayer":
+        check_bayer_options(burst.paths, crop=crop, save_aligned=None)
     size = output_size(burst.frame_size(), outscale=outscale, width=width)
     check_output(output, inputs=burst.paths, overwrite=overwrite, bit_depth=depth)
     merged_path = output.parent / merge_name(config.scale)
@@ -136,7 +140,9 @@ def run(
         check_output(merged_path, inputs=burst.paths, overwrite=overwrite, bit_depth=depth)
     if save_route is not None:
         check_output(save_route, inputs=burst.paths, overwrite=overwrite)
-    estimate = run_estimate(burst, config, generator, tile=tile, ensemble=ensemble)
+    estimate = run_estimate(
+        burst, config, generator, tile=tile, ensemble=ensemble, bayer=raw_path == "bayer"
+    )
     check_output_size(estimate, max_output_mp, "merge a region of the frames (--crop X,Y,W,H)")
     log.info("output %s", estimate.describe())
     warn_if_short_of_memory(estimate, log)
@@ -151,7 +157,12 @@ def run(
             if progress is not None:
                 progress(50 + round(50 * done / total), 100, f"tile {done}/{total}")
 
-        result = merge_burst(burst, config=config, device=dev, progress=merging)
+        if raw_path == "bayer":
+            from burstsr.burst.bayer import merge_bayer
+
+            result = merge_bayer(burst.paths, scale=config.scale, config=config, progress=merging)
+        else:
+            result = merge_burst(burst, config=config, device=dev, progress=merging)
         if keep_merge:
             result.write(merged_path, bit_depth=depth)
         out_depth = depth or format_depth(output, result.bit_depth)
@@ -189,12 +200,21 @@ def run(
 
 
 def run_estimate(
-    burst: Burst, config: MergeConfig, generator: Generator, *, tile: int | None, ensemble: bool
+    burst: Burst,
+    config: MergeConfig,
+    generator: Generator,
+    *,
+    tile: int | None,
+    ensemble: bool,
+    bayer: bool = False,
 ) -> Estimate:
-    """The merge of ``burst`` with ``config``, then ``generator`` on it: output size, time
-    (the model timed on a patch when the output is over 2 MP) and peak memory."""
+    """The merge of ``burst`` with ``config`` (``bayer``: in the Bayer domain), then
+    ``generator`` on it: output size, time (the model timed on a patch when the output is over
+    2 MP) and peak memory."""
     device = str(next(generator.parameters()).device)
     merging = merge_estimate(burst.frame_size(), len(burst), config.scale, device, with_torch=True)
+    if bayer:
+        merging = bayer_estimate(merging, burst.frame_size(), len(burst), config.scale)
     rate = None
     if merging.megapixels * generator.config.scale**2 > 2:
         rate = seconds_per_input_pixel(generator)
