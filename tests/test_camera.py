@@ -120,9 +120,30 @@ def test_synth_raw_writes_dng_frames_merged_in_linear_light(tmp_path):
     assert np.abs(merged.mean(axis=(0, 1)) - small.mean(axis=(0, 1))).max() < 0.05  # colours
 
 
+def test_synth_raw_pairs_merged_in_the_bayer_domain(tmp_path):
+    write_frames(tmp_path / "hr", [texture(128, 128, seed=7)])
+    out = tmp_path / "pairs"
+    args = ["-q", "synth", str(tmp_path / "hr"), "--out", str(out), "--degradation", "camera",
+            "--raw", "--frames", "4", "--raw-path", "bayer", "--merge-scale", "2"]  # fmt: skip
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 0, res.output
+    scene = next(out.iterdir())
+    meta = json.loads((scene / "meta.json").read_text())
+    assert meta["raw_path"] == "bayer" and meta["merge_scale"] == 2
+    merged, hr = read_image(scene / "result.png").pixels, read_image(scene / "HR.png").pixels
+    assert merged.shape == (64, 64, 3) and (scene / "confidence.png").is_file()
+    small = hr.reshape(64, 2, 64, 2, 3).mean(axis=(1, 3))
+    assert np.abs(merged.mean(axis=(0, 1)) - small.mean(axis=(0, 1))).max() < 0.05  # colours
+
+
 @pytest.mark.parametrize(
     "extra",
-    [["--raw"], ["--degradation", "camera", "--frames", "5-3"], ["--frames", "1"]],
+    [
+        ["--raw"],
+        ["--degradation", "camera", "--frames", "5-3"],
+        ["--frames", "1"],
+        ["--degradation", "camera", "--raw-path", "bayer"],
+    ],
 )
 def test_synth_rejects_bad_options(tmp_path, extra):
     write_frames(tmp_path / "hr", [texture(128, 128, seed=8)])

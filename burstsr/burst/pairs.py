@@ -55,6 +55,7 @@ class SynthConfig:
     seed: int = 0
     camera: CameraRanges = field(default_factory=CameraRanges)
     raw: bool = False
+    raw_path: str = "demosaic"  # with raw: how the RAW frames are merged (demosaic | bayer)
     merge: MergeConfig = field(default_factory=MergeConfig)
 
 
@@ -101,6 +102,10 @@ def write_pairs(
         raise InputError(f"--degradation {degradation}: expected one of {', '.join(DEGRADATIONS)}")
     if raw and degradation != "camera":
         raise InputError("--raw needs --degradation camera (RAW frames come from its sensor)")
+    if config.raw_path not in ("demosaic", "bayer"):
+        raise InputError(f"--raw-path {config.raw_path}: expected demosaic or bayer")
+    if config.raw_path == "bayer" and not raw:
+        raise InputError("--raw-path bayer needs --raw (it merges RAW frames)")
     sources = list_frames(hr_dir)
     for source in sources:  # headers only: refuse a small image before any work
         h, w = image_size(source)
@@ -179,7 +184,13 @@ def _write_scene(source: Path, out_dir: Path, config: SynthConfig) -> Path | str
             else:
                 write_image(tmp / "frames" / f"frame_{i:02d}.png", frame)
         try:
-            result = merge_burst(tmp / "frames", config=merge_config)
+            if raw and config.raw_path == "bayer":
+                from burstsr.burst.bayer import merge_bayer
+
+                frames_dng = sorted((tmp / "frames").glob("*.dng"))
+                result = merge_bayer(frames_dng, scale=merge_config.scale, config=merge_config)
+            else:
+                result = merge_burst(tmp / "frames", config=merge_config)
         except AlignmentError as exc:  # a short burst none of whose frames aligned
             return str(exc)
         result.write(tmp / "result.png", bit_depth=16)
@@ -192,6 +203,7 @@ def _write_scene(source: Path, out_dir: Path, config: SynthConfig) -> Path | str
             "degradation": kind,
             "frames": len(burst.frames),
             "raw": raw,
+            "raw_path": config.raw_path if raw else None,
             **params,
             "seed": seed,
             "scene_seed": scene_seed,

@@ -70,6 +70,14 @@ def _frame_range(text: str | None, degradation: str) -> tuple[int, int]:
     "like PNGs, so the merge goes through the RAW path.",
 )
 @click.option(
+    "--raw-path",
+    type=click.Choice(["demosaic", "bayer"]),
+    default="demosaic",
+    show_default=True,
+    help="With --raw: merge the DNG frames demosaiced (as merge does by default) or in the "
+    "Bayer domain (merge --raw-path bayer), for a model of such merges.",
+)
+@click.option(
     "--kernel",
     type=click.Choice(KERNELS),
     default=_synth.merge.kernel,
@@ -136,6 +144,7 @@ def synth(
     degradation: str,
     frames: str | None,
     raw: bool,
+    raw_path: str,
     kernel: str,
     scale: str,
     noise: float,
@@ -165,6 +174,7 @@ def synth(
             seed=seed,
             camera=dataclasses.replace(_synth.camera, frames=(low, high)),
             raw=raw,
+            raw_path=raw_path,
             merge=MergeConfig(scale=int(merge_scale), kernel=kernel),
         )
         workers = workers or os.cpu_count() or 1
