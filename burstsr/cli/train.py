@@ -174,7 +174,7 @@ def train(
             config = dataclasses.replace(config, steps=options["steps"])
         if ctx.get_parameter_source("device") == click.core.ParameterSource.COMMANDLINE:
             config = dataclasses.replace(config, device=options["device"])
-        # A time limit belongs to one session, not to the run: only this command line's counts.
+        # A time limit belongs to one command, not to the run: only this command line's counts.
         config = dataclasses.replace(config, time_limit=options["time_limit"])
     else:
         if pairs is None:

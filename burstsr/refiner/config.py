@@ -51,7 +51,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     amp: bool = True  # mixed precision, on CUDA only
-    time_limit: float = 0.0  # minutes of training in this session, then a checkpoint (0: none)
+    time_limit: float = 0.0  # minutes of training in this command, then a checkpoint (0: none)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
