@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
-import numpy as np
 
 from burstsr.burst.pipeline import merge_burst
 from burstsr.cli import command, progress_bar
@@ -101,7 +100,7 @@ def run(
     was trained on (giving other values is an error).
     """
     from burstsr.refiner.checkpoint import load_generator
-    from burstsr.refiner.enhance import enhance_image
+    from burstsr.refiner.enhance import enhance_image, output_array
 
     config = merge_config(options)
     depth = int(bit_depth) if bit_depth else None
@@ -166,11 +165,10 @@ def run(
         if keep_merge:
             result.write(merged_path, bit_depth=depth)
         out_depth = depth or format_depth(output, result.bit_depth)
-        out = None
-        if size is None:  # written as it comes: integers of the file's depth, no float copy
-            h, w = result.image.shape[:2]
-            shape = (h * generator.config.scale, w * generator.config.scale, 3)
-            out = np.empty(shape, np.uint8 if out_depth == 8 else np.uint16)
+        # Without a resize the result is written as it comes, in integers of the file's depth.
+        out = (
+            None if size is not None else output_array(generator, result.image.shape[:2], out_depth)
+        )
         refined = enhance_image(
             generator,
             result.image,

@@ -34,12 +34,17 @@ class Image:
         return self.pixels.shape[0], self.pixels.shape[1]
 
 
+def unit_float(pixels: np.ndarray) -> np.ndarray:
+    """uint8 / uint16 samples as float32 in [0, 1] (one pass, no temporary); others as given."""
+    if pixels.dtype in (np.uint8, np.uint16):
+        return np.multiply(pixels, np.float32(1 / np.iinfo(pixels.dtype).max), dtype=np.float32)
+    return pixels
+
+
 def to_unit_float(pixels: np.ndarray, path: Path) -> tuple[int, np.ndarray]:
     """Integer or float samples -> ``(bits per sample, float32 in [0, 1])``."""
     if pixels.dtype in (np.uint8, np.uint16):
-        depth = 8 if pixels.dtype == np.uint8 else 16
-        scale = np.float32(1 / (2**depth - 1))
-        return depth, np.multiply(pixels, scale, dtype=np.float32)  # one pass, no temporary
+        return (8 if pixels.dtype == np.uint8 else 16), unit_float(pixels)
     if pixels.dtype in (np.float32, np.float64):
         return 32, np.clip(pixels, 0.0, 1.0).astype(np.float32)
     raise InputError(f"{path}: unsupported sample type {pixels.dtype}; use 8/16-bit or float")

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from burstsr.errors import OutputError
+from burstsr.io.image import unit_float
 
 # The PNG note (tEXt key) that records the grid a merge was made on (1: the frames' own).
 GRID_NOTE = "burstsr:grid"
@@ -133,9 +134,7 @@ def encode_image(pixels: np.ndarray, ext: str, *, bit_depth: int = 8) -> memoryv
     for top in range(0, pixels.shape[0], 256):  # in bands: no full-size float temporaries
         band = pixels[top : top + 256]
         if band.dtype != dtype:
-            if band.dtype in (np.uint8, np.uint16):  # integers of the other depth
-                band = band / np.float32(np.iinfo(band.dtype).max)
-            band = np.clip(band.astype(np.float32, copy=False), 0.0, 1.0)
+            band = np.clip(unit_float(band).astype(np.float32, copy=False), 0.0, 1.0)
             band = np.rint(band * np.float32(scale))
         data[top : top + 256] = band[:, :, ::-1] if band.ndim == 3 else band  # RGB -> BGR
     ok, buf = cv2.imencode(ext, data)

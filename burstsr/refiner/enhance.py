@@ -30,6 +30,7 @@ from burstsr.errors import InputError
 from burstsr.io import format_depth, read_image, write_image
 from burstsr.io.confidence import confidence_channel
 from burstsr.io.crop import Crop
+from burstsr.io.image import unit_float
 from burstsr.memory import release_free_memory
 from burstsr.refiner.networks import Generator
 from burstsr.refiner.outscale import resize_to
@@ -118,11 +119,11 @@ def tile_boxes(h: int, w: int, tile: int, blend: int) -> list[list[Box]]:
     return rows
 
 
-def unit_float(pixels: np.ndarray) -> np.ndarray:
-    """uint8 / uint16 samples as float32 in [0, 1]; float32 as it is."""
-    if pixels.dtype in (np.uint8, np.uint16):
-        return np.multiply(pixels, np.float32(1 / np.iinfo(pixels.dtype).max), dtype=np.float32)
-    return pixels
+def output_array(generator: Generator, size: tuple[int, int], depth: int) -> np.ndarray:
+    """An empty RGB array for :func:`enhance_image`'s ``out``: the output of ``generator`` on
+    an image of ``size`` ``(height, width)``, in the integers of a ``depth``-bit file."""
+    scale = generator.config.scale
+    return np.empty((size[0] * scale, size[1] * scale, 3), np.uint8 if depth == 8 else np.uint16)
 
 
 @torch.inference_mode()
@@ -306,11 +307,8 @@ def enhance_file(
     depth = format_depth(output, depth)
     gray = image.gray
     del image  # the decoded file; ``pixels`` is what the network reads
-    scale = generator.config.scale
-    out = None
-    if size is None:  # written as it comes: the result in integers of the file's depth
-        shape = (pixels.shape[0] * scale, pixels.shape[1] * scale, 3)
-        out = np.empty(shape, np.uint8 if depth == 8 else np.uint16)
+    # Without a resize the result is written as it comes, in integers of the file's depth.
+    out = output_array(generator, pixels.shape[:2], depth) if size is None else None
     result = enhance_image(
         generator,
         pixels,

@@ -73,10 +73,12 @@ def _time_up(started: float, minutes: float, ddp: Rank, device: torch.device) ->
     """Whether ``minutes`` (> 0) have passed since ``started``; every rank gets rank 0's answer."""
     if minutes <= 0:
         return False
-    up = torch.tensor([float(time.monotonic() - started >= 60 * minutes)], device=device)
-    if ddp.world > 1:
-        dist.broadcast(up, src=0)
-    return bool(up.item())
+    up = time.monotonic() - started >= 60 * minutes
+    if ddp.world == 1:
+        return up
+    shared = torch.tensor([float(up)], device=device)
+    dist.broadcast(shared, src=0)
+    return bool(shared.item())
 
 
 def train(config: TrainConfig, *, resume: bool = False, progress: Progress | None = None) -> dict:
