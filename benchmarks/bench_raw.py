@@ -8,6 +8,10 @@ colour), at x1 and x2. PSNR (RGB, border 8) against the noise-free frame through
 optics at that scale.
 
     python benchmarks/bench_raw.py [--images kodim01,kodim08] [--sigmas 0.4,0.5]
+
+``--run`` adds ``burstsr run`` on the same bursts as RAW (both paths) and as the camera's JPEGs,
+for each ``--model`` (a shipped name or a checkpoint; ``burst`` by default); ``--run-only`` skips
+the merge table and the zone plate.
 """
 
 from __future__ import annotations
@@ -46,9 +50,19 @@ def main() -> None:
         "--run", action="store_true", help="also burstsr run on RAW against the same JPEGs"
     )
     parser.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        help="with --run: a model to score, a shipped name or a checkpoint (repeat; default burst)",
+    )
+    parser.add_argument("--run-only", action="store_true", help="only the --run table")
+    parser.add_argument(
         "--out", type=Path, default=Path(__file__).resolve().parent.parent / "bench-out"
     )
     args = parser.parse_args()
+    if args.run_only:
+        run_raw_against_jpeg(args)
+        return
     sigmas = [float(s) for s in args.sigmas.split(",")]
     rows: dict[str, list[float]] = {}
     print(
@@ -92,21 +106,26 @@ def main() -> None:
 
 
 def run_raw_against_jpeg(args: argparse.Namespace) -> None:
-    """``burstsr run`` (the shipped ``burst`` model on its x4-grid merge) on each burst as RAW
-    frames and as the camera's JPEGs of the same exposures: PSNR-Y against the HR image."""
+    """``burstsr run`` (each model on its own merge) on each burst as RAW frames (demosaic and
+    Bayer paths) and as the camera's JPEGs of the same exposures: PSNR-Y against the HR image."""
     from burstsr.refiner.checkpoint import load_generator
     from burstsr.refiner.enhance import enhance_image
 
-    model = load_generator("burst")
-    reads = model.config.merge_reads()
-    config = MergeConfig(scale=reads["scale"], kernel=reads["kernel"])
-    print("burstsr run (burst) on RAW frames and on the same bursts' JPEGs, PSNR-Y against HR:")
-    print("| image | RAW, demosaic path | RAW, Bayer path | JPEG |\n|---|---|---|---|")
-    found: dict[str, list[float]] = {"raw": [], "bayer": [], "jpeg": []}
-    for k, name in enumerate(args.images.split(",")):
-        hr = read_image(args.data / "Kodak" / f"{name}.png").pixels
+    models = {name: load_generator(name) for name in args.model or ["burst"]}
+    paths = ("raw", "bayer", "jpeg")
+    found = {name: {label: [] for label in paths} for name in models}
+    print(f"burstsr run ({', '.join(models)}) on RAW frames and on the same bursts' JPEGs, PSNR-Y:")
+    print(
+        "| image | "
+        + " | ".join(f"{n}: RAW demosaic | {n}: RAW Bayer | {n}: JPEG" for n in models)
+        + " |\n|---|"
+        + "---|" * (3 * len(models))
+    )
+    for k, image in enumerate(args.images.split(",")):
+        hr = read_image(args.data / "Kodak" / f"{image}.png").pixels
         ranges = CameraRanges(frames=(args.frames, args.frames))
         burst = simulate_camera_burst(hr, scale=4, ranges=ranges, seed=100 + k)
+        cells = []
         with tempfile.TemporaryDirectory() as tmp:
             raws = [
                 write_dng(Path(tmp) / f"frame_{i:02d}.dng", raw_to_counts(raw))
@@ -116,23 +135,34 @@ def run_raw_against_jpeg(args: argparse.Namespace) -> None:
                 write_image(Path(tmp) / f"frame_{i:02d}.png", frame)
                 for i, frame in enumerate(burst.frames)
             ]
-            scores = []
-            for label, paths in (("raw", raws), ("bayer", raws), ("jpeg", jpegs)):
-                if label == "bayer":
-                    merged = merge_bayer(paths, scale=config.scale, config=config)
-                else:
-                    merged = merge_burst(paths, config=config)
-                out = enhance_image(model, merged.image, confidence=merged.confidence)
-                h, w = min(out.shape[0], burst.hr.shape[0]), min(out.shape[1], burst.hr.shape[1])
-                scores.append(psnr(out[:h, :w], burst.hr[:h, :w], border=4, y_channel=True))
-                found[label].append(scores[-1])
-        print(f"| {name} | " + " | ".join(f"{v:.2f}" for v in scores) + " |", flush=True)
-    means = {k: float(np.mean(v)) for k, v in found.items()}
-    print(
-        f"mean: RAW {means['raw']:.2f} dB (Bayer path {means['bayer']:.2f}), JPEG "
-        f"{means['jpeg']:.2f} dB ({means['raw'] - means['jpeg']:+.2f} / "
-        f"{means['bayer'] - means['jpeg']:+.2f} dB)"
-    )
+            merges: dict = {}
+            for name, model in models.items():
+                reads = model.config.merge_reads()
+                config = MergeConfig(scale=reads["scale"], kernel=reads["kernel"])
+                for label in paths:
+                    key = (label, config.scale, config.kernel)
+                    if key not in merges:
+                        if label == "bayer":
+                            merges[key] = merge_bayer(raws, scale=config.scale, config=config)
+                        else:
+                            merges[key] = merge_burst(
+                                raws if label == "raw" else jpegs, config=config
+                            )
+                    merged = merges[key]
+                    out = enhance_image(model, merged.image, confidence=merged.confidence)
+                    h = min(out.shape[0], burst.hr.shape[0])
+                    w = min(out.shape[1], burst.hr.shape[1])
+                    value = psnr(out[:h, :w], burst.hr[:h, :w], border=4, y_channel=True)
+                    found[name][label].append(value)
+                    cells.append(f"{value:.2f}")
+        print(f"| {image} | " + " | ".join(cells) + " |", flush=True)
+    for name in models:
+        means = {label: float(np.mean(v)) for label, v in found[name].items()}
+        print(
+            f"mean, {name}: RAW {means['raw']:.2f} dB (Bayer path {means['bayer']:.2f}), JPEG "
+            f"{means['jpeg']:.2f} dB ({means['raw'] - means['jpeg']:+.2f} / "
+            f"{means['bayer'] - means['jpeg']:+.2f} dB)"
+        )
 
 
 def crop_figure(path: Path, images: list[np.ndarray], h: int, w: int) -> None:

@@ -95,10 +95,17 @@ def merge(
         return result.image, result.confidence
 
 
-def run(model, frames: list[np.ndarray], *, ensemble: bool = False) -> np.ndarray:
-    """Merge as the model reads it, then enhance: ``burstsr run --model``."""
+def run(
+    model, frames: list[np.ndarray], *, ensemble: bool = False, merges: dict | None = None
+) -> np.ndarray:
+    """Merge as the model reads it, then enhance: ``burstsr run --model``. ``merges``: a cache
+    of this burst's merges by (grid, kernel), shared by the models that read the same one."""
     reads = model.config.merge_reads()
-    image, confidence = merge(frames, reads.get("scale", 1), reads.get("kernel", "adaptive"))
+    key = (reads.get("scale", 1), reads.get("kernel", "adaptive"))
+    merges = {} if merges is None else merges
+    if key not in merges:
+        merges[key] = merge(frames, *key)
+    image, confidence = merges[key]
     return enhance_image(model, image, confidence=confidence, ensemble=ensemble)
 
 
@@ -151,17 +158,22 @@ def quality(sets: dict[str, Path], models: dict, world: str, ensemble: bool) -> 
         rows = {}
         for k, path in enumerate(sorted(folder.glob("*.png"))):
             burst = WORLDS[world](path, k)
+            merges = {
+                key: merge(burst.frames, *key) for key in ((1, "adaptive"), (SCALE, "adaptive"))
+            }
             results = {
                 "bicubic(frame 0)": bicubic(burst.frames[0]),
-                "bicubic(merge)": bicubic(merge(burst.frames)[0]),
-                f"x{SCALE}-grid merge (adaptive, no network)": merge(burst.frames, SCALE)[0],
+                "bicubic(merge)": bicubic(merges[1, "adaptive"][0]),
+                f"x{SCALE}-grid merge (adaptive, no network)": merges[SCALE, "adaptive"][0],
             }
             for label, model in models.items():
-                out = run(model, burst.frames)
+                out = run(model, burst.frames, merges=merges)
                 results[f"run, {label}"] = out
                 periodic.setdefault(label, []).append(periodic_pattern(out))
                 if ensemble and label == DEFAULT_RUN_MODEL:
-                    results[f"run, {label} --ensemble"] = run(model, burst.frames, ensemble=True)
+                    results[f"run, {label} --ensemble"] = run(
+                        model, burst.frames, ensemble=True, merges=merges
+                    )
             for method, img in results.items():
                 rows.setdefault(method, []).append(score(img, burst.hr))
             print(f"  {world} {name}: {path.name}", file=sys.stderr, flush=True)
