@@ -104,6 +104,7 @@ def enhance(
     confidence_path: Path | None,
     outscale: float | None,
     width: int | None,
+    sample: int | None,
     route: bool,
     route_threshold: float,
     coarse_model: str | None,
@@ -118,6 +119,12 @@ def enhance(
 
     confidence = read_confidence(confidence_path) if confidence_path is not None else None
     generator = load_generator(model, device=resolve_device(device), strength=strength)
+    if sample is not None and not generator.config.any_scale:
+        raise click.BadParameter(
+            f"model {model} renders no latent to draw from; use an any-scale model "
+            "(--model anyscale)",
+            param_hint="--sample",
+        )
     routing = load_routing(model, generator, route, route_threshold, coarse_model)
     if save_route is not None and (routing is None or source.is_dir()):
         raise click.BadParameter(
@@ -194,6 +201,7 @@ def enhance(
                 routing=routing,
                 save_route=save_route,
                 size=sizes[src],
+                seed=sample,
                 progress=update,
             )
         report_routing(routing, None, None)

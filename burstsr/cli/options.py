@@ -136,9 +136,19 @@ def route_options(command):
 
 
 def outscale_options(command):
-    """``--outscale S`` / ``--width W``: any output size, for every model."""
+    """``--outscale S`` / ``--width W``: any output size, for every model; ``--sample SEED``
+    for an any-scale model."""
     from burstsr.refiner.outscale import OUTSCALE_RANGE
 
+    command = click.option(
+        "--sample",
+        type=int,
+        default=None,
+        metavar="SEED",
+        help="Any-scale model: draw its latent from the distribution the encoder gives, with this "
+        "seed, instead of reading its mean: one of several plausible restorations of what the "
+        "merge leaves open (another seed, another draw).",
+    )(command)
     command = click.option(
         "--width",
         type=click.IntRange(8),
@@ -149,6 +159,7 @@ def outscale_options(command):
         "--outscale",
         type=click.FloatRange(*OUTSCALE_RANGE),
         default=None,
-        help="Output size as a multiple of the frames' [default: the model's, 4]; the model's "
-        "output is resized with a good filter (area when shrinking, Lanczos when enlarging).",
+        help="Output size as a multiple of the frames' [default: the model's, 4]; an any-scale "
+        "model (--model anyscale) renders that size directly, another model's output is resized "
+        "with a good filter (area when shrinking, Lanczos when enlarging).",
     )(command)

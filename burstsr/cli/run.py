@@ -84,6 +84,7 @@ def run(
     keep_merge: bool,
     outscale: float | None,
     width: int | None,
+    sample: int | None,
     route: bool,
     route_threshold: float,
     coarse_model: str | None,
@@ -106,6 +107,12 @@ def run(
     depth = int(bit_depth) if bit_depth else None
     dev = resolve_device(device)
     generator = load_generator(model, device=dev, strength=strength)
+    if sample is not None and not generator.config.any_scale:
+        raise click.BadParameter(
+            f"model {model} renders no latent to draw from; use an any-scale model "
+            "(--model anyscale)",
+            param_hint="--sample",
+        )
     routing = load_routing(model, generator, route, route_threshold, coarse_model)
     if save_route is not None and routing is None:
         raise click.BadParameter("nothing is routed (--no-route, or no coarse network)",
@@ -178,6 +185,8 @@ def run(
             routing=routing,
             progress=enhancing,
             out=out,
+            size=size if generator.config.any_scale else None,
+            seed=sample,
         )
     report_routing(routing, result.image, save_route)
     gray, used, frames = result.gray, result.used, len(result.frames)

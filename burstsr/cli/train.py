@@ -60,6 +60,29 @@ _train = TrainConfig()
     "which synth writes for merges on a finer grid); burstsr run passes it.",
 )
 @click.option(
+    "--latent",
+    type=click.IntRange(0),
+    default=_train.latent,
+    show_default=True,
+    help="Train an any-scale model (enhance/run --outscale renders it at any size): the body's "
+    "features become a latent field of this many channels, read by a coordinate decoder; "
+    "0: a fixed-scale SRResNet. Frames'-grid pairs (no --unshuffle, no --confidence).",
+)
+@click.option(
+    "--kl-weight",
+    type=click.FloatRange(0),
+    default=_train.kl_weight,
+    show_default=True,
+    help="Any-scale: weight of the latent's KL divergence from a standard normal.",
+)
+@click.option(
+    "--queries",
+    type=click.IntRange(16),
+    default=_train.queries,
+    show_default=True,
+    help="Any-scale: output pixels each crop is scored on, each step.",
+)
+@click.option(
     "--init",
     default=None,
     help="Start from this model's weights where they fit (a shipped name, run folder or .pt); "

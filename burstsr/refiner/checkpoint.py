@@ -18,7 +18,7 @@ import torch
 
 from burstsr.errors import CheckpointError
 from burstsr.io import write_bytes
-from burstsr.refiner.networks import Generator, GeneratorConfig
+from burstsr.refiner.networks import Generator, GeneratorConfig, build_generator
 from burstsr.refiner.registry import DEFAULT_MODEL, DEFAULT_RUN_MODEL, SHIPPED, WEIGHTS
 
 __all__ = [
@@ -153,7 +153,7 @@ def blend_generators(start: Generator, end: Generator, strength: float) -> Gener
             blended[name] = a[name]
         else:
             blended[name] = torch.lerp(a[name], value, strength)
-    out = Generator(end.config)
+    out = build_generator(end.config)
     out.load_state_dict(blended)
     return out
 
@@ -174,7 +174,7 @@ def _load_generator(path: str | os.PathLike, scale: int | None) -> tuple[Generat
             f"{path}: the model upscales x{config.scale}, x{scale} was asked "
             f"for; choose a x{scale} model"
         )
-    generator = Generator(config)
+    generator = build_generator(config)
     try:
         generator.load_state_dict(data["state_dict"])
     except RuntimeError as exc:

@@ -26,6 +26,11 @@ class TrainConfig:
     disc_channels: int = 64
     disc: str = "srgan"  # srgan (one logit per crop) | patch (spectral norm, a logit map)
     init: str | None = None  # start from this generator's weights
+    # > 0: an any-scale model (a latent field of this many channels + a coordinate decoder),
+    # trained at scales drawn from 1 to the pairs' scale (burstsr.refiner.anyscale)
+    latent: int = 0
+    kl_weight: float = 1e-4  # any-scale: weight of the latent's KL divergence from N(0, 1)
+    queries: int = 2304  # any-scale: output pixels a crop is scored on, each step
     # Schedule
     steps: int = 20_000
     pretrain_steps: int = 10_000

@@ -169,6 +169,8 @@ def enhance_image(
     routing: Routing | None = None,
     progress: Progress | None = None,
     out: np.ndarray | None = None,
+    size: tuple[int, int] | None = None,
+    seed: int | None = None,
 ) -> np.ndarray:
     """Upscale ``image`` (``float32 (H, W, 3)`` in [0, 1], or its uint8 / uint16 samples,
     converted tile by tile) with ``generator``, tile by tile.
@@ -189,11 +191,37 @@ def enhance_image(
         out: an array ``(H * scale, W * scale, 3)`` to write the result into: float32 in
             [0, 1], or uint8 / uint16 (rounded to the full range), which saves the memory of a
             float image and of a conversion before writing a file.
+        size, seed: for an any-scale model (``config.any_scale``): render at ``size``
+            ``(height, width)`` instead of x scale, and draw its latent with ``seed`` instead
+            of reading the mean (:func:`burstsr.refiner.anyscale.render_image`).
 
     Returns:
         ``float32 (H * scale, W * scale, 3)``, clipped to [0, 1] (or ``out``, filled).
+
+    Raises:
+        InputError: ``half`` off CUDA; ``seed`` for a fixed-scale model; ``ensemble`` with a
+            size or seed for an any-scale model.
     """
     generator.eval()
+    if seed is not None and not generator.config.any_scale:
+        raise InputError("--sample: only an any-scale model has a latent to draw from")
+    if generator.config.any_scale and (size is not None or seed is not None):
+        from burstsr.refiner.anyscale import render_image
+
+        if ensemble:
+            raise InputError("--ensemble: not with --outscale, --width or --sample")
+        scale = generator.config.scale
+        size = size or (image.shape[0] * scale, image.shape[1] * scale)
+        return render_image(
+            generator,
+            image,
+            size,
+            tile=tile,
+            tile_pad=tile_pad,
+            seed=seed,
+            progress=progress,
+            out=out,
+        )
     device = next(generator.parameters()).device
     if half and device.type != "cuda":
         raise InputError("--half: half precision runs only on CUDA; drop --half on the CPU")
@@ -257,14 +285,14 @@ def enhance_image(
             if progress is not None:
                 progress(done, total)
         final = boxes[r + 1][0].ay0 * scale - top if r + 1 < len(boxes) else bottom - top
-        _emit(band[:final] / weight[:final], out[top : top + final])
+        emit_rows(band[:final] / weight[:final], out[top : top + final])
         carry = (band[final:], weight[final:])
     if routing is not None:
         routing.seconds["tiles"] = time.perf_counter() - started
     return out
 
 
-def _emit(rows: np.ndarray, target: np.ndarray) -> None:
+def emit_rows(rows: np.ndarray, target: np.ndarray) -> None:
     """Finished float rows into ``target``'s rows: copied, or rounded to its integer range."""
     if target.dtype == np.float32:
         target[:] = rows
@@ -289,6 +317,7 @@ def enhance_file(
     routing: Routing | None = None,
     save_route: str | os.PathLike | None = None,
     size: tuple[int, int] | None = None,
+    seed: int | None = None,
     progress: Progress | None = None,
 ) -> np.ndarray:
     """Read ``source`` (its ``crop`` region only, when given), enhance it (``confidence``:
@@ -297,8 +326,9 @@ def enhance_file(
     first, as a merge of it would be (the models read and write display-encoded images).
     ``routing``: see :func:`enhance_image`; ``save_route``: write its routing map there;
     ``size``: resize the output to ``(height, width)`` (:func:`~burstsr.refiner.outscale.
-    resize_to`). Returns the enhanced pixels (before any resize): as written, uint8 or uint16,
-    when there is no resize; float32 otherwise."""
+    resize_to`; an any-scale model renders at that size directly); ``seed``: an any-scale
+    model's latent drawn with it (:func:`enhance_image`). Returns the enhanced pixels (before
+    any resize): as written, uint8 or uint16, when there is no resize; float32 otherwise."""
     image = read_image(source, keep_integers=routing is None)  # tiles convert their own
     pixels = linear_to_srgb(image.pixels) if image.linear else image.pixels
     if crop is not None:
@@ -320,6 +350,8 @@ def enhance_file(
         routing=routing,
         progress=progress,
         out=out,
+        size=size if generator.config.any_scale else None,
+        seed=seed,
     )
     if save_route is not None and routing is not None:
         from burstsr.refiner.route import route_map

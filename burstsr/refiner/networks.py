@@ -46,6 +46,12 @@ class GeneratorConfig:
     merge_kernel: str = "gaussian"
     # Read the merge's confidence map as a 4th input channel (see ``confidence_channel``).
     confidence: bool = False
+    # > 0: an any-scale model (burstsr.refiner.anyscale): the body's features become a latent
+    # field of this many channels, rendered at any size by a coordinate decoder (an MLP of
+    # ``decoder_layers`` layers, ``decoder_width`` wide) instead of the PixelShuffle stages.
+    latent: int = 0
+    decoder_width: int = 128
+    decoder_layers: int = 4
 
     @property
     def in_channels(self) -> int:
@@ -65,6 +71,13 @@ class GeneratorConfig:
             raise ValueError(f"merge_kernel must be adaptive or gaussian, got {self.merge_kernel}")
         if self.channels < 1 or self.blocks < 0:
             raise ValueError("channels must be >= 1 and blocks >= 0")
+        if self.latent < 0 or self.decoder_width < 1 or self.decoder_layers < 1:
+            raise ValueError("latent must be >= 0, decoder width and layers >= 1")
+
+    @property
+    def any_scale(self) -> bool:
+        """Whether the model renders any output size (a latent field and a coordinate decoder)."""
+        return self.latent > 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -246,3 +259,13 @@ class Discriminator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x))
+
+
+def build_generator(config: GeneratorConfig) -> nn.Module:
+    """The generator ``config`` describes: an SRResNet :class:`Generator`, or with
+    ``config.latent`` an :class:`~burstsr.refiner.anyscale.AnyScaleGenerator`."""
+    if config.any_scale:
+        from burstsr.refiner.anyscale import AnyScaleGenerator
+
+        return AnyScaleGenerator(config)
+    return Generator(config)

@@ -51,6 +51,7 @@ from burstsr.refiner.networks import (
     DiscriminatorConfig,
     Generator,
     GeneratorConfig,
+    build_generator,
 )
 from burstsr.refiner.plots import loss_curves, sample_grid
 from burstsr.refiner.validate import validate, validation_pairs
@@ -103,6 +104,20 @@ def train(config: TrainConfig, *, resume: bool = False, progress: Progress | Non
         raise InputError(f"--patch {config.patch}: too small for x{scale}; use >= {4 * scale}")
     u = config.unshuffle
     conf = config.confidence
+    any_scale = config.latent > 0
+    if any_scale:
+        if u != 1 or conf:
+            raise InputError(
+                "--latent: an any-scale model reads merges on the frames' grid; drop "
+                "--unshuffle and --confidence"
+            )
+        if config.steps > config.pretrain_steps:
+            raise InputError(
+                "--latent: an any-scale model trains with the pixel loss only; set "
+                "--pretrain-steps to --steps"
+            )
+        if ddp.world > 1:
+            raise InputError("--latent: an any-scale model trains on one device")
     data = PairDataset(train_pairs, scale, config.patch, align=u, confidence=conf)
     val_data = (
         PairDataset(val_pairs, scale, config.patch, augment=False, align=u, confidence=conf)
@@ -119,8 +134,9 @@ def train(config: TrainConfig, *, resume: bool = False, progress: Progress | Non
         unshuffle=u,
         confidence=conf,
         merge_kernel=pairs_merge_kernel(train_pairs + val_pairs),
+        latent=config.latent,
     )
-    generator = Generator(gen_config).to(device)
+    generator = build_generator(gen_config).to(device)
     if config.init and not resume:
         taken = init_from(generator, load_generator(config.init))
         log.info(
@@ -222,8 +238,9 @@ def train(config: TrainConfig, *, resume: bool = False, progress: Progress | Non
         lr_batch, hr_batch = lr_batch.to(device), hr_batch.to(device)
         adversarial = step >= config.pretrain_steps
         generator_t.train()
-        with autocast(device, enabled=use_amp):
-            sr = generator_t(lr_batch)
+        if not any_scale:  # an any-scale model renders its own queries (scale_loss below)
+            with autocast(device, enabled=use_amp):
+                sr = generator_t(lr_batch)
         losses = {}
         if adversarial:
             disc_t.train()
@@ -247,8 +264,19 @@ def train(config: TrainConfig, *, resume: bool = False, progress: Progress | Non
             losses["d"] = loss_d.item()
         opt_g.zero_grad(set_to_none=True)
         with autocast(device, enabled=use_amp):
-            loss_pix = pixel_loss(sr.float(), hr_batch, config.pixel)
-            if adversarial:
+            if any_scale:
+                loss_g, loss_pix, _ = generator.scale_loss(
+                    lr_batch,
+                    hr_batch,
+                    crops,
+                    queries=config.queries,
+                    kl_weight=config.kl_weight,
+                    pixel=config.pixel,
+                )
+            else:
+                loss_pix = pixel_loss(sr.float(), hr_batch, config.pixel)
+                loss_g = loss_pix
+            if adversarial:  # never for an any-scale model (checked above)
                 loss_g = config.pixel_weight * loss_pix
                 if content is not None:
                     loss_c = content(sr.float(), hr_batch)
@@ -265,8 +293,6 @@ def train(config: TrainConfig, *, resume: bool = False, progress: Progress | Non
                     loss_per = periodic_loss(sr.float(), hr_batch)
                     loss_g = loss_g + config.periodic_weight * loss_per
                     losses["periodic"] = loss_per.item()
-            else:
-                loss_g = loss_pix
         losses["pixel"] = loss_pix.item()
         scaler_g.scale(loss_g).backward()
         scaler_g.step(opt_g)
