@@ -2,8 +2,10 @@
 
     python benchmarks/bench_anyscale.py [--model anyscale|RUN_DIR] [--sets Set14,Kodak]
 
-Plain simulated bursts of Set14 and Kodak (8 frames, noise 0.02, seeds as in bench_sr.py),
-merged on the frames' grid (``burstsr merge``), then rendered:
+Simulated bursts of Set14 and Kodak, 8 frames, in bench_sr.py's two worlds (``--worlds``):
+plain (area downsampling, noise 0.02) and camera (lens blur, Bayer mosaic, shot and read noise,
+demosaicing, JPEG, zoom), seeds as in bench_sr.py; merged on the frames' grid (``burstsr
+merge``), then rendered:
 
 - at x2, x3 and x4 from bursts made at x4 (the truth: the HR image resized to that scale with
   antialiased bicubic, as in training): the any-scale model, bicubic of the same merge, and
@@ -35,8 +37,9 @@ sys.path.insert(0, str(HERE.parent))
 
 from datasets import data_dir  # noqa: E402
 
+from burstsr.burst.camera import CameraRanges  # noqa: E402
 from burstsr.burst.pipeline import merge_burst  # noqa: E402
-from burstsr.burst.synth import simulate_burst  # noqa: E402
+from burstsr.burst.synth import simulate_burst, simulate_camera_burst  # noqa: E402
 from burstsr.errors import InputError  # noqa: E402
 from burstsr.io import read_image, write_image  # noqa: E402
 from burstsr.metrics import psnr  # noqa: E402
@@ -54,6 +57,16 @@ def resized(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     t = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None]
     out = F.interpolate(t, size=size, mode="bicubic", antialias=True, align_corners=False)
     return out[0].clamp(0, 1).permute(1, 2, 0).numpy()
+
+
+def simulate(world: str, hr: np.ndarray, scale: int, k: int):
+    """bench_sr.py's bursts of image ``k`` (same seeds), at ``scale``."""
+    if world == "plain":
+        return simulate_burst(
+            hr, frames=8, scale=scale, noise=0.02, shift=2.0, rotate=1.0, seed=4000 + k
+        )
+    ranges = CameraRanges(frames=(8, 8))
+    return simulate_camera_burst(hr, scale=scale, ranges=ranges, seed=5000 + k)
 
 
 def merged(frames: list[np.ndarray]) -> np.ndarray:
@@ -78,6 +91,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--fidelity", default="fidelity")
     parser.add_argument("--sets", default="Set14,Kodak")
     parser.add_argument("--limit", type=int, default=0, help="images per set (0: all)")
+    parser.add_argument("--worlds", default="plain,camera")
     parser.add_argument("--data", type=Path, default=data_dir())
     parser.add_argument("--out", type=Path, default=HERE.parent / "bench-out")
     args = parser.parse_args(argv)
@@ -87,45 +101,43 @@ def main(argv: list[str] | None = None) -> dict:
     if not model.config.any_scale:
         sys.exit(f"{args.model}: not an any-scale model (train --latent)")
     rows: dict = {}
-    for name in args.sets.split(","):
-        files = sorted((args.data / name).glob("*.png"))
-        for k, path in enumerate(files[: args.limit or None]):
-            hr = read_image(path).pixels
-            for burst_scale, scales in ((4, NEAR), (8, FAR)):
-                burst = simulate_burst(
-                    hr, frames=8, scale=burst_scale, noise=0.02, shift=2.0, rotate=1.0,
-                    seed=4000 + k,
-                )  # fmt: skip
-                merge = merged(burst.frames)
-                h, w = merge.shape[:2]
-                fixed = enhance_image(fidelity, merge)
-                for s in scales:
-                    size = (h * s, w * s)
-                    truth = resized(burst.hr, size)
-                    found = {
-                        "bicubic(merge)": resized(merge, size),
-                        "fidelity": resize_to(fixed, size),
-                        "any-scale": enhance_image(model, merge, size=size),
-                    }
-                    for label, image in found.items():
-                        rows.setdefault((name, s), {}).setdefault(label, []).append(
-                            score(image, truth, s)
-                        )
-                    if path.name == FIGURE_IMAGE and s == 8:
-                        figure(args.out / "anyscale_crops.png", [*found.values(), truth])
-                        samples(args.out / "anyscale_samples.png", model, merge, size)
-            print(f"  {name}: {path.name}", file=sys.stderr, flush=True)
+    for world in args.worlds.split(","):
+        for name in args.sets.split(","):
+            files = sorted((args.data / name).glob("*.png"))
+            for k, path in enumerate(files[: args.limit or None]):
+                hr = read_image(path).pixels
+                for burst_scale, scales in ((4, NEAR), (8, FAR)):
+                    burst = simulate(world, hr, burst_scale, k)
+                    merge = merged(burst.frames)
+                    h, w = merge.shape[:2]
+                    fixed = enhance_image(fidelity, merge)
+                    for s in scales:
+                        size = (h * s, w * s)
+                        truth = resized(burst.hr, size)
+                        found = {
+                            "bicubic(merge)": resized(merge, size),
+                            "fidelity": resize_to(fixed, size),
+                            "any-scale": enhance_image(model, merge, size=size),
+                        }
+                        for label, image in found.items():
+                            rows.setdefault((world, name, s), {}).setdefault(label, []).append(
+                                score(image, truth, s)
+                            )
+                        if path.name == FIGURE_IMAGE and s == 8 and world == "plain":
+                            figure(args.out / "anyscale_crops.png", [*found.values(), truth])
+                            samples(args.out / "anyscale_samples.png", model, merge, size)
+                print(f"  {world} {name}: {path.name}", file=sys.stderr, flush=True)
     labels = ["bicubic(merge)", "fidelity", "any-scale"]
-    print("Any output scale, plain bursts (PSNR-Y, dB; fidelity: its x4 output resized):\n")
-    print("| set | scale | " + " | ".join(labels) + " | any-scale - bicubic |")
-    print("|---|---|" + "---|" * (len(labels) + 1))
+    print("Any output scale (PSNR-Y, dB; fidelity: its x4 output resized):\n")
+    print("| bursts | set | scale | " + " | ".join(labels) + " | any-scale - bicubic |")
+    print("|---|---|---|" + "---|" * (len(labels) + 1))
     report = {}
-    for (name, s), found in rows.items():
+    for (world, name, s), found in rows.items():
         means = {label: float(np.mean(found[label])) for label in labels}
-        report[f"{name} x{s}"] = means
+        report[f"{world} {name} x{s}"] = means
         gain = means["any-scale"] - means["bicubic(merge)"]
         cells = " | ".join(f"{means[label]:.2f}" for label in labels)
-        print(f"| {name} | x{s} | {cells} | {gain:+.2f} |")
+        print(f"| {world} | {name} | x{s} | {cells} | {gain:+.2f} |")
     print()
     return report
 

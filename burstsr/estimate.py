@@ -151,6 +151,22 @@ def enhance_estimate(
     return Estimate(w * s, h * s, seconds, peak)
 
 
+def outscaled(estimate: Estimate, size: tuple[int, int] | None, any_scale: bool) -> Estimate:
+    """``estimate`` (of a model's own output) for a final image of ``size`` ``(height,
+    width)`` (``--outscale``/``--width``; None: the model's own size): an any-scale model renders
+    that size directly, at a cost that grows with its pixels (its decoder's work is per output
+    pixel); any other model's output is resized, which adds a float copy of the final image."""
+    if size is None:
+        return estimate
+    h, w = size
+    ratio = h * w / (estimate.width * estimate.height)
+    seconds = estimate.seconds
+    if any_scale and seconds is not None:
+        seconds *= ratio
+    peak = estimate.peak_bytes + max(0.0, (ratio - 1) if any_scale else 1.0) * h * w * 12
+    return Estimate(w, h, seconds, peak)
+
+
 def seconds_per_input_pixel(generator: Generator) -> float:
     """Time the generator on a patch of 64 x 64 of its working pixels (after folding) on its
     device (a fraction of a second on a CPU): seconds per input pixel."""

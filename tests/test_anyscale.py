@@ -184,3 +184,7 @@ def test_enhance_renders_any_size_and_sample_needs_an_any_scale_model(tmp_path):
     bad = tmp_path / "bad.png"
     res = runner.invoke(cli, [*args, "--model", str(fixed), "--sample", "1", "-o", str(bad)])
     assert res.exit_code != 0 and "--sample" in res.output and not bad.exists()
+    # The size limit counts the size rendered (x16: 0.31 MP), not the model's own (x4: 0.02 MP).
+    base = ["-q", "enhance", str(tmp_path / "in.png"), "--model", str(ckpt), "-o", str(bad)]
+    res = runner.invoke(cli, [*base, "--outscale", "16", "--max-output-mp", "0.1"])
+    assert res.exit_code != 0 and "640x480" in res.output and not bad.exists()

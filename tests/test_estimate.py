@@ -15,6 +15,7 @@ from burstsr.estimate import (
     check_output_size,
     enhance_estimate,
     merge_estimate,
+    outscaled,
     seconds_per_input_pixel,
 )
 from burstsr.io import load_burst, read_image
@@ -49,6 +50,17 @@ def test_estimates_give_the_exact_output_size_and_grow_with_it():
     assert both.peak_bytes == max(small.peak_bytes, est.peak_bytes)
     text = Estimate(6400, 4800, 150.0, 2.8e9).describe()
     assert text == "6400x4800 (30.7 MP), about 2 min 30 s and 2.8 GB of memory"
+
+
+def test_a_final_size_changes_the_estimate_as_the_model_renders_it():
+    own = Estimate(2000, 1200, 10.0, 1e9)
+    assert outscaled(own, None, True) is own
+    bigger = outscaled(own, (2400, 4000), any_scale=True)  # rendered directly: 4x the pixels
+    assert (bigger.width, bigger.height) == (4000, 2400)
+    assert bigger.seconds == pytest.approx(40.0) and bigger.peak_bytes > own.peak_bytes
+    resized = outscaled(own, (2400, 4000), any_scale=False)  # the x4 output, resized
+    assert resized.seconds == own.seconds and resized.peak_bytes > own.peak_bytes
+    assert outscaled(own, (600, 1000), any_scale=True).seconds == pytest.approx(2.5)
 
 
 def test_the_size_limit_refuses_before_any_work():

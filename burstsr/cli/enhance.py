@@ -29,6 +29,7 @@ from burstsr.estimate import (
     Estimate,
     check_output_size,
     enhance_estimate,
+    outscaled,
     seconds_per_input_pixel,
     warn_if_short_of_memory,
 )
@@ -171,7 +172,11 @@ def enhance(
         src: output_size((h // grid, w // grid), outscale=outscale, width=width)
         for src, (h, w) in inputs.items()
     }
-    estimates = job_estimates(generator, list(inputs.values()), tile, tile_pad, ensemble)
+    own = job_estimates(generator, list(inputs.values()), tile, tile_pad, ensemble)
+    estimates = [
+        outscaled(estimate, sizes[src], generator.config.any_scale)
+        for src, estimate in zip(inputs, own, strict=True)
+    ]
     for (src, _), estimate in zip(jobs, estimates, strict=True):
         check_output_size(estimate, max_output_mp, f"{src}: enhance a region of it (--crop)")
     if source.is_dir():

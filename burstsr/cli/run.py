@@ -31,6 +31,7 @@ from burstsr.estimate import (
     check_output_size,
     enhance_estimate,
     merge_estimate,
+    outscaled,
     seconds_per_input_pixel,
     warn_if_short_of_memory,
 )
@@ -149,6 +150,7 @@ def run(
     estimate = run_estimate(
         burst, config, generator, tile=tile, ensemble=ensemble, bayer=raw_path == "bayer"
     )
+    estimate = outscaled(estimate, size, generator.config.any_scale)
     check_output_size(estimate, max_output_mp, "merge a region of the frames (--crop X,Y,W,H)")
     log.info("output %s", estimate.describe())
     warn_if_short_of_memory(estimate, log)
