@@ -188,3 +188,13 @@ def test_enhance_renders_any_size_and_sample_needs_an_any_scale_model(tmp_path):
     base = ["-q", "enhance", str(tmp_path / "in.png"), "--model", str(ckpt), "-o", str(bad)]
     res = runner.invoke(cli, [*base, "--outscale", "16", "--max-output-mp", "0.1"])
     assert res.exit_code != 0 and "640x480" in res.output and not bad.exists()
+
+
+def test_inspect_shows_the_latent_field(tmp_path):
+    from burstsr.refiner.inspect import activations, layer_names
+
+    g = model()
+    assert layer_names(g)[-2:] == ["mean", "logvar"]
+    found, out = activations(g, texture(16, 20, seed=7))
+    assert [a.name for a in found] == layer_names(g)
+    assert found[-1].maps.shape == (CONFIG.latent, 16, 20) and out.shape == (64, 80, 3)

@@ -1,7 +1,8 @@
 """What a refiner does inside: its per-layer feature maps on a crop, as one picture.
 
 :func:`activations` runs the generator once with forward hooks on its stages (head, every
-residual block, the body's last conv, each upsampling stage, tail); :func:`activation_figure`
+residual block, the body's last conv, each upsampling stage, tail; for an any-scale model the
+latent field's mean and log-variance instead of the last two); :func:`activation_figure`
 lays them out: a caption per layer (name, channels, size, value range) over a grid of its most
 active channels, each shown on the layer's own scale with a perceptual colour map, below the
 input crop, the model's output and, for a burst, the merge's confidence map.
@@ -42,6 +43,8 @@ class Activation:
 def layer_names(generator: Generator) -> list[str]:
     """The stages :func:`activations` can show, in the order data flows through them."""
     names = ["head"] + [f"body.{i}" for i in range(len(generator.body))] + ["body_tail"]
+    if generator.config.any_scale:  # the latent field; the decoder works per output pixel
+        return names + ["mean", "logvar"]
     names += [f"upsample.{i}" for i, m in enumerate(generator.upsample) if isinstance(m, nn.PReLU)]
     return names + ["tail"]
 
