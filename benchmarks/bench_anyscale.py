@@ -163,7 +163,13 @@ def samples(path: Path, model, merge: np.ndarray, size: tuple[int, int]) -> None
     """The mean rendering beside three ``--sample`` draws, and the draws' spread (x8)."""
     mean = enhance_image(model, merge, size=size)
     draws = [enhance_image(model, merge, size=size, seed=s) for s in (1, 2, 3)]
-    spread = np.clip(np.std(draws, axis=0) * 8, 0, 1)
+    spread = np.std(draws, axis=0)
+    print(
+        f"--sample: three draws differ from one another by {255 * float(spread.mean()):.2f} "
+        f"8-bit levels on average (standard deviation), at most {255 * float(spread.max()):.1f}",
+        flush=True,
+    )
+    spread = np.clip(spread * 8, 0, 1)
     h, w = mean.shape[:2]
     gray = cv2.cvtColor(np.ascontiguousarray(mean), cv2.COLOR_RGB2GRAY)
     energy = cv2.boxFilter(np.abs(cv2.Laplacian(gray, cv2.CV_32F)), -1, (160, 160))

@@ -105,9 +105,9 @@ def test_run_errors(tmp_path):
     )
     assert res.exit_code == 2 and "none.pt" in res.stderr
     # Only models whose weights ship are offered, and an unknown name says which ones are.
-    assert set(SHIPPED) == {"fidelity", "burst", "gan"}
+    assert set(SHIPPED) == {"fidelity", "burst", "gan", "anyscale"}
     res = CliRunner().invoke(cli, ["-q", "run", str(tmp_path / "b"), "--model", "esrgan"])
-    assert res.exit_code == 2 and "esrgan" in res.stderr and "fidelity, burst, gan" in res.stderr
+    assert res.exit_code == 2 and "esrgan" in res.stderr and "fidelity, burst, gan, anyscale" in res.stderr
     assert "esrgan" not in CliRunner().invoke(cli, ["run", "--help"]).output
 
 
@@ -123,6 +123,21 @@ def test_shipped_model_is_small_and_consistent_with_its_input():
     # over the image's content.
     back = out.reshape(128, 4, 192, 4, 3).mean(axis=(1, 3))
     assert psnr(back, clean, border=4) > 35
+
+
+@pytest.mark.skipif(not SHIPPED["anyscale"].is_file(), reason="no shipped any-scale model")
+def test_shipped_any_scale_model_renders_any_size_consistent_with_its_input():
+    assert SHIPPED["anyscale"].stat().st_size <= 10 * 2**20
+    model = load_generator("anyscale")
+    assert model.config.any_scale and model.config.scale == 4
+    clean = read_image(EXAMPLES / "burst_clean_reference.png").pixels[:96, :128]
+    for s in (2, 3, 4):
+        out = enhance_image(model, clean, size=(96 * s, 128 * s))
+        assert out.shape == (96 * s, 128 * s, 3)
+        # Area-downsampled, each size gives back its input: detail added, not content changed.
+        back = out.reshape(96, s, 128, s, 3).mean(axis=(1, 3))
+        assert psnr(back, clean, border=4) > 33, s
+    assert enhance_image(model, clean, size=(333, 250)).shape == (333, 250, 3)
 
 
 @pytest.mark.skipif(not SHIPPED["burst"].is_file(), reason="no shipped burst model")

@@ -6,8 +6,12 @@ burst: x4 in all from a merge on the x4 grid (``burstsr merge --scale 4``): the 
     the fine merge (unshuffle 4) and restores it at its own size; the default of ``burstsr run``.
 gan: ``burst`` after an adversarial phase: the same merge, more texture; trained from ``burst``,
     so ``--strength`` blends the two (0 = ``burst`` exactly). Retrain them together.
+anyscale: from a merge on the frames' grid, like ``fidelity``, to any output size (``--outscale``,
+    ``--width``): a latent field and a coordinate decoder (burstsr.refiner.anyscale); x4 by
+    default; ``--sample`` draws its latent.
 
-Each has a small coarse network beside it (``COARSE``) for detail routing.
+``fidelity``, ``burst`` and ``gan`` have a small coarse network beside them (``COARSE``) for detail
+routing.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ SHIPPED = {
     "fidelity": WEIGHTS / "fidelity_x4.pt",
     "burst": WEIGHTS / "burst_x4.pt",
     "gan": WEIGHTS / "gan_x4.pt",
+    "anyscale": WEIGHTS / "anyscale.pt",
 }
 # The small coarse networks shipped beside them, for detail routing (burstsr.refiner.route):
 # one per kind of input (gan reads what burst reads).
