@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from test_train import losses, make_pairs
+from test_train import losses, make_pairs, tiny
 
 from burstsr.cli import cli
 from burstsr.errors import InputError
@@ -16,7 +16,7 @@ from burstsr.refiner.anyscale import AnyScaleGenerator, output_rows, render_imag
 from burstsr.refiner.checkpoint import load_generator, save_generator
 from burstsr.refiner.enhance import enhance_image
 from burstsr.refiner.networks import Generator, GeneratorConfig, build_generator
-from burstsr.refiner.train import TrainConfig, train
+from burstsr.refiner.train import train
 from burstsr.refiner.warm_start import init_from
 
 from conftest import texture
@@ -118,23 +118,16 @@ def test_the_encoder_starts_from_a_fixed_scale_model():
 
 def test_training_renders_many_scales_and_round_trips(tmp_path):
     make_pairs(tmp_path / "pairs", count=3, size=64, scale=4)
-    config = TrainConfig(
-        pairs=str(tmp_path / "pairs"),
-        out=str(tmp_path / "run"),
+    config = tiny(
+        tmp_path,
         blocks=1,
-        channels=8,
         latent=4,
         queries=256,
         steps=60,
         pretrain_steps=60,
-        batch=4,
-        patch=32,
         val_every=30,
-        log_every=1,
-        val_fraction=0.34,
         lr=3e-3,
         lr_step=1000,
-        device="cpu",
     )
     train(config)
     pixel = [e["loss_pixel"] for e in losses(tmp_path / "run")]
