@@ -191,3 +191,21 @@ def test_inspect_shows_the_latent_field(tmp_path):
     found, out = activations(g, texture(16, 20, seed=7))
     assert [a.name for a in found] == layer_names(g)
     assert found[-1].maps.shape == (CONFIG.latent, 16, 20) and out.shape == (64, 80, 3)
+
+
+def test_run_renders_the_burst_at_the_size_asked_for(tmp_path, monkeypatch):
+    from burstsr.burst.synth import simulate_burst
+
+    from conftest import write_frames
+
+    ckpt = save_generator(tmp_path / "any.pt", model())
+    burst = simulate_burst(texture(40, 56, seed=8), frames=3, scale=1, noise=0.01, seed=0)
+    write_frames(tmp_path / "b", burst.frames)
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    res = runner.invoke(cli, ["-q", "run", "b", "--model", str(ckpt), "--outscale", "2.5"])
+    assert res.exit_code == 0, res.output
+    assert read_image(tmp_path / "result_x2.5.png").pixels.shape == (100, 140, 3)
+    res = runner.invoke(cli, ["-q", "run", "b", "--model", str(ckpt), "--sample", "4"])
+    assert res.exit_code == 0, res.output
+    assert read_image(tmp_path / "result_x4.png").pixels.shape == (160, 224, 3)
