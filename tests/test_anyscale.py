@@ -8,6 +8,7 @@ import torch
 from click.testing import CliRunner
 from test_train import losses, make_pairs, tiny
 
+from burstsr.burst.synth import simulate_burst
 from burstsr.cli import cli
 from burstsr.errors import InputError
 from burstsr.io import read_image, write_image
@@ -19,7 +20,7 @@ from burstsr.refiner.networks import Generator, GeneratorConfig, build_generator
 from burstsr.refiner.train import train
 from burstsr.refiner.warm_start import init_from
 
-from conftest import texture
+from conftest import texture, write_frames
 
 CONFIG = GeneratorConfig(scale=4, channels=8, blocks=2, latent=4, decoder_width=16)
 
@@ -194,10 +195,6 @@ def test_inspect_shows_the_latent_field(tmp_path):
 
 
 def test_run_renders_the_burst_at_the_size_asked_for(tmp_path, monkeypatch):
-    from burstsr.burst.synth import simulate_burst
-
-    from conftest import write_frames
-
     ckpt = save_generator(tmp_path / "any.pt", model())
     burst = simulate_burst(texture(40, 56, seed=8), frames=3, scale=1, noise=0.01, seed=0)
     write_frames(tmp_path / "b", burst.frames)
