@@ -285,8 +285,12 @@ def enhance_image(
             if progress is not None:
                 progress(done, total)
         final = boxes[r + 1][0].ay0 * scale - top if r + 1 < len(boxes) else bottom - top
-        emit_rows(band[:final] / weight[:final], out[top : top + final])
-        carry = (band[final:], weight[final:])
+        # Copies of the few rows the next row of tiles adds to, so this band is freed before
+        # the next is made (views would keep the whole band alive: two bands at once); the
+        # finished rows are normalised in place (no band-sized temporary).
+        carry = (band[final:].copy(), weight[final:].copy())
+        emit_rows(np.divide(band[:final], weight[:final], out=band[:final]), out[top : top + final])
+        del band, weight
     if routing is not None:
         routing.seconds["tiles"] = time.perf_counter() - started
     return out
