@@ -39,6 +39,7 @@ bench: install
 	$(BIN)/python benchmarks/bench_sr.py
 	$(BIN)/python benchmarks/bench_estimate.py --full
 	$(BIN)/python benchmarks/bench_raw.py --run
+	$(BIN)/python benchmarks/bench_anyscale.py
 
 # Re-create examples/burst from the Kodak image (needs `make data`).
 example: install
