@@ -51,7 +51,9 @@ def kl_divergence(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     return 0.5 * (mean.square() + logvar.exp() - 1 - logvar).mean()
 
 
-def pixel_centres(inputs: int, outputs: int, start: int = 0, stop: int | None = None):
+def pixel_centres(
+    inputs: int, outputs: int, start: int = 0, stop: int | None = None
+) -> torch.Tensor:
     """The continuous positions (input pixel units) of output pixels ``start:stop`` along an
     axis of ``inputs`` pixels rendered as ``outputs``: ``(j + 0.5) * inputs / outputs``."""
     stop = outputs if stop is None else stop
@@ -257,6 +259,7 @@ def latent_noise(seed: int, rows: range, width: int, channels: int) -> torch.Ten
 
 
 def iter_tiles(length: int, tile: int) -> Iterator[tuple[int, int]]:
+    """``(start, stop)`` of the tiles of ``tile`` pixels along an axis of ``length``."""
     for start in range(0, length, tile):
         yield start, min(start + tile, length)
 
