@@ -11,6 +11,7 @@ import click
 from burstsr.cli import command, progress_bar
 from burstsr.cli.options import (
     bit_depth_option,
+    check_sample,
     crop_option,
     device_option,
     ensemble_option,
@@ -120,12 +121,7 @@ def enhance(
 
     confidence = read_confidence(confidence_path) if confidence_path is not None else None
     generator = load_generator(model, device=resolve_device(device), strength=strength)
-    if sample is not None and not generator.config.any_scale:
-        raise click.BadParameter(
-            f"model {model} renders no latent to draw from; use an any-scale model "
-            "(--model anyscale)",
-            param_hint="--sample",
-        )
+    check_sample(sample, model, generator)
     routing = load_routing(model, generator, route, route_threshold, coarse_model)
     if save_route is not None and (routing is None or source.is_dir()):
         raise click.BadParameter(

@@ -135,6 +135,16 @@ def route_options(command):
     return command
 
 
+def check_sample(sample: int | None, model: str, generator) -> None:
+    """Refuse ``--sample`` before any work unless ``generator`` is an any-scale model."""
+    if sample is not None and not generator.config.any_scale:
+        raise click.BadParameter(
+            f"model {model} renders no latent to draw from; use an any-scale model "
+            "(--model anyscale)",
+            param_hint="--sample",
+        )
+
+
 def outscale_options(command):
     """``--outscale S`` / ``--width W``: any output size, for every model; ``--sample SEED``
     for an any-scale model."""

@@ -15,6 +15,7 @@ from burstsr.burst.pipeline import merge_burst
 from burstsr.cli import command, progress_bar
 from burstsr.cli.merge import check_bayer_options, merge_config, merge_options
 from burstsr.cli.options import (
+    check_sample,
     ensemble_option,
     model_option,
     outscale_options,
@@ -108,12 +109,7 @@ def run(
     depth = int(bit_depth) if bit_depth else None
     dev = resolve_device(device)
     generator = load_generator(model, device=dev, strength=strength)
-    if sample is not None and not generator.config.any_scale:
-        raise click.BadParameter(
-            f"model {model} renders no latent to draw from; use an any-scale model "
-            "(--model anyscale)",
-            param_hint="--sample",
-        )
+    check_sample(sample, model, generator)
     routing = load_routing(model, generator, route, route_threshold, coarse_model)
     if save_route is not None and routing is None:
         raise click.BadParameter("nothing is routed (--no-route, or no coarse network)",
@@ -187,7 +183,7 @@ def run(
             routing=routing,
             progress=enhancing,
             out=out,
-            size=size if generator.config.any_scale else None,
+            size=size,
             seed=sample,
         )
     report_routing(routing, result.image, save_route)

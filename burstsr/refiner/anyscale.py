@@ -30,7 +30,7 @@ receptive radius as context (:meth:`AnyScaleGenerator.receptive_radius`).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -258,12 +258,6 @@ def latent_noise(seed: int, rows: range, width: int, channels: int) -> torch.Ten
     return out
 
 
-def iter_tiles(length: int, tile: int) -> Iterator[tuple[int, int]]:
-    """``(start, stop)`` of the tiles of ``tile`` pixels along an axis of ``length``."""
-    for start in range(0, length, tile):
-        yield start, min(start + tile, length)
-
-
 @torch.inference_mode()
 def render_image(
     generator: AnyScaleGenerator,
@@ -288,7 +282,7 @@ def render_image(
     Returns:
         ``float32 (H, W, 3)`` in [0, 1] (or ``out``, filled).
     """
-    from burstsr.refiner.enhance import DEFAULT_TILE, emit_rows
+    from burstsr.refiner.enhance import DEFAULT_TILE, emit_rows, tile_boxes
 
     generator.eval()
     device = next(generator.parameters()).device
@@ -302,8 +296,9 @@ def render_image(
         out = np.empty((height, width, 3), np.float32)
     elif out.shape != (height, width, 3):
         raise ValueError(f"out: expected {(height, width, 3)}, got {out.shape}")
-    boxes = [(y, x) for y in iter_tiles(h, tile) for x in iter_tiles(w, tile)]
-    for done, ((y0, y1), (x0, x1)) in enumerate(boxes, 1):
+    boxes = [box for row in tile_boxes(h, w, tile, 0) for box in row]
+    for done, box in enumerate(boxes, 1):
+        y0, y1, x0, x1 = box.y0, box.y1, box.x0, box.x1
         rows, cols = output_rows(h, height, y0, y1), output_rows(w, width, x0, x1)
         if rows[0] < rows[1] and cols[0] < cols[1]:
             cy0, cy1 = max(y0 - pad, 0), min(y1 + pad, h)

@@ -193,7 +193,8 @@ def enhance_image(
             float image and of a conversion before writing a file.
         size, seed: for an any-scale model (``config.any_scale``): render at ``size``
             ``(height, width)`` instead of x scale, and draw its latent with ``seed`` instead
-            of reading the mean (:func:`burstsr.refiner.anyscale.render_image`).
+            of reading the mean (:func:`burstsr.refiner.anyscale.render_image`). Other models
+            ignore ``size`` (their output is x scale; callers resize it).
 
     Returns:
         ``float32 (H * scale, W * scale, 3)``, clipped to [0, 1] (or ``out``, filled).
@@ -354,7 +355,7 @@ def enhance_file(
         routing=routing,
         progress=progress,
         out=out,
-        size=size if generator.config.any_scale else None,
+        size=size,
         seed=seed,
     )
     if save_route is not None and routing is not None:
