@@ -26,7 +26,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -35,6 +34,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
+from crops import busiest, row  # noqa: E402
 from datasets import data_dir  # noqa: E402
 
 from burstsr.burst.camera import CameraRanges  # noqa: E402
@@ -50,6 +50,7 @@ from burstsr.refiner.outscale import resize_to  # noqa: E402
 NEAR = (2, 3, 4)  # from x4 bursts
 FAR = (6, 8)  # from x8 bursts
 FIGURE_IMAGE = "kodim23.png"
+CROP = 160  # crop figures: the most detailed CROP x CROP pixels
 
 
 def resized(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -142,21 +143,10 @@ def main(argv: list[str] | None = None) -> dict:
     return report
 
 
-def _row(crops: list[np.ndarray]) -> np.ndarray:
-    gap = np.ones((crops[0].shape[0], 6, 3), np.float32)
-    parts = []
-    for c in crops:
-        parts += [c, gap]
-    return np.concatenate(parts[:-1], axis=1)
-
-
 def figure(path: Path, images: list[np.ndarray]) -> None:
-    """Crops of the same place: bicubic | fidelity resized | any-scale | truth."""
-    h, w = images[-1].shape[:2]
-    gray = cv2.cvtColor(np.ascontiguousarray(images[-1]), cv2.COLOR_RGB2GRAY)
-    energy = cv2.boxFilter(np.abs(cv2.Laplacian(gray, cv2.CV_32F)), -1, (160, 160))
-    y, x = np.unravel_index(np.argmax(energy[80 : h - 80, 80 : w - 80]), (h - 160, w - 160))
-    write_image(path, _row([im[y : y + 160, x : x + 160] for im in images]))
+    """Crops of the truth's most detailed place: bicubic | fidelity resized | any-scale | truth."""
+    y, x = busiest(images[-1], CROP)
+    write_image(path, row([im[y : y + CROP, x : x + CROP] for im in images]))
 
 
 def samples(path: Path, model, merge: np.ndarray, size: tuple[int, int]) -> None:
@@ -169,13 +159,9 @@ def samples(path: Path, model, merge: np.ndarray, size: tuple[int, int]) -> None
         f"8-bit levels on average (standard deviation), at most {255 * float(spread.max()):.1f}",
         flush=True,
     )
-    spread = np.clip(spread * 8, 0, 1)
-    h, w = mean.shape[:2]
-    gray = cv2.cvtColor(np.ascontiguousarray(mean), cv2.COLOR_RGB2GRAY)
-    energy = cv2.boxFilter(np.abs(cv2.Laplacian(gray, cv2.CV_32F)), -1, (160, 160))
-    y, x = np.unravel_index(np.argmax(energy[80 : h - 80, 80 : w - 80]), (h - 160, w - 160))
-    crops = [im[y : y + 160, x : x + 160] for im in (mean, *draws, spread)]
-    write_image(path, _row(crops))
+    y, x = busiest(mean, CROP)
+    crops = [im[y : y + CROP, x : x + CROP] for im in (mean, *draws, np.clip(spread * 8, 0, 1))]
+    write_image(path, row(crops))
 
 
 if __name__ == "__main__":

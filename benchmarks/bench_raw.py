@@ -72,16 +72,11 @@ def main() -> None:
     )
     print("|---|---|---|" + "---|" * len(sigmas))
     for k, name in enumerate(args.images.split(",")):
-        hr = read_image(args.data / "Kodak" / f"{name}.png").pixels
-        ranges = CameraRanges(frames=(args.frames, args.frames))
-        burst = simulate_camera_burst(hr, scale=4, ranges=ranges, seed=100 + k)
+        burst = camera_burst(args, name, k)
         linear = srgb_to_linear(burst.hr)
         truth = {1: burst.clean, 2: linear_to_srgb(optics(linear, 2 * burst.camera.blur, 2))}
         with tempfile.TemporaryDirectory() as tmp:
-            paths = [
-                write_dng(Path(tmp) / f"frame_{i:02d}.dng", raw_to_counts(raw))
-                for i, raw in enumerate(burst.raws)
-            ]
+            paths = dng_frames(burst, Path(tmp))
             for scale in (1, 2):
                 t = truth[scale]
                 found = [merge_burst(paths, config=MergeConfig(scale=scale)).image]
@@ -105,6 +100,21 @@ def main() -> None:
         run_raw_against_jpeg(args)
 
 
+def camera_burst(args: argparse.Namespace, name: str, k: int):
+    """The camera-realistic burst of Kodak image ``name``, the ``k``-th of ``--images``."""
+    hr = read_image(args.data / "Kodak" / f"{name}.png").pixels
+    ranges = CameraRanges(frames=(args.frames, args.frames))
+    return simulate_camera_burst(hr, scale=4, ranges=ranges, seed=100 + k)
+
+
+def dng_frames(burst, folder: Path) -> list[Path]:
+    """The burst's noisy sensor mosaics written as DNG files in ``folder``."""
+    return [
+        write_dng(folder / f"frame_{i:02d}.dng", raw_to_counts(raw))
+        for i, raw in enumerate(burst.raws)
+    ]
+
+
 def run_raw_against_jpeg(args: argparse.Namespace) -> None:
     """``burstsr run`` (each model on its own merge) on each burst as RAW frames (demosaic and
     Bayer paths) and as the camera's JPEGs of the same exposures: PSNR-Y against the HR image."""
@@ -122,15 +132,10 @@ def run_raw_against_jpeg(args: argparse.Namespace) -> None:
         + "---|" * (3 * len(models))
     )
     for k, image in enumerate(args.images.split(",")):
-        hr = read_image(args.data / "Kodak" / f"{image}.png").pixels
-        ranges = CameraRanges(frames=(args.frames, args.frames))
-        burst = simulate_camera_burst(hr, scale=4, ranges=ranges, seed=100 + k)
+        burst = camera_burst(args, image, k)
         cells = []
         with tempfile.TemporaryDirectory() as tmp:
-            raws = [
-                write_dng(Path(tmp) / f"frame_{i:02d}.dng", raw_to_counts(raw))
-                for i, raw in enumerate(burst.raws)
-            ]
+            raws = dng_frames(burst, Path(tmp))
             jpegs = [
                 write_image(Path(tmp) / f"frame_{i:02d}.png", frame)
                 for i, frame in enumerate(burst.frames)
@@ -203,10 +208,7 @@ def zone_plate(out: Path, frames: int) -> None:
     hr = np.repeat(gray[:, :, None], 3, axis=2).astype(np.float32)
     burst = simulate_camera_burst(hr, scale=4, ranges=CameraRanges(frames=(frames, frames)), seed=7)
     with tempfile.TemporaryDirectory() as tmp:
-        paths = [
-            write_dng(Path(tmp) / f"frame_{i:02d}.dng", raw_to_counts(raw))
-            for i, raw in enumerate(burst.raws)
-        ]
+        paths = dng_frames(burst, Path(tmp))
         found = {
             "demosaic, then merge": merge_burst(paths).image,
             "Bayer": merge_bayer(paths).image,

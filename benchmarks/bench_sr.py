@@ -61,6 +61,7 @@ from burstsr.refiner.enhance import enhance_image
 from burstsr.refiner.plots import line_chart
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from crops import busiest, row  # noqa: E402
 from datasets import data_dir  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -264,32 +265,14 @@ def real_burst(folder: Path, models: dict[str, str], out: Path) -> dict:
         print(f"  real burst, {label}: {found[label]}", file=sys.stderr, flush=True)
     frames = [read_image(p).pixels for p in sorted(folder.glob("*.jpg"))]
     size = 60
-    y, x = _busiest(frames[0], size)
+    y, x = busiest(frames[0], size)
     panels = [bicubic(frames[0][y : y + size, x : x + size])]
     panels.append(bicubic(merge(frames)[0][y : y + size, x : x + size]))
     for label in models:
         image = read_image(out / f"real_{label}.png").pixels
         panels.append(image[y * SCALE : (y + size) * SCALE, x * SCALE : (x + size) * SCALE])
-    write_image(out / "real_burst.png", _row(panels))
+    write_image(out / "real_burst.png", row(panels))
     return found
-
-
-def _busiest(image: np.ndarray, size: int) -> tuple[int, int]:
-    """Top-left corner of the ``size`` square with the most gradient energy (a detailed area)."""
-    gray = image.mean(axis=2)
-    energy = np.zeros_like(gray)
-    energy[:, 1:] += np.diff(gray, axis=1) ** 2
-    energy[1:, :] += np.diff(gray, axis=0) ** 2
-    sums = np.pad(energy, ((1, 0), (1, 0))).cumsum(0).cumsum(1)
-    window = sums[size:, size:] - sums[:-size, size:] - sums[size:, :-size] + sums[:-size, :-size]
-    y, x = np.unravel_index(np.argmax(window), window.shape)
-    return int(y), int(x)
-
-
-def _row(panels: list[np.ndarray], zoom: int = 1) -> np.ndarray:
-    tiles = [np.repeat(np.repeat(p, zoom, 0), zoom, 1) for p in panels]
-    gap = np.ones((tiles[0].shape[0], 6, 3), np.float32)
-    return np.hstack([t if i == 0 else np.hstack([gap, t]) for i, t in enumerate(tiles)])
 
 
 def crops_figure(path: Path, models: dict, out: Path, world: str) -> None:
@@ -300,8 +283,8 @@ def crops_figure(path: Path, models: dict, out: Path, world: str) -> None:
     panels += [run(model, burst.frames) for model in models.values()]
     panels.append(burst.hr)
     size = 128
-    y, x = _busiest(burst.hr, size)
-    write_image(out, _row([p[y : y + size, x : x + size] for p in panels], zoom=2))
+    y, x = busiest(burst.hr, size)
+    write_image(out, row([p[y : y + size, x : x + size] for p in panels], zoom=2))
 
 
 def print_table(title: str, table: dict) -> None:
