@@ -250,7 +250,7 @@ def real_burst(folder: Path, models: dict[str, str], out: Path) -> dict:
     cli = [sys.executable, "-m", "burstsr", "-q", "run", str(folder), "--overwrite"]
     found = {}
     for label, model in models.items():
-        target, stats = out / f"real_{label}.png", out / f"real_{label}.time"
+        target, stats = out / f"real_run_{label}.png", out / f"real_run_{label}.time"
         t0 = time.perf_counter()
         timed = ["/usr/bin/time", "-f", "%M", "-o", str(stats)]
         subprocess.run([*timed, *cli, "--model", model, "-o", str(target)], check=True)
@@ -269,7 +269,7 @@ def real_burst(folder: Path, models: dict[str, str], out: Path) -> dict:
     panels = [bicubic(frames[0][y : y + size, x : x + size])]
     panels.append(bicubic(merge(frames)[0][y : y + size, x : x + size]))
     for label in models:
-        image = read_image(out / f"real_{label}.png").pixels
+        image = read_image(out / f"real_run_{label}.png").pixels
         panels.append(image[y * SCALE : (y + size) * SCALE, x * SCALE : (x + size) * SCALE])
     write_image(out / "real_burst.png", row(panels))
     return found
