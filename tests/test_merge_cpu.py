@@ -87,6 +87,56 @@ def test_cpu_and_torch_merges_agree_within_one_level(tmp_path, method):
     assert np.abs(result.image - image)[2:-2, 2:-2].max() <= 1 / 255
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_integer_frames_merge_as_their_float_values(dtype):
+    """Frames kept as decoded (uint8 / uint16) are merged exactly as their float32 values."""
+    top = np.iinfo(dtype).max
+    scene = _photo(90, 120, seed=5)
+    frames = [np.round(np.clip(scene + d, 0, 1) * top).astype(dtype) for d in (0.0, 0.01, -0.02)]
+    as_float = [(f / np.float32(top)).astype(np.float32) for f in frames]
+    results = []
+    for inputs in (frames, as_float):
+        stack = merge_cpu.CpuStack(as_float[0], method="robust", interpolation="bicubic")
+        for f in inputs[1:]:
+            stack.add(f, TRANSFORM)
+        results.append(stack.result())
+    assert np.abs(results[0] - results[1]).max() < 1e-6
+    assert frames[1].dtype == dtype  # the input is not changed
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_luma_of_integer_frames_is_within_a_few_sample_steps_of_the_float_one(dtype):
+    from burstsr.burst.pyramid import to_gray
+
+    top = np.iinfo(dtype).max
+    frame = np.round(_photo(40, 50, seed=6) * top).astype(dtype)
+    gray = to_gray(frame)
+    assert gray.dtype == np.float32 and gray.shape == (40, 50)
+    # OpenCV rounds the luma to a sample step (its 16-bit coefficients are fixed-point, good
+    # to a few steps of 65535).
+    step = 0.51 / 255 if dtype == np.uint8 else 4 / 65535
+    assert np.abs(gray - to_gray((frame / np.float32(top)).astype(np.float32))).max() <= step
+
+
+def test_cpu_merge_of_integer_frames_from_files_matches_the_float_path(tmp_path):
+    """``merge_burst`` on the CPU keeps 8-bit frames as decoded until they are warped; the
+    merge is the one the float path (torch, which reads float frames) gives."""
+    burst = simulate_burst(_photo(120, 160, seed=7), frames=4, scale=1, noise=0.02, seed=8)
+    write_frames(tmp_path / "b", burst.frames)
+    result = merge_burst(tmp_path / "b", config=MergeConfig(merge="mean"))
+    frames = load_burst(tmp_path / "b")
+    aligned = [
+        (i, frames.read(i).pixels, np.array(f.transform))
+        for i, f in enumerate(result.frames)
+        if i > 0 and f.used
+    ]
+    assert len(aligned) == 3 and aligned[0][1].dtype == np.float32
+    stack = merge_cpu.CpuStack(frames.read(0).pixels, method="mean", interpolation="bicubic")
+    for _, pixels, transform in aligned:
+        stack.add(pixels, transform)
+    assert np.abs(result.image - stack.result()).max() < 1e-5
+
+
 def test_merge_on_the_cpu_does_not_load_torch(tmp_path):
     write_frames(tmp_path / "b", simulate_burst(texture(64, 80), frames=3, scale=1).frames)
     code = (

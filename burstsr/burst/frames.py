@@ -88,12 +88,15 @@ def check_headers(burst: Burst, *, skip_bad: bool) -> None:
         )
 
 
-def read_frame(burst: Burst, index: int, *, skip_bad: bool) -> AlignedFrame:
+def read_frame(
+    burst: Burst, index: int, *, skip_bad: bool, keep_integers: bool = False
+) -> AlignedFrame:
     """Decode frame ``index``; with ``skip_bad`` an unreadable frame comes back with its error
-    (and a warning) instead of raising."""
+    (and a warning) instead of raising. ``keep_integers``: 8- and 16-bit frames keep their
+    integer samples (see :func:`burstsr.io.read_image`)."""
     t0 = time.perf_counter()
     try:
-        image, error = burst.read(index), ""
+        image, error = burst.read(index, keep_integers=keep_integers), ""
     except InputError as exc:
         if not skip_bad:
             raise
@@ -110,9 +113,13 @@ def aligned_frames(
     options: AlignOptions,
     *,
     skip_bad: bool,
+    keep_integers: bool = False,
 ) -> Iterator[AlignedFrame]:
     """Decode and align the frames ``indices`` to ``reference`` (``prepared``: its features),
     in order, :data:`AHEAD` of them in background threads while the caller merges.
+    ``keep_integers``: 8- and 16-bit frames come as decoded, uint8 / uint16 (a quarter or half
+    of float32's bytes: on 12 MP frames, allocating a fresh float copy of each costs more than
+    converting it into one reused buffer where it is warped).
 
     Raises:
         InputError: a frame is unreadable (unless ``skip_bad``), of another size than the
@@ -120,7 +127,7 @@ def aligned_frames(
     """
 
     def prepare(index: int) -> AlignedFrame:  # in a worker thread: touches only its frame
-        frame = read_frame(burst, index, skip_bad=skip_bad)
+        frame = read_frame(burst, index, skip_bad=skip_bad, keep_integers=keep_integers)
         if frame.image is None:
             return frame
         check_compatible(frame.image, reference, burst.paths[index])

@@ -168,6 +168,7 @@ class CpuStack:
         self._warped = np.empty_like(self.total)
         self._inside = np.empty(reference.shape[:2], np.uint8)
         self._weight = np.empty(reference.shape[:2], np.float32)
+        self._frame: np.ndarray | None = None  # integer frames as float, made on first use
 
     def add(
         self,
@@ -176,8 +177,14 @@ class CpuStack:
         *,
         on_warped: Callable[[np.ndarray, np.ndarray], None] | None = None,
     ) -> None:
-        """Warp ``pixels`` onto the reference grid and add them. ``on_warped`` sees the warped
-        frame and its mask before they are weighted (in place) and added."""
+        """Warp ``pixels`` (float32 in [0, 1], or uint8 / uint16 samples) onto the reference
+        grid and add them. ``on_warped`` sees the warped frame and its mask before they are
+        weighted (in place) and added."""
+        if pixels.dtype in (np.uint8, np.uint16):  # into one reused buffer: no page faults
+            if self._frame is None:
+                self._frame = np.empty_like(self.total)
+            scale = np.float32(1 / np.iinfo(pixels.dtype).max)
+            pixels = np.multiply(pixels, scale, out=self._frame.reshape(pixels.shape))
         warped, mask = warp_frame(
             pixels, transform, interpolation=self.interpolation, out=(self._warped, self._inside)
         )

@@ -107,7 +107,11 @@ def merge_burst(
 
     # Decode + align the others as the merger takes them; warp + merge.
     others = [i for i in range(len(burst)) if i != ref_index]
-    stream = aligned_frames(burst, others, ref, prepared, options, skip_bad=config.skip_bad)
+    # The OpenCV merger converts integer frames to float itself, into one reused buffer.
+    cpu_stack = config.scale == 1 and device == "cpu" and config.merge in CPU_MERGES
+    stream = aligned_frames(
+        burst, others, ref, prepared, options, skip_bad=config.skip_bad, keep_integers=cpu_stack
+    )
     feed = Feed(stream, burst, progress)
     if progress is not None:
         progress(1, len(burst), ref_path.name)

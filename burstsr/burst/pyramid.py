@@ -11,9 +11,15 @@ import numpy as np
 
 
 def to_gray(pixels: np.ndarray, *, linear: bool = False) -> np.ndarray:
-    """Rec. 709 luma of an RGB float image, float32 (H, W). Linear input is gamma-encoded first
-    so that alignment sees shadows and highlights in proportion, as on a display."""
-    if pixels.ndim == 2:
+    """Rec. 709 luma of an RGB image, float32 (H, W) in [0, 1]. Linear input is gamma-encoded
+    first so that alignment sees shadows and highlights in proportion, as on a display.
+    uint8 / uint16 input is converted in its own type (the luma rounded to a sample step or,
+    for 16 bits, a few: far below any frame's noise), without a float copy of the whole image."""
+    if pixels.dtype in (np.uint8, np.uint16):
+        if pixels.ndim == 3:
+            pixels = cv2.cvtColor(np.ascontiguousarray(pixels), cv2.COLOR_RGB2GRAY)
+        gray = np.multiply(pixels, np.float32(1 / np.iinfo(pixels.dtype).max), dtype=np.float32)
+    elif pixels.ndim == 2:
         gray = pixels.astype(np.float32, copy=False)
     else:
         gray = cv2.cvtColor(np.ascontiguousarray(pixels, dtype=np.float32), cv2.COLOR_RGB2GRAY)

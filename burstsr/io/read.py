@@ -79,9 +79,10 @@ class Burst:
     def __len__(self) -> int:
         return len(self.paths)
 
-    def read(self, index: int) -> Image:
-        """Decode frame ``index`` (its :attr:`crop` only, when set)."""
-        image = read_image(self.paths[index])
+    def read(self, index: int, *, keep_integers: bool = False) -> Image:
+        """Decode frame ``index`` (its :attr:`crop` only, when set); ``keep_integers`` as
+        :func:`read_image`'s."""
+        image = read_image(self.paths[index], keep_integers=keep_integers)
         if self.crop is None:
             return image
         return replace(image, pixels=self.crop.apply(image.pixels, self.paths[index]))
