@@ -11,7 +11,8 @@ applied once, at the end, as a raw converter would.
     RAW files -> the demosaiced merge (LibRaw's demosaic of each frame, alignment, robust merge)
               -> each frame's raw samples splatted at their positions, per colour, with the
                  motion it found -> where a colour's samples are dense, their average; where
-                 sparse, a blend towards the demosaiced merge -> colour matrix -> sRGB
+                 sparse, a blend towards the demosaiced merge -> colour matrix -> the colour
+                 differences from the luma smoothed (false colour) -> sRGB
 
 A burst whose frames barely moved samples red and blue only every other pixel: there the
 demosaiced merge, whose demosaicing uses all three colours' structure, is the better estimate.
@@ -26,6 +27,7 @@ import math
 from collections.abc import Callable
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 
@@ -44,6 +46,20 @@ DEFAULT_SIGMA = BAYER_SIGMA  # the kernel's width, sensor pixels (burst/config.p
 ROBUST_SPREADS = 3.0
 ROBUST_FLOOR = 0.005
 FULL_WEIGHT = 4.0  # kernel weight of a colour at which the splatted value is taken alone
+CHROMA_SIGMA = 0.5  # width of the colour-difference smoothing, sensor pixels (0: none)
+
+
+def smooth_chroma(linear: np.ndarray, sigma: float) -> np.ndarray:
+    """``linear`` ``(H, W, 3)`` with its colour differences from the luma (the channels' mean)
+    smoothed by a Gaussian of ``sigma`` pixels, the luma kept: the colour planes of a Bayer
+    merge alias at different frequencies (each was sampled at other positions), which shows as
+    colour where the scene has none (false colour, zippering); the eye resolves colour far
+    more coarsely than brightness, so smoothing it costs little."""
+    luma = linear.mean(axis=2, keepdims=True)
+    chroma = np.ascontiguousarray(linear - luma, dtype=np.float32)
+    radius = max(1, int(3 * sigma + 0.5))
+    chroma = cv2.GaussianBlur(chroma, (2 * radius + 1,) * 2, sigma, borderType=cv2.BORDER_REFLECT)
+    return (luma + chroma).astype(np.float32)
 
 
 class _Splat:
@@ -110,6 +126,7 @@ def merge_bayer(
     scale: int = 1,
     sigma: float = DEFAULT_SIGMA,
     full_weight: float = FULL_WEIGHT,
+    chroma_sigma: float = CHROMA_SIGMA,
     config: MergeConfig = MergeConfig(),
     progress: Callable[[int, int, str], None] | None = None,
 ) -> MergeResult:
@@ -121,6 +138,9 @@ def merge_bayer(
         sigma: the splatting kernel's width, sensor pixels.
         full_weight: a colour's accumulated kernel weight at which a pixel takes the splatted
             value alone; below it, the value blends towards the demosaiced merge.
+        chroma_sigma: the width (sensor pixels) of the Gaussian that smooths the colour
+            differences from the luma before the sRGB curve (0: none); see
+            :func:`smooth_chroma`.
         config: how the demosaiced merge aligns and merges (its ``scale`` is ``scale``).
 
     Raises:
@@ -169,4 +189,6 @@ def merge_bayer(
     alpha = np.clip(weight.min(axis=2, keepdims=True) / full_weight, 0.0, 1.0)
     camera = alpha * image + (1 - alpha) * fallback
     linear = np.clip((camera * reference.gains) @ reference.rgb_cam.T, 0.0, 1.0)
+    if chroma_sigma > 0:  # on what the output can hold: clipped highlights stay white
+        linear = np.clip(smooth_chroma(linear, chroma_sigma * scale), 0.0, 1.0)
     return dataclasses.replace(base, image=linear_to_srgb(linear).astype(np.float32))

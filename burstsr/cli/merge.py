@@ -112,7 +112,7 @@ def merge_options(command, *, run: bool = False):
             show_default=True,
             help="RAW bursts: demosaic every frame, then merge; or merge the sensor's own "
             "colour samples (Bayer domain: sharper and cleaner on simulated bursts, slower, "
-            "more false colour on fine repeating patterns; docs/benchmarks.md).",
+            "colour slightly smoothed against false colour; docs/benchmarks.md).",
         ),
         crop_option("every frame"),
         max_output_option,
