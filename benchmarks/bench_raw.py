@@ -4,10 +4,11 @@ Camera-realistic bursts of Kodak images (burstsr/burst/camera.py: lens blur, RGG
 and read noise; 8 frames, some almost still, zoom up to 1 %), written as DNG files of the noisy
 sensor mosaics; each is merged by ``merge_burst`` (LibRaw's demosaic of every frame, then the
 robust merge; ``--scale 2`` for x2) and by ``merge_bayer`` (the frames' raw samples splatted per
-colour), at x1 and x2. PSNR (RGB, border 8) against the noise-free frame through the same
-optics at that scale.
+colour with structure-adaptive kernels; ``--isotropic`` adds the isotropic Gaussian kernel of
+``--sigma`` sensor pixels), at x1 and x2. PSNR (RGB, border 8) against the noise-free frame
+through the same optics at that scale.
 
-    python benchmarks/bench_raw.py [--images kodim01,kodim08] [--sigmas 0.4,0.5]
+    python benchmarks/bench_raw.py [--images kodim01,kodim08] [--isotropic [--sigma 0.45]]
 
 ``--run`` adds ``burstsr run`` on the same bursts as RAW (both paths) and as the camera's JPEGs,
 for each ``--model`` (a shipped name or a checkpoint; ``burst`` by default); ``--run-only`` skips
@@ -44,7 +45,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=data_dir())
     parser.add_argument("--images", default=IMAGES)
-    parser.add_argument("--sigmas", default=str(DEFAULT_SIGMA))
+    parser.add_argument(
+        "--isotropic", action="store_true", help="also the Bayer merge with isotropic kernels"
+    )
+    parser.add_argument("--sigma", type=float, default=DEFAULT_SIGMA, help="their width")
     parser.add_argument("--frames", type=int, default=8)
     parser.add_argument(
         "--run", action="store_true", help="also burstsr run on RAW against the same JPEGs"
@@ -63,14 +67,10 @@ def main() -> None:
     if args.run_only:
         run_raw_against_jpeg(args)
         return
-    sigmas = [float(s) for s in args.sigmas.split(",")]
+    labels = ["demosaic", "Bayer"] + ([f"Bayer, isotropic {args.sigma}"] if args.isotropic else [])
     rows: dict[str, list[float]] = {}
-    print(
-        "| image | scale | demosaic, then merge | "
-        + " | ".join(f"Bayer, sigma {s}" for s in sigmas)
-        + " |"
-    )
-    print("|---|---|---|" + "---|" * len(sigmas))
+    print("| image | scale | demosaic, then merge | " + " | ".join(labels[1:]) + " |")
+    print("|---|---|---|" + "---|" * (len(labels) - 1))
     for k, name in enumerate(args.images.split(",")):
         burst = camera_burst(args, name, k)
         linear = srgb_to_linear(burst.hr)
@@ -80,11 +80,15 @@ def main() -> None:
             for scale in (1, 2):
                 t = truth[scale]
                 found = [merge_burst(paths, config=MergeConfig(scale=scale)).image]
-                found += [merge_bayer(paths, scale=scale, sigma=s).image for s in sigmas]
+                found.append(merge_bayer(paths, scale=scale).image)
+                if args.isotropic:
+                    found.append(
+                        merge_bayer(paths, scale=scale, sigma=args.sigma, kernels=None).image
+                    )
                 h = min(t.shape[0], *(f.shape[0] for f in found))
                 w = min(t.shape[1], *(f.shape[1] for f in found))
                 scores = [psnr(f[:h, :w], t[:h, :w], border=8) for f in found]
-                for label, value in zip(["demosaic", *map(str, sigmas)], scores, strict=True):
+                for label, value in zip(labels, scores, strict=True):
                     rows.setdefault(f"x{scale} {label}", []).append(value)
                 if name == FIGURE_IMAGE and scale == 2:
                     crop_figure(args.out / "raw_crops.png", [*found[:2], t], h, w)

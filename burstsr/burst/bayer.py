@@ -5,7 +5,9 @@ colour-filter samples are placed at their own sub-pixel positions on the output 
 the sensor's) and accumulated per colour with a Gaussian kernel: a handheld burst samples each
 colour at many positions, so the merge fills in all three colours everywhere from what the
 sensor measured (the approach of Wronski et al., "Handheld Multi-Frame Super-Resolution",
-SIGGRAPH 2019, with isotropic kernels). White balance, the colour matrix and the sRGB curve are
+SIGGRAPH 2019). The kernels follow the local structure of the demosaiced merge, as the
+fine-grid merge's do (:mod:`burstsr.burst.kernels`): longer along edges than across them, wide
+and round in flat areas. White balance, the colour matrix and the sRGB curve are
 applied once, at the end, as a raw converter would.
 
     RAW files -> the demosaiced merge (LibRaw's demosaic of each frame, alignment, robust merge)
@@ -33,6 +35,7 @@ import torch
 
 from burstsr.burst.camera import linear_to_srgb, srgb_to_linear
 from burstsr.burst.config import BAYER_SIGMA, MergeConfig
+from burstsr.burst.kernels import KernelParams, kernel_precision
 from burstsr.burst.pipeline import merge_burst
 from burstsr.burst.result import MergeResult
 from burstsr.burst.superres import fine_positions
@@ -47,6 +50,10 @@ ROBUST_SPREADS = 3.0
 ROBUST_FLOOR = 0.005
 FULL_WEIGHT = 4.0  # kernel weight of a colour at which the splatted value is taken alone
 CHROMA_SIGMA = 0.5  # width of the colour-difference smoothing, sensor pixels (0: none)
+# Structure-adaptive kernel shapes, sensor pixels: wider than the fine-grid merge's (each colour
+# is sampled at half or a quarter of the sensor's pixels), chosen on eight BSD200 bursts and a
+# zone plate (docs/benchmarks.md).
+BAYER_KERNELS = KernelParams(detail=0.55, stretch=1.25, denoise=0.55)
 
 
 def smooth_chroma(linear: np.ndarray, sigma: float) -> np.ndarray:
@@ -65,10 +72,20 @@ def smooth_chroma(linear: np.ndarray, sigma: float) -> np.ndarray:
 class _Splat:
     """Per-colour numerator and weight of the output grid."""
 
-    def __init__(self, size: tuple[int, int], scale: int, sigma: float) -> None:
+    def __init__(
+        self,
+        size: tuple[int, int],
+        scale: int,
+        sigma: float,
+        precision: torch.Tensor | None = None,
+    ) -> None:
+        """``sigma``: the isotropic kernel's width, sensor pixels (it also sets the reach);
+        ``precision``: per output pixel, the kernel's inverse covariance in output pixels
+        (``(3, H * W)``: ``Pxx, Pxy, Pyy``), in place of the isotropic kernel."""
         self.h, self.w = size[0] * scale, size[1] * scale
         self.scale, self.sigma = scale, sigma * scale  # in output pixels
         self.radius = max(1, math.ceil(2 * self.sigma))
+        self.precision = precision
         self.total = torch.zeros(3 * self.h * self.w)
         self.weight = torch.zeros(3 * self.h * self.w)
 
@@ -106,10 +123,16 @@ class _Splat:
                 for dx in range(-self.radius, self.radius + 1):
                     tx, ty = cx + dx, cy + dy
                     inside = (tx >= 0) & (tx < self.w) & (ty >= 0) & (ty < self.h)
-                    dist2 = ((tx - fx) ** 2 + (ty - fy) ** 2).float()
-                    k = torch.exp(dist2 * (-0.5 / self.sigma**2)) * inside * trust
-                    index = plane + (ty.clamp(0, self.h - 1) * self.w).long()
-                    index += tx.clamp(0, self.w - 1).long()
+                    spatial = (ty.clamp(0, self.h - 1) * self.w).long()
+                    spatial += tx.clamp(0, self.w - 1).long()
+                    ox, oy = (tx - fx).float(), (ty - fy).float()
+                    if self.precision is None:
+                        q = (ox * ox + oy * oy) / self.sigma**2
+                    else:  # the kernel of the output pixel the sample lands on
+                        pxx, pxy, pyy = (p[spatial] for p in self.precision)
+                        q = pxx * ox * ox + 2 * pxy * ox * oy + pyy * oy * oy
+                    k = torch.exp(-0.5 * q) * inside * trust
+                    index = plane + spatial
                     self.weight.index_add_(0, index, k)
                     self.total.index_add_(0, index, values * k)
 
@@ -127,6 +150,7 @@ def merge_bayer(
     sigma: float = DEFAULT_SIGMA,
     full_weight: float = FULL_WEIGHT,
     chroma_sigma: float = CHROMA_SIGMA,
+    kernels: KernelParams | None = BAYER_KERNELS,
     config: MergeConfig = MergeConfig(),
     progress: Callable[[int, int, str], None] | None = None,
 ) -> MergeResult:
@@ -135,7 +159,10 @@ def merge_bayer(
     :class:`MergeResult` (frames, motions, timings) with the Bayer-domain image in its place.
 
     Args:
-        sigma: the splatting kernel's width, sensor pixels.
+        sigma: the isotropic splatting kernel's width, sensor pixels; with ``kernels`` it sets
+            only how far a sample reaches (2 sigma).
+        kernels: structure-adaptive kernel shapes (sensor pixels), read from the demosaiced
+            merge's luma; None: the isotropic kernel.
         full_weight: a colour's accumulated kernel weight at which a pixel takes the splatted
             value alone; below it, the value blends towards the demosaiced merge.
         chroma_sigma: the width (sensor pixels) of the Gaussian that smooths the colour
@@ -170,7 +197,17 @@ def merge_bayer(
     to_camera = np.linalg.inv(reference.rgb_cam.astype(np.float64)).T.astype(np.float32)
     fallback = (srgb_to_linear(base.image) @ to_camera) / reference.gains
     guide = torch.from_numpy(np.ascontiguousarray(fallback.transpose(2, 0, 1)).reshape(-1))
-    splat = _Splat(reference.shape, scale, sigma)
+    precision = None
+    if kernels is not None:  # shapes in output pixels, from the demosaiced merge's structure
+        luma = torch.from_numpy(np.ascontiguousarray(base.image.mean(axis=2)))
+        in_output_pixels = dataclasses.replace(
+            kernels,
+            detail=kernels.detail * scale,
+            denoise=kernels.denoise * scale,
+            integration=kernels.integration * scale,
+        )
+        precision = kernel_precision(luma, params=in_output_pixels).reshape(3, -1)
+    splat = _Splat(reference.shape, scale, sigma, precision)
     for i, (path, report) in enumerate(zip(paths, base.frames, strict=True), start=1):
         if report.used and report.transform is not None:
             frame = reference if path == reference_path else read_bayer(path)
