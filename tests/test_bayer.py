@@ -248,6 +248,32 @@ def test_merge_cli_takes_the_bayer_path_and_refuses_what_it_cannot_do(tmp_path):
         assert not (tmp_path / "x.png").exists()
 
 
+def test_raw_path_auto_takes_the_bayer_path_for_raw_frames_unless_an_option_needs_demosaic(
+    tmp_path,
+):
+    from click.testing import CliRunner
+
+    from burstsr.cli import cli
+
+    scene = 0.05 + 0.8 * texture(96, 128, seed=7, fine=0.8)
+    write_burst(tmp_path / "raw", scene, [(0, 0), (0.5, 0.25), (1.25, -0.5)], noise=0.01)
+
+    def merge(name: str, *extra: str) -> bytes:
+        out = tmp_path / name
+        res = CliRunner().invoke(
+            cli, ["-q", "merge", str(tmp_path / "raw"), "-o", str(out), *extra]
+        )
+        assert res.exit_code == 0, res.output
+        return out.read_bytes()
+
+    assert merge("auto.png") == merge("bayer.png", "--raw-path", "bayer")
+    assert merge("auto.png", "--overwrite") != merge("demosaic.png", "--raw-path", "demosaic")
+    crop = ("--crop", "8,8,96,64")
+    assert merge("auto_crop.png", *crop) == merge(
+        "demosaic_crop.png", "--raw-path", "demosaic", *crop
+    )
+
+
 def test_run_takes_the_bayer_path_too(tmp_path):
     from click.testing import CliRunner
 

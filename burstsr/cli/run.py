@@ -13,7 +13,7 @@ import click
 
 from burstsr.burst.pipeline import merge_burst
 from burstsr.cli import command, progress_bar
-from burstsr.cli.merge import check_bayer_options, merge_config, merge_options
+from burstsr.cli.merge import check_bayer_options, merge_config, merge_options, pick_raw_path
 from burstsr.cli.options import (
     check_sample,
     ensemble_option,
@@ -130,6 +130,7 @@ def run(
     total = config.scale * generator.config.scale
     output = output or Path(f"result{scale_name(outscale, width, total)}.png")
     burst = load_burst(source_folder, crop=crop)
+    raw_path = pick_raw_path(raw_path, burst.paths, crop=crop, save_aligned=None)
     if raw_path == "bayer":
         check_bayer_options(burst.paths, crop=crop, save_aligned=None)
     size = output_size(burst.frame_size(), outscale=outscale, width=width)
