@@ -17,6 +17,8 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
+from burstsr.io.image import unit_float
+
 CPU_MERGES = ("mean", "robust")
 _MAD_TO_STD = 1.4826
 _COMPARE_PIXELS = 1_000_000  # as burst/merge.py: large frames are compared on a pooled luma
@@ -183,8 +185,7 @@ class CpuStack:
         if pixels.dtype in (np.uint8, np.uint16):  # into one reused buffer: no page faults
             if self._frame is None:
                 self._frame = np.empty_like(self.total)
-            scale = np.float32(1 / np.iinfo(pixels.dtype).max)
-            pixels = np.multiply(pixels, scale, out=self._frame.reshape(pixels.shape))
+            pixels = unit_float(pixels, out=self._frame.reshape(pixels.shape))
         warped, mask = warp_frame(
             pixels, transform, interpolation=self.interpolation, out=(self._warped, self._inside)
         )

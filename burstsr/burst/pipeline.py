@@ -108,9 +108,14 @@ def merge_burst(
     # Decode + align the others as the merger takes them; warp + merge.
     others = [i for i in range(len(burst)) if i != ref_index]
     # The OpenCV merger converts integer frames to float itself, into one reused buffer.
-    cpu_stack = config.scale == 1 and device == "cpu" and config.merge in CPU_MERGES
     stream = aligned_frames(
-        burst, others, ref, prepared, options, skip_bad=config.skip_bad, keep_integers=cpu_stack
+        burst,
+        others,
+        ref,
+        prepared,
+        options,
+        skip_bad=config.skip_bad,
+        keep_integers=merges_on_cpu_stack(config, device),
     )
     feed = Feed(stream, burst, progress)
     if progress is not None:
@@ -172,7 +177,7 @@ def merge(
         from burstsr.burst.merge_fine import merge_fine
 
         return merge_fine(reference, frames, config=config, device=device, on_warped=on_warped)
-    if device == "cpu" and config.merge in CPU_MERGES:
+    if merges_on_cpu_stack(config, device):
         stack = CpuStack(reference, method=config.merge, interpolation=config.interpolation)
         del reference
         for index, pixels, transform in frames:
@@ -182,6 +187,12 @@ def merge(
     from burstsr.burst.merge_torch import merge_torch
 
     return merge_torch(reference, frames, config=config, device=device, on_warped=on_warped)
+
+
+def merges_on_cpu_stack(config: MergeConfig, device: str) -> bool:
+    """Whether :func:`merge` takes the OpenCV path (:class:`CpuStack`): the streaming merges on
+    the frames' own grid, on the CPU."""
+    return config.scale == 1 and device == "cpu" and config.merge in CPU_MERGES
 
 
 class Feed:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from burstsr.io.image import unit_float
+
 
 def to_gray(pixels: np.ndarray, *, linear: bool = False) -> np.ndarray:
     """Rec. 709 luma of an RGB image, float32 (H, W) in [0, 1]. Linear input is gamma-encoded
@@ -18,7 +20,7 @@ def to_gray(pixels: np.ndarray, *, linear: bool = False) -> np.ndarray:
     if pixels.dtype in (np.uint8, np.uint16):
         if pixels.ndim == 3:
             pixels = cv2.cvtColor(np.ascontiguousarray(pixels), cv2.COLOR_RGB2GRAY)
-        gray = np.multiply(pixels, np.float32(1 / np.iinfo(pixels.dtype).max), dtype=np.float32)
+        gray = unit_float(pixels)
     elif pixels.ndim == 2:
         gray = pixels.astype(np.float32, copy=False)
     else:

@@ -34,10 +34,12 @@ class Image:
         return self.pixels.shape[0], self.pixels.shape[1]
 
 
-def unit_float(pixels: np.ndarray) -> np.ndarray:
-    """uint8 / uint16 samples as float32 in [0, 1] (one pass, no temporary); others as given."""
+def unit_float(pixels: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """uint8 / uint16 samples as float32 in [0, 1] (one pass, no temporary; into ``out``, a
+    float32 array of their shape, when given); others as given."""
     if pixels.dtype in (np.uint8, np.uint16):
-        return np.multiply(pixels, np.float32(1 / np.iinfo(pixels.dtype).max), dtype=np.float32)
+        scale = np.float32(1 / np.iinfo(pixels.dtype).max)
+        return np.multiply(pixels, scale, out=out, dtype=np.float32)
     return pixels
 
 
