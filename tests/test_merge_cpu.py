@@ -50,6 +50,26 @@ def test_warps_agree_within_one_level(interpolation):
     assert np.abs(ours - theirs)[both].max() <= 1 / 255
 
 
+@pytest.mark.parametrize(
+    "transform",
+    [TRANSFORM, np.eye(3), np.array([[1.0, 0, -0.5], [0, 1.0, 0.25], [0, 0, 1.0]])],
+)
+def test_warp_mask_is_where_the_sample_lies_inside_the_frame(transform):
+    """The mask is exactly ``0 <= u <= w - 1 and 0 <= v <= h - 1`` for the sample (u, v)."""
+    h, w = 97, 131
+    _, mask = merge_cpu.warp_frame(np.zeros((h, w, 3), np.float32), transform)
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
+    d = transform[2, 0] * xs + transform[2, 1] * ys + transform[2, 2]
+    u = (transform[0, 0] * xs + transform[0, 1] * ys + transform[0, 2]) / d
+    v = (transform[1, 0] * xs + transform[1, 1] * ys + transform[1, 2]) / d
+    inside = (u >= 0) & (u <= w - 1) & (v >= 0) & (v <= h - 1)
+    near_edge = (np.minimum(np.abs(u), np.abs(u - (w - 1))) < 1 / 32) | (
+        np.minimum(np.abs(v), np.abs(v - (h - 1))) < 1 / 32
+    )  # OpenCV rounds sampling positions to 1/32 px
+    assert np.array_equal(mask[~near_edge], inside[~near_edge])
+    assert mask.sum() > 0.85 * h * w
+
+
 def test_robust_weights_agree_on_a_pooled_odd_sized_frame():
     """Over 2.25 MP the comparison runs on a 2x pooled grid with partial cells at the edges."""
     h, w = 1501, 1503

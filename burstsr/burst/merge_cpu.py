@@ -51,24 +51,29 @@ def warp_frame(
     )
     if warped.ndim == 2:
         warped = warped[:, :, None]
+    # Inside where the sample (u, v) has 0 <= u < w - 1 and 0 <= v < h - 1: the nearest pixel
+    # of (u - 1/2, v - 1/2) in an image one pixel smaller, all 255. Exact, and twice as fast
+    # as warping a full-size image bilinearly and keeping its 255s.
     inside = cv2.warpPerspective(
-        _ones(h, w),
-        matrix,
+        _ones(h - 1, w - 1),
+        _HALF_BACK @ matrix,
         (w, h),
         dst=inside,
-        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+        flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP,
         borderMode=cv2.BORDER_CONSTANT,
         borderValue=0,
     )
-    # Fully inside where all four bilinear taps are: 255 (a bool view, no copy).
-    np.equal(inside, 255, out=inside)
+    np.equal(inside, 255, out=inside)  # 0 / 1: a bool view, no copy
     return warped, inside.view(bool)
+
+
+_HALF_BACK = np.array([[1.0, 0.0, -0.5], [0.0, 1.0, -0.5], [0.0, 0.0, 1.0]])
 
 
 @functools.lru_cache(maxsize=1)
 def _ones(h: int, w: int) -> np.ndarray:
     """A (h, w) uint8 image of 255, made once per frame size (it is only read)."""
-    return np.full((h, w), 255, np.uint8)
+    return np.full((max(h, 1), max(w, 1)), 255, np.uint8)
 
 
 def _pool_factor(height: int, width: int) -> int:
@@ -171,6 +176,7 @@ class CpuStack:
         self._inside = np.empty(reference.shape[:2], np.uint8)
         self._weight = np.empty(reference.shape[:2], np.float32)
         self._frame: np.ndarray | None = None  # integer frames as float, made on first use
+        self._weight_c: np.ndarray | None = None  # the weight per channel, made on first use
 
     def add(
         self,
@@ -196,9 +202,17 @@ class CpuStack:
         else:  # the mean
             np.copyto(self._weight, mask)
             weight = self._weight
-        np.multiply(warped, weight[:, :, None], out=warped)
-        self.total += warped
-        self.weight += weight
+        # total += warped * weight, fused, with the weight repeated per channel (numpy's
+        # broadcast multiply over 3 channels costs twice as much).
+        channels = warped.shape[2]
+        if channels == 1:
+            cv2.accumulateProduct(warped[:, :, 0], weight, self.total[:, :, 0])
+        else:
+            if self._weight_c is None:
+                self._weight_c = np.empty_like(self.total)
+            cv2.merge([weight] * channels, dst=self._weight_c)
+            cv2.accumulateProduct(warped, self._weight_c, self.total)
+        cv2.accumulate(weight, self.weight)
 
     def result(self) -> np.ndarray:
         """The merged image, ``float32 (H, W, C)``."""
