@@ -288,3 +288,23 @@ def test_run_takes_the_bayer_path_too(tmp_path):
     assert read_image(out).shape == (192, 256)
     res = CliRunner().invoke(cli, [*args, "--raw-path", "bayer", "--crop", "0,0,32,32"])
     assert res.exit_code == 2 and "--crop" in res.output
+
+
+def test_the_finish_is_the_same_in_bands_as_in_one_pass(tmp_path):
+    """The Bayer merge finishes (blend, colour matrix, chroma smoothing, sRGB) band by band
+    with the chroma blur's reach as context: the same image as in one band."""
+    import torch
+
+    from burstsr.burst.bayer import _finish, _Splat
+
+    scene = srgb_to_linear(texture(48, 40, seed=3))
+    paths = write_burst(tmp_path, scene, [(0, 0), (0.5, 0.25), (1.25, -0.5)], noise=0.002)
+    frames = [read_bayer(p) for p in paths]
+    splat = _Splat(frames[0].shape, 2, 0.5)
+    guide = torch.rand(3 * 96 * 80, generator=torch.Generator().manual_seed(0))
+    for frame, (dx, dy) in zip(frames, [(0, 0), (0.5, 0.25), (1.25, -0.5)], strict=True):
+        splat.add(frame, np.array([[1, 0, dx], [0, 1, dy], [0, 0, 1.0]]), guide=guide)
+    one = _finish(splat, guide, frames[0], full_weight=4.0, chroma_sigma=0.5, rows=1000)
+    banded = _finish(splat, guide, frames[0], full_weight=4.0, chroma_sigma=0.5, rows=7)
+    assert one.shape == (96, 80, 3) and one.dtype == np.float32
+    assert np.abs(banded - one).max() < 1e-6

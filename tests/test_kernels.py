@@ -136,3 +136,17 @@ def test_the_fine_grid_is_the_same_whatever_its_bands():
         results.append((image.numpy(), confidence.numpy()))
     for image, confidence in results[:2]:
         assert np.array_equal(image, results[2][0]) and np.array_equal(confidence, results[2][1])
+
+
+def test_kernel_shapes_are_the_same_in_bands_as_in_one_pass(monkeypatch):
+    """Large images get their kernel shapes band by band, with the structure tensor's reach as
+    context: the same shapes as one pass over the whole image."""
+    from burstsr.burst import kernels
+
+    luma = torch.from_numpy(texture(150, 70, seed=2).mean(axis=2))
+    params = KernelParams(integration=2.0)
+    whole = kernel_precision(luma, params=params, noise=0.01)
+    monkeypatch.setattr(kernels, "BAND_PIXELS", 70 * 16)  # bands of 16 rows
+    banded = kernel_precision(luma, params=params, noise=0.01)
+    assert torch.allclose(banded, whole, rtol=1e-5, atol=1e-4)
+    assert not torch.allclose(banded[:, :20], banded[:, 20:40])  # a real, varied field

@@ -81,11 +81,12 @@ class _Splat:
     ) -> None:
         """``sigma``: the isotropic kernel's width, sensor pixels (it also sets the reach);
         ``precision``: per output pixel, the kernel's inverse covariance in output pixels
-        (``(3, H * W)``: ``Pxx, Pxy, Pyy``), in place of the isotropic kernel."""
+        (``(3, H * W)``: ``Pxx, Pxy, Pyy``), in place of the isotropic kernel; kept per pixel,
+        ``(H * W, 3)``, for one gather per neighbour."""
         self.h, self.w = size[0] * scale, size[1] * scale
         self.scale, self.sigma = scale, sigma * scale  # in output pixels
         self.radius = max(1, math.ceil(2 * self.sigma))
-        self.precision = precision
+        self.precision = None if precision is None else precision.t().contiguous()
         self.total = torch.zeros(3 * self.h * self.w)
         self.weight = torch.zeros(3 * self.h * self.w)
 
@@ -119,28 +120,42 @@ class _Splat:
                 residual = values - guide[nearest]
                 spread = max(ROBUST_FLOOR, 1.4826 * float(residual.abs().median()))
                 trust = torch.exp(-0.5 * (residual / (ROBUST_SPREADS * spread)) ** 2)
-            for dy in range(-self.radius, self.radius + 1):
-                for dx in range(-self.radius, self.radius + 1):
-                    tx, ty = cx + dx, cy + dy
-                    inside = (tx >= 0) & (tx < self.w) & (ty >= 0) & (ty < self.h)
-                    spatial = (ty.clamp(0, self.h - 1) * self.w).long()
-                    spatial += tx.clamp(0, self.w - 1).long()
-                    ox, oy = (tx - fx).float(), (ty - fy).float()
-                    if self.precision is None:
-                        q = (ox * ox + oy * oy) / self.sigma**2
-                    else:  # the kernel of the output pixel the sample lands on
-                        pxx, pxy, pyy = (p[spatial] for p in self.precision)
-                        q = pxx * ox * ox + 2 * pxy * ox * oy + pyy * oy * oy
-                    k = torch.exp(-0.5 * q) * inside * trust
-                    index = plane + spatial
-                    self.weight.index_add_(0, index, k)
-                    self.total.index_add_(0, index, values * k)
+            self._splat_band(fx - cx, fy - cy, cx.long(), cy.long(), plane, values, trust)
 
-    def result(self) -> tuple[np.ndarray, np.ndarray]:
-        """``(image (H, W, 3), weight (H, W, 3))`` of what was added."""
-        weight = self.weight.reshape(3, self.h, self.w)
-        image = self.total.reshape(3, self.h, self.w) / weight.clamp(min=1e-12)
-        return image.permute(1, 2, 0).numpy(), weight.permute(1, 2, 0).numpy()
+    def _splat_band(
+        self,
+        rx: torch.Tensor,
+        ry: torch.Tensor,
+        cx: torch.Tensor,
+        cy: torch.Tensor,
+        plane: torch.Tensor,
+        values: torch.Tensor,
+        trust: torch.Tensor,
+    ) -> None:
+        """Add samples at output pixels ``(cx, cy)`` + ``(rx, ry)`` (offsets within half a
+        pixel) to every output pixel within the radius. The per-axis offsets and bounds are
+        made once per band, the flat index and the kernel once per neighbour."""
+        offsets = range(-self.radius, self.radius + 1)
+        rx, ry = rx.float(), ry.float()
+        ox = {d: d - rx for d in offsets}  # a neighbour's offset from the sample, output pixels
+        oy = {d: d - ry for d in offsets}
+        in_x = {d: (cx >= -d) & (cx < self.w - d) for d in offsets}
+        in_y = {d: (cy >= -d) & (cy < self.h - d) for d in offsets}
+        pixel = cy * self.w + cx
+        last = self.h * self.w - 1
+        for dy in offsets:
+            for dx in offsets:
+                # Out of the grid: weight 0, at any index inside the accumulators.
+                spatial = (pixel + (dy * self.w + dx)).clamp_(0, last)
+                if self.precision is None:
+                    q = (ox[dx] * ox[dx] + oy[dy] * oy[dy]) / self.sigma**2
+                else:  # the kernel of the output pixel the sample lands on
+                    pxx, pxy, pyy = self.precision.index_select(0, spatial).unbind(1)
+                    q = pxx * ox[dx] * ox[dx] + 2 * pxy * ox[dx] * oy[dy] + pyy * oy[dy] * oy[dy]
+                k = torch.exp(-0.5 * q).mul_(trust).mul_(in_x[dx] & in_y[dy])
+                index = spatial.add_(plane)
+                self.weight.index_add_(0, index, k)
+                self.total.index_add_(0, index, values * k)
 
 
 def merge_bayer(
@@ -194,9 +209,9 @@ def merge_bayer(
         )
     # The demosaiced merge in the samples' space (camera RGB before white balance): the guide
     # that tells moved samples apart, and the estimate where a colour's samples are sparse.
+    # Kept once, as the accumulators are (flat, colour-major); the merge's image is let go.
     to_camera = np.linalg.inv(reference.rgb_cam.astype(np.float64)).T.astype(np.float32)
-    fallback = (srgb_to_linear(base.image) @ to_camera) / reference.gains
-    guide = torch.from_numpy(np.ascontiguousarray(fallback.transpose(2, 0, 1)).reshape(-1))
+    guide = _to_camera_planes(base.image, to_camera / reference.gains)
     precision = None
     if kernels is not None:  # shapes in output pixels, from the demosaiced merge's structure
         luma = torch.from_numpy(np.ascontiguousarray(base.image.mean(axis=2)))
@@ -207,7 +222,10 @@ def merge_bayer(
             integration=kernels.integration * scale,
         )
         precision = kernel_precision(luma, params=in_output_pixels).reshape(3, -1)
+        del luma
+    base = dataclasses.replace(base, image=np.empty((0, 0, 3), np.float32))
     splat = _Splat(reference.shape, scale, sigma, precision)
+    precision = None  # the splat holds its own copy, per pixel
     for i, (path, report) in enumerate(zip(paths, base.frames, strict=True), start=1):
         if report.used and report.transform is not None:
             frame = reference if path == reference_path else read_bayer(path)
@@ -220,12 +238,55 @@ def merge_bayer(
             splat.add(frame, np.asarray(report.transform, np.float64), guide=guide)
         if progress is not None:
             progress(i, len(paths), path.name)
-    image, weight = splat.result()
-    # One blend for all three colours, set by the sparsest: mixing one colour's splatted value
-    # with another's demosaiced one paints colour fringes (false colour on a zone plate).
-    alpha = np.clip(weight.min(axis=2, keepdims=True) / full_weight, 0.0, 1.0)
-    camera = alpha * image + (1 - alpha) * fallback
-    linear = np.clip((camera * reference.gains) @ reference.rgb_cam.T, 0.0, 1.0)
-    if chroma_sigma > 0:  # on what the output can hold: clipped highlights stay white
-        linear = np.clip(smooth_chroma(linear, chroma_sigma * scale), 0.0, 1.0)
-    return dataclasses.replace(base, image=linear_to_srgb(linear).astype(np.float32))
+    splat.precision = None  # no longer needed: the finish's memory
+    image = _finish(splat, guide, reference, full_weight=full_weight, chroma_sigma=chroma_sigma)
+    return dataclasses.replace(base, image=image)
+
+
+def _to_camera_planes(image: np.ndarray, matrix: np.ndarray, rows: int = 512) -> torch.Tensor:
+    """sRGB ``image`` ``(H, W, 3)`` -> linear, times ``matrix`` -> flat colour planes
+    ``(3 * H * W,)``, in bands of ``rows`` (no full-size temporaries)."""
+    h, w = image.shape[:2]
+    planes = torch.empty((3, h, w), dtype=torch.float32)
+    out = planes.numpy()
+    for y0 in range(0, h, rows):
+        band = srgb_to_linear(image[y0 : y0 + rows]) @ matrix
+        out[:, y0 : y0 + rows] = band.transpose(2, 0, 1)
+    return planes.reshape(-1)
+
+
+def _finish(
+    splat: _Splat,
+    guide: torch.Tensor,
+    reference: BayerFrame,
+    *,
+    full_weight: float,
+    chroma_sigma: float,
+    rows: int = 256,
+) -> np.ndarray:
+    """The splatted colours where dense, the guide where sparse; then the colour matrix, the
+    chroma smoothing and the sRGB curve: ``float32 (H, W, 3)``. In bands of ``rows`` rows with
+    the chroma blur's reach as context, so that only the output is held at full size."""
+    h, w = splat.h, splat.w
+    total = splat.total.reshape(3, h, w).numpy()
+    weight = splat.weight.reshape(3, h, w).numpy()
+    fallback = guide.reshape(3, h, w).numpy()
+    sigma = chroma_sigma * splat.scale
+    context = max(1, int(3 * sigma + 0.5)) if sigma > 0 else 0
+    out = np.empty((h, w, 3), np.float32)
+    for y0 in range(0, h, rows):
+        y1 = min(y0 + rows, h)
+        c0, c1 = max(y0 - context, 0), min(y1 + context, h)
+        band_weight = weight[:, c0:c1]
+        image = total[:, c0:c1] / np.maximum(band_weight, 1e-12)
+        # One blend for all three colours, set by the sparsest: mixing one colour's splatted
+        # value with another's demosaiced one paints colour fringes (false colour on a zone
+        # plate).
+        alpha = np.clip(band_weight.min(axis=0) / full_weight, 0.0, 1.0)
+        camera = alpha * image + (1 - alpha) * fallback[:, c0:c1]
+        camera = camera.transpose(1, 2, 0)
+        linear = np.clip((camera * reference.gains) @ reference.rgb_cam.T, 0.0, 1.0)
+        if sigma > 0:  # on what the output can hold: clipped highlights stay white
+            linear = np.clip(smooth_chroma(linear, sigma), 0.0, 1.0)
+        out[y0:y1] = linear_to_srgb(linear[y0 - c0 : y1 - c0])
+    return out
