@@ -219,26 +219,45 @@ class KernelAccumulator:
         qx = ((t[0, 0] * xs[None, :] + (t[0, 1] * ys[:, None] + t[0, 2])) / den).float()
         qy = ((t[1, 0] * xs[None, :] + (t[1, 1] * ys[:, None] + t[1, 2])) / den).float()
         nx, ny = torch.round(qx), torch.round(qy)
+        # Offsets (reference pixels) from the fine pixel to its nearest sample, and the kernels'
+        # quadratic forms there; a neighbour (ox, oy) samples away is that offset minus a
+        # constant (a, b), so its forms follow by expanding the square: a few scaled adds per
+        # neighbour, not the products anew.
+        fx, fy = qx - nx, qy - ny
+        dx0 = inverse[0, 0] * fx + inverse[0, 1] * fy
+        dy0 = inverse[1, 0] * fx + inverse[1, 1] * fy
+        del fx, fy, qx, qy
         pxx, pxy, pyy = precision
+        grad_x = pxx * dx0 + pxy * dy0  # half the gradient of the form in (dx, dy)
+        grad_y = pxy * dx0 + pyy * dy0
+        form = dx0 * grad_x + dy0 * grad_y  # pxx dx^2 + 2 pxy dx dy + pyy dy^2
+        radius2 = dx0 * dx0 + dy0 * dy0
+        # Neighbours along each axis: inside the frame, and their (clamped) index parts.
+        in_x = {o: (nx + o >= 0) & (nx + o <= w - 1) for o in (-1, 0, 1)}
+        in_y = {o: (ny + o >= 0) & (ny + o <= h - 1) for o in (-1, 0, 1)}
+        col = {o: (nx + o).clamp_(0, w - 1).long() for o in (-1, 0, 1)}
+        row = {o: ((ny + o).clamp_(0, h - 1) * w).long() for o in (-1, 0, 1)}
         total = torch.zeros(c, bottom - top, self.w, device=device)
         weight = torch.zeros(bottom - top, self.w, device=device)
         total_wide = torch.zeros(c, bottom - top, self.w, device=device)
         weight_wide = torch.zeros(bottom - top, self.w, device=device)
         for oy in (-1, 0, 1):
             for ox in (-1, 0, 1):
-                mx, my = nx + ox, ny + oy
-                inside = (mx >= 0) & (mx <= w - 1) & (my >= 0) & (my <= h - 1)
-                fx, fy = qx - mx, qy - my
-                dx = inverse[0, 0] * fx + inverse[0, 1] * fy
-                dy = inverse[1, 0] * fx + inverse[1, 1] * fy
-                k = torch.exp(-0.5 * (pxx * dx * dx + 2 * pxy * dx * dy + pyy * dy * dy))
-                k = k * inside
-                k_wide = torch.exp(-self.wide * (dx * dx + dy * dy)) * inside
-                index = (my.clamp(0, h - 1) * w + mx.clamp(0, w - 1)).long().reshape(-1)
+                a = float(inverse[0, 0] * ox + inverse[0, 1] * oy)
+                b = float(inverse[1, 0] * ox + inverse[1, 1] * oy)
+                inside = in_x[ox] & in_y[oy]
+                q = form - (2 * a) * grad_x
+                q.add_(grad_y, alpha=-2 * b)
+                q.add_(pxx, alpha=a * a).add_(pxy, alpha=2 * a * b).add_(pyy, alpha=b * b)
+                k = q.mul_(-0.5).exp_().mul_(inside)
+                r = radius2 - (2 * a) * dx0
+                r.add_(dy0, alpha=-2 * b).add_(a * a + b * b)
+                k_wide = r.mul_(-self.wide).exp_().mul_(inside)
+                index = (row[oy] + col[ox]).reshape(-1)
                 v = values[:, index].float().reshape(c, bottom - top, self.w)
-                total += v * k
+                total.addcmul_(v, k)
                 weight += k
-                total_wide += v * k_wide
+                total_wide.addcmul_(v, k_wide)
                 weight_wide += k_wide
         return total, weight, total_wide, weight_wide
 
