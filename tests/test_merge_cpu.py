@@ -173,3 +173,23 @@ def test_merge_on_the_cpu_does_not_load_torch(tmp_path):
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
     assert (tmp_path / "m.png").is_file()
+
+
+def test_the_merge_runs_with_one_blas_thread_and_restores_the_setting(tmp_path):
+    """Alignment's small BLAS calls from parallel threads must not wake a multi-threaded BLAS
+    (on 2 cores that tripled the work): one BLAS thread while the merge runs, the caller's
+    setting after it."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    write_frames(tmp_path / "b", simulate_burst(texture(64, 80), frames=3, scale=1).frames)
+
+    def blas_threads() -> list[int]:
+        info = threadpoolctl.threadpool_info()
+        return [p["num_threads"] for p in info if p["user_api"] == "blas"]
+
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+        before = blas_threads()
+        assert before  # numpy's BLAS is found
+        seen = []
+        merge_burst(tmp_path / "b", progress=lambda *_: seen.append(blas_threads()))
+        assert blas_threads() == before
+    assert seen and all(threads == [1] * len(before) for threads in seen)

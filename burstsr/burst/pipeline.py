@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from burstsr.burst.align import prepare_reference, to_gray
 from burstsr.burst.camera import linear_to_srgb
@@ -74,6 +75,23 @@ def merge_burst(
             different sizes, a bad ``reference``, fewer than two usable frames.
         AlignmentError: no frame besides the reference could be aligned.
     """
+    # Alignment makes many small BLAS calls (dot products and 8x8 systems over 30 000 to
+    # 75 000 points) while frames are decoded, aligned and merged in parallel threads. A
+    # multi-threaded BLAS wakes its own threads for each call and keeps them spinning after
+    # it, taking the cores the other stages need: one BLAS thread for the merge (process-wide
+    # while it runs; restored after).
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _merge_burst(source, config, device, progress, save_aligned)
+
+
+def _merge_burst(
+    source: str | os.PathLike | Sequence[str | os.PathLike] | Burst,
+    config: MergeConfig,
+    device: torch.device | str,
+    progress: Progress | None,
+    save_aligned: str | os.PathLike | None,
+) -> MergeResult:
+    """:func:`merge_burst`, without the BLAS limit."""
     config.check()
     device = device_name(str(device))
     burst = source if isinstance(source, Burst) else load_burst(source)
