@@ -176,7 +176,6 @@ class CpuStack:
         self._inside = np.empty(reference.shape[:2], np.uint8)
         self._weight = np.empty(reference.shape[:2], np.float32)
         self._frame: np.ndarray | None = None  # integer frames as float, made on first use
-        self._weight_c: np.ndarray | None = None  # the weight per channel, made on first use
 
     def add(
         self,
@@ -202,17 +201,11 @@ class CpuStack:
         else:  # the mean
             np.copyto(self._weight, mask)
             weight = self._weight
-        # total += warped * weight, fused, with the weight repeated per channel (numpy's
-        # broadcast multiply over 3 channels costs twice as much).
-        channels = warped.shape[2]
-        if channels == 1:
-            cv2.accumulateProduct(warped[:, :, 0], weight, self.total[:, :, 0])
-        else:
-            if self._weight_c is None:
-                self._weight_c = np.empty_like(self.total)
-            cv2.merge([weight] * channels, dst=self._weight_c)
-            cv2.accumulateProduct(warped, self._weight_c, self.total)
-        cv2.accumulate(weight, self.weight)
+        # In place: a weight repeated per channel for a fused multiply-add (cv2.accumulateProduct)
+        # was 2 % faster at 12 MP but held another frame-sized float buffer.
+        np.multiply(warped, weight[:, :, None], out=warped)
+        self.total += warped
+        self.weight += weight
 
     def result(self) -> np.ndarray:
         """The merged image, ``float32 (H, W, C)``."""
