@@ -97,7 +97,12 @@ def merge(
 
 
 def run(
-    model, frames: list[np.ndarray], *, ensemble: bool = False, merges: dict | None = None
+    model,
+    frames: list[np.ndarray],
+    *,
+    ensemble: bool = False,
+    half: bool = False,
+    merges: dict | None = None,
 ) -> np.ndarray:
     """Merge as the model reads it, then enhance: ``burstsr run --model``. ``merges``: a cache
     of this burst's merges by (grid, kernel), shared by the models that read the same one."""
@@ -107,7 +112,7 @@ def run(
     if key not in merges:
         merges[key] = merge(frames, *key)
     image, confidence = merges[key]
-    return enhance_image(model, image, confidence=confidence, ensemble=ensemble)
+    return enhance_image(model, image, confidence=confidence, ensemble=ensemble, half=half)
 
 
 PRISTINE: list[Pristine] = []  # NIQE's pristine model, fitted once in main()
@@ -152,7 +157,9 @@ def camera_burst(path: Path, k: int, frames: int = 8, **ranges):
 WORLDS = {"plain": plain_burst, "camera": camera_burst}
 
 
-def quality(sets: dict[str, Path], models: dict, world: str, ensemble: bool) -> tuple[dict, dict]:
+def quality(
+    sets: dict[str, Path], models: dict, world: str, ensemble: bool, half: bool = False
+) -> tuple[dict, dict]:
     """(table {set: {method: (psnr, ssim)}}, periodic scores {model label: [score per image]})."""
     table, periodic = {}, {}
     for name, folder in sets.items():
@@ -174,6 +181,10 @@ def quality(sets: dict[str, Path], models: dict, world: str, ensemble: bool) -> 
                 if ensemble and label == DEFAULT_RUN_MODEL:
                     results[f"run, {label} --ensemble"] = run(
                         model, burst.frames, ensemble=True, merges=merges
+                    )
+                if half and label == DEFAULT_RUN_MODEL:
+                    results[f"run, {label} --half"] = run(
+                        model, burst.frames, half=True, merges=merges
                     )
             for method, img in results.items():
                 rows.setdefault(method, []).append(score(img, burst.hr))
@@ -316,6 +327,9 @@ def main() -> None:
     )
     parser.add_argument("--ensemble", action="store_true", help="also score run --ensemble")
     parser.add_argument(
+        "--half", action="store_true", help="also score run --half (bfloat16 on the CPU)"
+    )
+    parser.add_argument(
         "--no-shipped", action="store_true", help="score only --baseline and --candidate models"
     )
     parser.add_argument("--skip-speed", action="store_true")
@@ -358,7 +372,7 @@ def main() -> None:
             crops_figure(sets["Kodak"] / "kodim23.png", models, args.out / name, world)
         return
     for world in WORLDS:
-        table, periodic = quality(sets, models, world, args.ensemble)
+        table, periodic = quality(sets, models, world, args.ensemble, args.half)
         print_table(world, table)
         report[world] = {"table": table, "periodic": periodic}
     print("Periodic-pattern score of run's output (8-bit levels; mean / max over the images):\n")

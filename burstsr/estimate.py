@@ -36,10 +36,11 @@ MERGE_BYTES_PER_PX = {1: 90, "fine": 24, "fine_frames": 16}
 ENHANCE_BYTES_PER_PX = {"out": 20, "in": 20}
 TILE_ACTIVATIONS = 8
 
-# merge --raw-path bayer on top of the demosaiced merge it starts from (8 DNG frames of 12 MP:
-# +23 s and +0.72 GB at x1, 9 kernel taps a sample; +82 s and +3.2 GB at x2, 25 taps).
-BAYER_SECONDS_PER_MP_FRAME_TAP = 0.03
-BAYER_BYTES_PER_PX = 68
+# merge --raw-path bayer on top of the demosaiced merge it starts from (the splat's time per
+# kernel tap, 9 taps a sample at x1 and 25 at x2, measured on 8 DNG frames of 3 MP at x2: 12.9 s;
+# its memory from 8 DNG frames of 12 MP: 1.80 GB at x1 and 4.20 GB at x2 in all).
+BAYER_SECONDS_PER_MP_FRAME_TAP = 0.02
+BAYER_BYTES_PER_PX = 24
 
 DEFAULT_MAX_OUTPUT_MP = 64.0  # a 2000x2000 burst through run is 64 MP; 0 lifts the limit
 
@@ -167,10 +168,13 @@ def outscaled(estimate: Estimate, size: tuple[int, int] | None, any_scale: bool)
     return Estimate(w, h, seconds, peak)
 
 
-def seconds_per_input_pixel(generator: Generator) -> float:
+def seconds_per_input_pixel(generator: Generator, *, half: bool = False) -> float:
     """Time the generator on a patch of 64 x 64 of its working pixels (after folding) on its
-    device (a fraction of a second on a CPU): seconds per input pixel."""
+    device (a fraction of a second on a CPU), in half precision with ``half`` (as ``--half``
+    runs it): seconds per input pixel."""
     import torch
+
+    from burstsr.device import inference_precision
 
     generator.eval()
     u = generator.config.unshuffle
@@ -178,7 +182,7 @@ def seconds_per_input_pixel(generator: Generator) -> float:
     device = next(generator.parameters()).device
     channels = generator.config.in_channels
     patch = torch.rand(1, channels, side, side, device=device)
-    with torch.inference_mode():
+    with torch.inference_mode(), inference_precision(device, half):
         generator(patch)  # warm-up: allocations, kernel selection
         _sync(device)
         start = time.perf_counter()

@@ -322,3 +322,33 @@ def test_texture_ratio_tells_smooth_from_detailed():
     assert texture_ratio(smooth, hr, border=4) < 0.5
     noisy = np.clip(hr + np.random.default_rng(0).normal(0, 0.05, hr.shape), 0, 1)
     assert texture_ratio(noisy, hr) > 1.0
+
+
+def test_half_precision_on_the_cpu_stays_within_a_level_of_full_precision(monkeypatch):
+    """``--half`` on the CPU runs the model in bfloat16 (emulated on a CPU without it, so the
+    test runs anywhere; the command refuses it there); the image skip and the output stay in
+    float32, so the output is within a fraction of an 8-bit level."""
+    from burstsr import device as dev
+
+    monkeypatch.setattr(dev, "cpu_has_bf16", lambda: True)
+    g = _trained_generator(scale=2)
+    image = texture(40, 52, seed=9)
+    full = enhance_image(g, image, tile=0)
+    half = enhance_image(g, image, tile=0, half=True)
+    assert half.dtype == np.float32 and half.shape == full.shape
+    assert 0 < np.abs(half - full).max() < 1 / 255
+
+
+def test_enhance_cli_refuses_half_on_a_cpu_without_bfloat16_before_any_work(tmp_path, monkeypatch):
+    from burstsr import device as dev
+
+    monkeypatch.setattr(dev, "cpu_has_bf16", lambda: False)
+    save_generator(tmp_path / "m.pt", _trained_generator(scale=2))
+    write_image(tmp_path / "im.png", texture(40, 48, seed=1))
+    args = ["-q", "enhance", str(tmp_path / "im.png"), "-o", str(tmp_path / "out.png")]
+    res = CliRunner().invoke(
+        cli, [*args, "--model", str(tmp_path / "m.pt"), "--device", "cpu", "--half"]
+    )
+    assert res.exit_code != 0
+    assert "--half: this CPU has no native bfloat16" in res.output
+    assert "Traceback" not in res.output and not (tmp_path / "out.png").exists()

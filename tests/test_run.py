@@ -112,6 +112,19 @@ def test_run_errors(tmp_path):
     assert "esrgan" not in CliRunner().invoke(cli, ["run", "--help"]).output
 
 
+def test_run_refuses_half_on_a_cpu_without_bfloat16_before_merging(tmp_path, monkeypatch):
+    from burstsr import device
+
+    monkeypatch.setattr(device, "cpu_has_bf16", lambda: False)
+    write_frames(tmp_path / "b", simulate_burst(texture(32, 32), frames=2, scale=1).frames)
+    out = tmp_path / "out.png"
+    res = CliRunner().invoke(
+        cli, ["-q", "run", str(tmp_path / "b"), "-o", str(out), "--device", "cpu", "--half"]
+    )
+    assert res.exit_code != 0 and "--half: this CPU has no native bfloat16" in res.output
+    assert not out.exists() and not (tmp_path / "result_grid4.png").exists()
+
+
 @pytest.mark.skipif(not SHIPPED["fidelity"].is_file(), reason="no shipped model")
 def test_shipped_model_is_small_and_consistent_with_its_input():
     assert SHIPPED["fidelity"].stat().st_size <= 10 * 2**20

@@ -15,6 +15,7 @@ from burstsr.cli.options import (
     crop_option,
     device_option,
     ensemble_option,
+    half_option,
     max_output_option,
     model_option,
     outscale_options,
@@ -24,7 +25,7 @@ from burstsr.cli.options import (
     tile_option,
 )
 from burstsr.cli.routing import load_routing, report_routing
-from burstsr.device import resolve_device
+from burstsr.device import check_half, resolve_device
 from burstsr.errors import InputError, OutputError
 from burstsr.estimate import (
     Estimate,
@@ -73,7 +74,7 @@ log = logging.getLogger("burstsr")
     help="Context around each tile [default: the network's receptive radius].",
 )
 @device_option
-@click.option("--half", is_flag=True, help="fp16 inference (CUDA only).")
+@half_option
 @ensemble_option
 @strength_option
 @bit_depth_option("as the input")
@@ -120,7 +121,10 @@ def enhance(
     from burstsr.refiner.enhance import enhance_file
 
     confidence = read_confidence(confidence_path) if confidence_path is not None else None
-    generator = load_generator(model, device=resolve_device(device), strength=strength)
+    dev = resolve_device(device)
+    if half:
+        check_half(dev)
+    generator = load_generator(model, device=dev, strength=strength)
     check_sample(sample, model, generator)
     routing = load_routing(model, generator, route, route_threshold, coarse_model)
     if save_route is not None and (routing is None or source.is_dir()):
@@ -168,7 +172,7 @@ def enhance(
         src: output_size((h // grid, w // grid), outscale=outscale, width=width)
         for src, (h, w) in inputs.items()
     }
-    own = job_estimates(generator, list(inputs.values()), tile, tile_pad, ensemble)
+    own = job_estimates(generator, list(inputs.values()), tile, tile_pad, ensemble, half)
     estimates = [
         outscaled(estimate, sizes[src], generator.config.any_scale)
         for src, estimate in zip(inputs, own, strict=True)
@@ -225,12 +229,13 @@ def job_estimates(
     tile: int | None,
     tile_pad: int | None,
     ensemble: bool,
+    half: bool = False,
 ) -> list[Estimate]:
     """Output size, time and memory of enhancing inputs of ``sizes`` ``(height, width)``; the
     model is timed on a patch once, when some output is over 2 MP."""
     s = generator.config.scale
     big = any(h * w * s * s > 2e6 for h, w in sizes)
-    rate = seconds_per_input_pixel(generator) if big else None
+    rate = seconds_per_input_pixel(generator, half=half) if big else None
     return [
         enhance_estimate(generator, hw, tile=tile, tile_pad=tile_pad, ensemble=ensemble, rate=rate)
         for hw in sizes

@@ -17,6 +17,7 @@ from burstsr.cli.merge import check_bayer_options, merge_config, merge_options, 
 from burstsr.cli.options import (
     check_sample,
     ensemble_option,
+    half_option,
     model_option,
     outscale_options,
     route_options,
@@ -24,7 +25,7 @@ from burstsr.cli.options import (
     tile_option,
 )
 from burstsr.cli.routing import load_routing, report_routing
-from burstsr.device import resolve_device
+from burstsr.device import check_half, resolve_device
 from burstsr.errors import OutputError
 from burstsr.estimate import (
     Estimate,
@@ -61,6 +62,7 @@ log = logging.getLogger("burstsr")
 @functools.partial(merge_options, run=True)
 @model_option(DEFAULT_RUN_MODEL)
 @tile_option
+@half_option
 @ensemble_option
 @strength_option
 @outscale_options
@@ -81,6 +83,7 @@ def run(
     overwrite: bool,
     model: str,
     tile: int,
+    half: bool,
     ensemble: bool,
     strength: float | None,
     keep_merge: bool,
@@ -108,6 +111,8 @@ def run(
     config = merge_config(options)
     depth = int(bit_depth) if bit_depth else None
     dev = resolve_device(device)
+    if half:
+        check_half(dev)
     generator = load_generator(model, device=dev, strength=strength)
     check_sample(sample, model, generator)
     routing = load_routing(model, generator, route, route_threshold, coarse_model)
@@ -145,7 +150,13 @@ def run(
     if save_route is not None:
         check_output(save_route, inputs=burst.paths, overwrite=overwrite)
     estimate = run_estimate(
-        burst, config, generator, tile=tile, ensemble=ensemble, bayer=raw_path == "bayer"
+        burst,
+        config,
+        generator,
+        tile=tile,
+        ensemble=ensemble,
+        bayer=raw_path == "bayer",
+        half=half,
     )
     estimate = outscaled(estimate, size, generator.config.any_scale)
     check_output_size(estimate, max_output_mp, "merge a region of the frames (--crop X,Y,W,H)")
@@ -179,6 +190,7 @@ def run(
             generator,
             result.image,
             tile=tile,
+            half=half,
             ensemble=ensemble,
             confidence=result.confidence,
             routing=routing,
@@ -213,6 +225,7 @@ def run_estimate(
     tile: int | None,
     ensemble: bool,
     bayer: bool = False,
+    half: bool = False,
 ) -> Estimate:
     """The merge of ``burst`` with ``config`` (``bayer``: in the Bayer domain), then
     ``generator`` on it: output size, time (the model timed on a patch when the output is over
@@ -223,6 +236,6 @@ def run_estimate(
         merging = bayer_estimate(merging, burst.frame_size(), len(burst), config.scale)
     rate = None
     if merging.megapixels * generator.config.scale**2 > 2:
-        rate = seconds_per_input_pixel(generator)
+        rate = seconds_per_input_pixel(generator, half=half)
     size = (merging.height, merging.width)
     return merging.then(enhance_estimate(generator, size, tile=tile, ensemble=ensemble, rate=rate))

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from burstsr.burst.camera import linear_to_srgb
-from burstsr.device import autocast
+from burstsr.device import check_half, inference_precision
 from burstsr.errors import InputError
 from burstsr.io import format_depth, read_image, write_image
 from burstsr.io.confidence import confidence_channel
@@ -147,9 +147,9 @@ def run_tile(
     if extra is not None:
         patch = np.concatenate([patch, extra[cy0:cy1, cx0:cx1]], axis=2)
     patch = torch.from_numpy(np.ascontiguousarray(patch)).permute(2, 0, 1)[None].to(device)
-    with autocast(device, enabled=half):
+    with inference_precision(device, half):
         result = _infer(generator, patch, ensemble)
-    result = result[0].clamp_(0, 1).permute(1, 2, 0).cpu().numpy()
+    result = result[0].float().clamp_(0, 1).permute(1, 2, 0).cpu().numpy()
     return result[
         (box.ay0 - cy0) * scale : (box.ay1 - cy0) * scale,
         (box.ax0 - cx0) * scale : (box.ax1 - cx0) * scale,
@@ -180,7 +180,9 @@ def enhance_image(
         tile: tile size in input pixels (the memory knob); 0 runs the whole image at once;
             default: :data:`DEFAULT_TILE` times the model's ``unshuffle``.
         tile_pad: context around each tile; default: the generator's receptive radius.
-        half: fp16 autocast (CUDA only).
+        half: half precision: fp16 autocast on CUDA, bfloat16 on a CPU with native bfloat16
+            (:func:`burstsr.device.check_half`; there the networks' weights are switched to
+            the channels-last layout, in place).
         ensemble: average the 8 orientations of every tile (8 times slower).
         confidence: for a generator that reads it (``config.confidence``), the merge's
             confidence map ``(H, W)`` (:attr:`MergeResult.confidence`); without one such a
@@ -224,8 +226,12 @@ def enhance_image(
             out=out,
         )
     device = next(generator.parameters()).device
-    if half and device.type != "cuda":
-        raise InputError("--half: half precision runs only on CUDA; drop --half on the CPU")
+    if half:
+        check_half(device)
+        if device.type == "cpu":  # bfloat16 convolutions are fastest on channels-last weights
+            generator.to(memory_format=torch.channels_last)
+            if routing is not None:
+                routing.coarse.to(memory_format=torch.channels_last)
     scale = generator.config.scale
     h, w = image.shape[:2]
     if generator.config.confidence:
