@@ -12,7 +12,9 @@ through the same optics at that scale.
 
 ``--run`` adds ``burstsr run`` on the same bursts as RAW (both paths) and as the camera's JPEGs,
 for each ``--model`` (a shipped name or a checkpoint; ``burst`` by default); ``--run-only`` skips
-the merge table and the zone plate.
+the merge table and the zone plate. ``--alignment-only``: how well the motion is found from the
+demosaiced frames (what the Bayer path uses) against from a half-resolution luma of the raw 2x2
+quads, on bursts of the full-size images with known motion.
 """
 
 from __future__ import annotations
@@ -61,11 +63,17 @@ def main() -> None:
     )
     parser.add_argument("--run-only", action="store_true", help="only the --run table")
     parser.add_argument(
+        "--alignment-only", action="store_true", help="only the alignment table (see above)"
+    )
+    parser.add_argument(
         "--out", type=Path, default=Path(__file__).resolve().parent.parent / "bench-out"
     )
     args = parser.parse_args()
     if args.run_only:
         run_raw_against_jpeg(args)
+        return
+    if args.alignment_only:
+        alignment_table(args)
         return
     labels = ["demosaic", "Bayer"] + ([f"Bayer, isotropic {args.sigma}"] if args.isotropic else [])
     rows: dict[str, list[float]] = {}
@@ -109,6 +117,51 @@ def camera_burst(args: argparse.Namespace, name: str, k: int):
     hr = read_image(args.data / "Kodak" / f"{name}.png").pixels
     ranges = CameraRanges(frames=(args.frames, args.frames))
     return simulate_camera_burst(hr, scale=4, ranges=ranges, seed=100 + k)
+
+
+def quad_luma(frame) -> np.ndarray:
+    """Half-resolution luma of a :class:`~burstsr.io.bayer.BayerFrame`: the white-balanced mean
+    of every 2x2 quad, gamma-encoded as the alignment's luma is."""
+    balanced = frame.cfa * frame.gains[frame.colors()]
+    h, w = balanced.shape[0] // 2 * 2, balanced.shape[1] // 2 * 2
+    quads = balanced[:h, :w].reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3))
+    return np.power(np.clip(quads, 0, None), 1 / 2.2).astype(np.float32)
+
+
+def alignment_table(args: argparse.Namespace) -> None:
+    """Registration error (RMS corner distance, sensor pixels) of the motion found from the
+    demosaiced frames and from the quads' luma, on full-size camera bursts of each image."""
+    from burstsr.burst.align import estimate_transform, prepare_reference
+    from burstsr.burst.pyramid import build_pyramid
+    from burstsr.burst.synth import corner_error
+    from burstsr.io.bayer import read_bayer
+
+    to_sensor = np.array([[2, 0, 0.5], [0, 2, 0.5], [0, 0, 1.0]])  # quad (x, y) -> sensor
+    print("| image | demosaiced frames (px) | 2x2 quads (px) |\n|---|---|---|")
+    errors: dict[str, list[float]] = {"demosaic": [], "quads": []}
+    for k, name in enumerate(args.images.split(",")):
+        hr = read_image(args.data / "Kodak" / f"{name}.png").pixels
+        ranges = CameraRanges(frames=(args.frames, args.frames))
+        burst = simulate_camera_burst(hr, scale=1, ranges=ranges, seed=300 + k)
+        with tempfile.TemporaryDirectory() as tmp:
+            paths = dng_frames(burst, Path(tmp))
+            found = [np.array(f.transform) for f in merge_burst(paths).frames]
+            lumas = [quad_luma(read_bayer(p)) for p in paths]
+        reference = prepare_reference(lumas[0])
+        quads = [np.eye(3)] + [
+            to_sensor
+            @ estimate_transform(reference, build_pyramid(luma)).transform
+            @ np.linalg.inv(to_sensor)
+            for luma in lumas[1:]
+        ]
+        size = burst.frames[0].shape[:2]
+        row = {}
+        for label, transforms in (("demosaic", found), ("quads", quads)):
+            pairs = zip(transforms, burst.transforms, strict=True)
+            row[label] = float(np.mean([corner_error(t, true, size) for t, true in pairs]))
+            errors[label].append(row[label])
+        print(f"| {name} | {row['demosaic']:.4f} | {row['quads']:.4f} |", flush=True)
+    print(f"| mean | {np.mean(errors['demosaic']):.4f} | {np.mean(errors['quads']):.4f} |")
 
 
 def dng_frames(burst, folder: Path) -> list[Path]:
