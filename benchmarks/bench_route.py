@@ -35,7 +35,7 @@ from burstsr.burst.config import MergeConfig  # noqa: E402
 from burstsr.burst.pipeline import merge_burst  # noqa: E402
 from burstsr.burst.synth import simulate_burst, simulate_camera_burst  # noqa: E402
 from burstsr.io import read_image, write_image  # noqa: E402
-from burstsr.metrics import psnr  # noqa: E402
+from burstsr.metrics import periodic_pattern, psnr  # noqa: E402
 from burstsr.refiner.checkpoint import load_generator  # noqa: E402
 from burstsr.refiner.enhance import enhance_image  # noqa: E402
 from burstsr.refiner.registry import COARSE  # noqa: E402
@@ -141,6 +141,9 @@ def speed(model, coarse, threshold: float, work: Path, out: Path) -> dict:
             "tiles": routing.seconds["tiles"],
             "share": routing.fraction,
             "difference": float(np.abs(routed - plain).mean() * 255),
+            # The periodic-pattern score (8-bit levels) of the top third (sky), unrouted / routed.
+            "periodic top": (periodic_pattern(plain[: h // 3]), periodic_pattern(routed[: h // 3])),
+            "periodic": (periodic_pattern(plain), periodic_pattern(routed)),
         }
         print(f"  {name}: {found[name]}", file=sys.stderr, flush=True)
         if name == "real phone burst":

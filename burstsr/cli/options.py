@@ -111,11 +111,12 @@ def route_options(command):
     options = [
         click.option(
             "--route/--no-route",
-            default=False,
+            default=True,
             show_default=True,
             help="Run the deep model only on the tiles that hold detail (or have it near their "
             "edge), a small coarse network on the rest: faster on images mostly flat (night "
-            "sky, microscopy backgrounds).",
+            "sky, microscopy backgrounds); a model without a coarse network beside it runs on "
+            "every tile.",
         ),
         click.option(
             "--route-threshold",

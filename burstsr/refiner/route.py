@@ -8,8 +8,11 @@ noise a merge leaves barely counts, since the structure tensor averages it out. 
 over the tile grown by a margin (:attr:`Routing.margin`, a quarter of a tile) into its
 neighbours, so a tile goes to the fine model when detail lies near its edge, not merely because
 a neighbour holds some. Tiles at or over :attr:`Routing.threshold` go to the fine model, the
-others to the coarse one. Every tile's output is cross-faded with its neighbours' as in unrouted
-tiling, so a fine tile fades into a coarse one over the cross-fade zone, without a seam.
+others to the coarse one. The coarse network, small and trained with pixel loss only, paints a
+faint pattern locked to its pixel-shuffle grid over flat, noisy areas; each coarse tile has it
+taken out (:func:`remove_grid_pattern`). Every tile's output is cross-faded with its
+neighbours' as in unrouted tiling, so a fine tile fades into a coarse one over the cross-fade
+zone, without a seam.
 """
 
 from __future__ import annotations
@@ -52,10 +55,14 @@ class Routing:
     def run_coarse(
         self, image: np.ndarray, extra: np.ndarray | None, box: Box, *, half: bool = False
     ) -> np.ndarray:
-        """The coarse network on one tile (its own receptive radius as context)."""
+        """The coarse network on one tile (its own receptive radius as context), without the
+        faint pattern locked to its pixel-shuffle grid that it paints over flat areas
+        (:func:`remove_grid_pattern`)."""
         h, w = image.shape[:2]
         _, _, pad = tile_plan(self.coarse, h, w, None, None)
-        return run_tile(self.coarse, image, extra, box, pad, half=half)
+        tile = run_tile(self.coarse, image, extra, box, pad, half=half)
+        period = self.coarse.config.scale * self.coarse.config.unshuffle
+        return remove_grid_pattern(tile, period) if period > 1 else tile
 
     def select(self, image: np.ndarray, boxes: list[list[Box]]) -> np.ndarray:
         """Score every tile (over its area grown by the margin) and pick those at or over the
@@ -74,6 +81,24 @@ class Routing:
         self.fine = scores >= self.threshold
         self.seconds["score"] = time.perf_counter() - start
         return self.fine
+
+
+def remove_grid_pattern(tile: np.ndarray, period: int) -> np.ndarray:
+    """``tile`` ``(H, W, C)`` less what repeats with ``period`` pixels on its grid: for each of
+    the ``period x period`` pixel phases, the mean over the tile of its high-pass (the tile
+    less a Gaussian blur of sigma 2, as :func:`burstsr.metrics.periodic_pattern` measures).
+    Image content averages out over a tile's many periods; a pattern locked to the grid does
+    not, and is taken out whole."""
+    h, w = tile.shape[:2]
+    rows, cols = h // period * period, w // period * period
+    if rows == 0 or cols == 0:
+        return tile
+    high = tile - cv2.GaussianBlur(tile, (0, 0), 2.0, borderType=cv2.BORDER_REFLECT)
+    high = high.reshape(h, w, -1)
+    phases = high[:rows, :cols].reshape(rows // period, period, cols // period, period, -1)
+    pattern = phases.mean(axis=(0, 2))  # (period, period, C)
+    reps = (-(-h // period), -(-w // period), 1)
+    return (tile - np.tile(pattern, reps)[:h, :w].reshape(tile.shape)).astype(tile.dtype)
 
 
 def detail_map(image: np.ndarray, grid: int = 1) -> np.ndarray:
