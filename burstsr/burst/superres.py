@@ -212,7 +212,8 @@ class KernelAccumulator:
         jacobian = (
             transform[:2, :2] - np.outer(mapped[:2] / mapped[2], transform[2, :2])
         ) / mapped[2]
-        inverse = torch.as_tensor(np.linalg.inv(jacobian), dtype=torch.float32, device=device)
+        to_reference = np.linalg.inv(jacobian)
+        inverse = torch.as_tensor(to_reference, dtype=torch.float32, device=device)
         xs = (torch.arange(self.w, device=device, dtype=torch.float64) - (s - 1) / 2) / s
         ys = (torch.arange(top, bottom, device=device, dtype=torch.float64) - (s - 1) / 2) / s
         den = t[2, 0] * xs[None, :] + (t[2, 1] * ys[:, None] + t[2, 2])
@@ -243,8 +244,9 @@ class KernelAccumulator:
         weight_wide = torch.zeros(bottom - top, self.w, device=device)
         for oy in (-1, 0, 1):
             for ox in (-1, 0, 1):
-                a = float(inverse[0, 0] * ox + inverse[0, 1] * oy)
-                b = float(inverse[1, 0] * ox + inverse[1, 1] * oy)
+                # From the float32 matrix the offsets use (and without a device sync).
+                a = float(np.float32(to_reference[0, 0]) * ox + np.float32(to_reference[0, 1]) * oy)
+                b = float(np.float32(to_reference[1, 0]) * ox + np.float32(to_reference[1, 1]) * oy)
                 inside = in_x[ox] & in_y[oy]
                 q = form - (2 * a) * grad_x
                 q.add_(grad_y, alpha=-2 * b)
