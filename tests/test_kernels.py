@@ -150,3 +150,8 @@ def test_kernel_shapes_are_the_same_in_bands_as_in_one_pass(monkeypatch):
     banded = kernel_precision(luma, params=params, noise=0.01)
     assert torch.allclose(banded, whole, rtol=1e-5, atol=1e-4)
     assert not torch.allclose(banded[:, :20], banded[:, 20:40])  # a real, varied field
+
+
+def test_noise_estimate_of_an_image_too_small_to_measure_is_the_floor():
+    assert noise_sigma(torch.rand(2, 50)) == 1e-3
+    assert noise_sigma(torch.rand(50, 1)) == 1e-3

@@ -50,24 +50,36 @@ def test_warps_agree_within_one_level(interpolation):
     assert np.abs(ours - theirs)[both].max() <= 1 / 255
 
 
-@pytest.mark.parametrize(
-    "transform",
-    [TRANSFORM, np.eye(3), np.array([[1.0, 0, -0.5], [0, 1.0, 0.25], [0, 0, 1.0]])],
-)
-def test_warp_mask_is_where_the_sample_lies_inside_the_frame(transform):
-    """The mask is exactly ``0 <= u <= w - 1 and 0 <= v <= h - 1`` for the sample (u, v)."""
-    h, w = 97, 131
-    _, mask = merge_cpu.warp_frame(np.zeros((h, w, 3), np.float32), transform)
+def _inside(transform: np.ndarray, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """``0 <= u <= w - 1 and 0 <= v <= h - 1`` for every output pixel's sample (u, v), and
+    where (u, v) lies within 1/32 px of an edge."""
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
     d = transform[2, 0] * xs + transform[2, 1] * ys + transform[2, 2]
     u = (transform[0, 0] * xs + transform[0, 1] * ys + transform[0, 2]) / d
     v = (transform[1, 0] * xs + transform[1, 1] * ys + transform[1, 2]) / d
     inside = (u >= 0) & (u <= w - 1) & (v >= 0) & (v <= h - 1)
-    near_edge = (np.minimum(np.abs(u), np.abs(u - (w - 1))) < 1 / 32) | (
+    near = (np.minimum(np.abs(u), np.abs(u - (w - 1))) < 1 / 32) | (
         np.minimum(np.abs(v), np.abs(v - (h - 1))) < 1 / 32
-    )  # OpenCV rounds sampling positions to 1/32 px
-    assert np.array_equal(mask[~near_edge], inside[~near_edge])
-    assert mask.sum() > 0.85 * h * w
+    )
+    return inside, near
+
+
+@pytest.mark.parametrize(("h", "w"), [(97, 131), (96, 130), (9, 11), (1, 5)])
+def test_warp_mask_is_where_the_sample_lies_inside_the_frame(h, w):
+    """The mask is exactly ``0 <= u <= w - 1 and 0 <= v <= h - 1`` for the sample (u, v): on
+    the edge pixels themselves for whole-pixel shifts (odd and even sizes), and away from
+    positions within 1/32 px of an edge (OpenCV's sampling resolution) for any motion."""
+    image = np.zeros((h, w, 3), np.float32)
+    for dx, dy in [(0, 0), (-3, 2), (2, -1)]:
+        shift = np.array([[1.0, 0, dx], [0, 1.0, dy], [0, 0, 1.0]])
+        _, mask = merge_cpu.warp_frame(image, shift)
+        assert np.array_equal(mask, _inside(shift, h, w)[0]), (dx, dy)
+    _, mask = merge_cpu.warp_frame(image, np.eye(3))
+    assert mask.all()
+    if min(h, w) > 20:
+        _, mask = merge_cpu.warp_frame(image, TRANSFORM)
+        inside, near = _inside(TRANSFORM, h, w)
+        assert np.array_equal(mask[~near], inside[~near]) and inside.mean() > 0.85
 
 
 def test_robust_weights_agree_on_a_pooled_odd_sized_frame():
@@ -193,3 +205,22 @@ def test_the_merge_runs_with_one_blas_thread_and_restores_the_setting(tmp_path):
         merge_burst(tmp_path / "b", progress=lambda *_: seen.append(blas_threads()))
         assert blas_threads() == before
     assert seen and all(threads == [1] * len(before) for threads in seen)
+
+
+def test_overlapping_merges_share_one_blas_limit_and_the_last_restores_it():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from burstsr.burst.pipeline import one_blas_thread
+
+    def blas_threads() -> list[int]:
+        info = threadpoolctl.threadpool_info()
+        return [p["num_threads"] for p in info if p["user_api"] == "blas"]
+
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+        before = blas_threads()
+        first, second = one_blas_thread(), one_blas_thread()
+        first.__enter__()
+        second.__enter__()
+        first.__exit__(None, None, None)  # the first merge ends while the second runs
+        assert blas_threads() == [1] * len(before)
+        second.__exit__(None, None, None)
+        assert blas_threads() == before

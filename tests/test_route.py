@@ -38,8 +38,8 @@ def test_routing_sends_detailed_tiles_to_the_fine_model_and_flat_ones_to_the_coa
     assert np.array_equal(enhance_image(fine, image, tile=16, routing=routing), whole)
     assert routing.fraction == 1.0
     # Threshold above every score: every tile is coarse: the coarse network's output, less
-    # what repeats on its 2-pixel grid within each tile (here tiles of 32 output pixels, so
-    # the texture's own phase means move it a little).
+    # what repeats on its 2-pixel grid within each tile (tiles of about 40 output pixels here,
+    # so the texture's own phase means move it a little).
     routing = Routing(coarse, threshold=1e9)
     only_coarse = enhance_image(fine, image, tile=16, routing=routing)
     assert routing.fraction == 0.0
@@ -102,6 +102,12 @@ def test_a_pattern_locked_to_the_grid_is_taken_out_of_a_coarse_tile_and_content_
     assert periodic_pattern(cleaned) < 0.05
     # The content stays (and the screen's mean, a uniform shift, not a pattern).
     assert np.abs(cleaned - (noisy + screen.mean(axis=(0, 1)))).mean() < 0.05 / 255
+    # Clipped to [0, 1]; a one-channel tile works; a sliver is left as it is.
+    dark = remove_grid_pattern(np.clip(noisy + screen - 0.05, 0, 1), 4)
+    assert dark.min() >= 0.0 and dark.max() <= 1.0
+    assert remove_grid_pattern((noisy + screen)[:, :, :1], 4).shape == (258, 262, 1)
+    sliver = (noisy + screen)[:16, :40]
+    assert np.array_equal(remove_grid_pattern(sliver, 4), sliver)
 
 
 def test_routing_is_on_by_default_in_run_and_enhance():

@@ -60,6 +60,8 @@ def noise_sigma(luma: torch.Tensor, *, block: int = 8, quantile: float = 0.1) ->
     count as noise as long as a tenth of the image is smooth. Floored at 1e-3."""
     # The separable kernel [1 -2 1]^T [1 -2 1] as two second differences (a 3x3 conv2d of one
     # channel unfolds the image nine times on the CPU).
+    if min(luma.shape) < 3:  # no 3x3 neighbourhood: nothing to measure
+        return 1e-3
     across = luma[:, :-2] - 2 * luma[:, 1:-1] + luma[:, 2:]
     response = (across[:-2] - 2 * across[1:-1] + across[2:]).abs_()
     del across

@@ -51,12 +51,15 @@ def warp_frame(
     )
     if warped.ndim == 2:
         warped = warped[:, :, None]
-    # Inside where the sample (u, v) has 0 <= u < w - 1 and 0 <= v < h - 1: the nearest pixel
-    # of (u - 1/2, v - 1/2) in an image one pixel smaller, all 255. Exact, and twice as fast
-    # as warping a full-size image bilinearly and keeping its 255s.
+    # Inside where the sample (u, v) has 0 <= u <= w - 1 and 0 <= v <= h - 1 (within the torch
+    # path's 1e-3 px): the nearest pixel of (u, v), mapped so that that range spans an image one
+    # pixel smaller, all 255 (its ends fall between pixels, not on a rounding tie). Twice as
+    # fast as warping a full-size image bilinearly and keeping its 255s.
+    if min(h, w) < 2:
+        return warped, _inside_exactly(matrix, h, w)
     inside = cv2.warpPerspective(
         _ones(h - 1, w - 1),
-        _HALF_BACK @ matrix,
+        _onto_smaller(h, w) @ matrix,
         (w, h),
         dst=inside,
         flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP,
@@ -67,13 +70,30 @@ def warp_frame(
     return warped, inside.view(bool)
 
 
-_HALF_BACK = np.array([[1.0, 0.0, -0.5], [0.0, 1.0, -0.5], [0.0, 0.0, 1.0]])
+_EDGE = 1e-3  # how far past the frame's edge pixels a sample still counts as inside (as warp.py)
+
+
+def _onto_smaller(h: int, w: int) -> np.ndarray:
+    """Frame coordinates -> those of an image one pixel smaller whose pixels' extent,
+    [-1/2, w - 3/2], is the frame's [-_EDGE, w - 1 + _EDGE]."""
+    sx, sy = (w - 1) / (w - 1 + 2 * _EDGE), (h - 1) / (h - 1 + 2 * _EDGE)
+    return np.array([[sx, 0, _EDGE * sx - 0.5], [0, sy, _EDGE * sy - 0.5], [0, 0, 1.0]])
+
+
+def _inside_exactly(matrix: np.ndarray, h: int, w: int) -> np.ndarray:
+    """The mask of :func:`warp_frame` computed point by point (frames one pixel wide or high)."""
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
+    d = matrix[2, 0] * xs + matrix[2, 1] * ys + matrix[2, 2]
+    u = (matrix[0, 0] * xs + matrix[0, 1] * ys + matrix[0, 2]) / d
+    v = (matrix[1, 0] * xs + matrix[1, 1] * ys + matrix[1, 2]) / d
+    e = _EDGE
+    return (d > 0) & (u >= -e) & (u <= w - 1 + e) & (v >= -e) & (v <= h - 1 + e)
 
 
 @functools.lru_cache(maxsize=1)
 def _ones(h: int, w: int) -> np.ndarray:
     """A (h, w) uint8 image of 255, made once per frame size (it is only read)."""
-    return np.full((max(h, 1), max(w, 1)), 255, np.uint8)
+    return np.full((h, w), 255, np.uint8)
 
 
 def _pool_factor(height: int, width: int) -> int:

@@ -18,8 +18,10 @@ whatever the burst's length.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -75,13 +77,33 @@ def merge_burst(
             different sizes, a bad ``reference``, fewer than two usable frames.
         AlignmentError: no frame besides the reference could be aligned.
     """
-    # Alignment makes many small BLAS calls (dot products and 8x8 systems over 30 000 to
-    # 75 000 points) while frames are decoded, aligned and merged in parallel threads. A
-    # multi-threaded BLAS wakes its own threads for each call and keeps them spinning after
-    # it, taking the cores the other stages need: one BLAS thread for the merge (process-wide
-    # while it runs; restored after).
-    with threadpool_limits(limits=1, user_api="blas"):
+    with one_blas_thread():
         return _merge_burst(source, config, device, progress, save_aligned)
+
+
+_BLAS = threading.Lock()
+_blas_users: list[object] = []  # the limit in force, while merges run
+
+
+@contextlib.contextmanager
+def one_blas_thread() -> Iterator[None]:
+    """One BLAS thread, process-wide, while any merge runs; the caller's setting after the
+    last. Alignment makes many small BLAS calls (dot products and 8x8 systems over 30 000 to
+    75 000 points) while frames are decoded, aligned and merged in parallel threads; a
+    multi-threaded BLAS wakes its own threads for each call and keeps them spinning after it,
+    taking the cores the other stages need. Merges in several threads share one limit."""
+    with _BLAS:
+        if not _blas_users:
+            _blas_users.append(threadpool_limits(limits=1, user_api="blas"))
+        else:
+            _blas_users.append(_blas_users[0])
+    try:
+        yield
+    finally:
+        with _BLAS:
+            limit = _blas_users.pop()
+            if not _blas_users:
+                limit.restore_original_limits()
 
 
 def _merge_burst(

@@ -202,7 +202,8 @@ def enhance_image(
         ``float32 (H * scale, W * scale, 3)``, clipped to [0, 1] (or ``out``, filled).
 
     Raises:
-        InputError: ``half`` off CUDA; ``seed`` for a fixed-scale model; ``ensemble`` with a
+        InputError: ``half`` on a CPU without native bfloat16 or a device other than CUDA and
+            the CPU; ``seed`` for a fixed-scale model; ``ensemble`` with a
             size or seed for an any-scale model.
     """
     generator.eval()
@@ -340,7 +341,7 @@ def enhance_file(
     resize_to`; an any-scale model renders at that size directly); ``seed``: an any-scale
     model's latent drawn with it (:func:`enhance_image`). Returns the enhanced pixels (before
     any resize): as written, uint8 or uint16, when there is no resize; float32 otherwise."""
-    image = read_image(source, keep_integers=routing is None)  # tiles convert their own
+    image = read_image(source, keep_integers=True)  # tiles (and routing) convert their own
     pixels = linear_to_srgb(image.pixels) if image.linear else image.pixels
     if crop is not None:
         pixels = crop.apply(pixels, source)

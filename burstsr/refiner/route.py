@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from burstsr.burst.kernels import structure_tensor
+from burstsr.io.image import unit_float
 from burstsr.refiner.enhance import Box, run_tile, tile_plan
 from burstsr.refiner.networks import Generator
 from burstsr.refiner.registry import DEFAULT_ROUTE_THRESHOLD
@@ -83,32 +84,36 @@ class Routing:
         return self.fine
 
 
-def remove_grid_pattern(tile: np.ndarray, period: int) -> np.ndarray:
-    """``tile`` ``(H, W, C)`` less what repeats with ``period`` pixels on its grid: for each of
-    the ``period x period`` pixel phases, the mean over the tile of its high-pass (the tile
-    less a Gaussian blur of sigma 2, as :func:`burstsr.metrics.periodic_pattern` measures).
-    Image content averages out over a tile's many periods; a pattern locked to the grid does
-    not, and is taken out whole."""
+def remove_grid_pattern(tile: np.ndarray, period: int, *, min_cells: int = 256) -> np.ndarray:
+    """``tile`` ``(H, W, C)`` in [0, 1] less what repeats with ``period`` pixels on its grid: for
+    each of the ``period x period`` pixel phases, the mean over the tile of its high-pass (the
+    tile less a Gaussian blur of sigma 2, as :func:`burstsr.metrics.periodic_pattern`
+    measures); clipped to [0, 1] again. Image content averages out over a tile's many periods; a
+    pattern locked to the grid does not, and is taken out whole. A tile of fewer than
+    ``min_cells`` periods (a sliver at the image's edge) is returned as it is: its phase means
+    would be mostly content."""
     h, w = tile.shape[:2]
     rows, cols = h // period * period, w // period * period
-    if rows == 0 or cols == 0:
+    if rows * cols < min_cells * period * period:
         return tile
-    high = tile - cv2.GaussianBlur(tile, (0, 0), 2.0, borderType=cv2.BORDER_REFLECT)
-    high = high.reshape(h, w, -1)
+    blurred = cv2.GaussianBlur(tile, (0, 0), 2.0, borderType=cv2.BORDER_REFLECT)
+    high = tile - blurred.reshape(tile.shape)
     phases = high[:rows, :cols].reshape(rows // period, period, cols // period, period, -1)
     pattern = phases.mean(axis=(0, 2))  # (period, period, C)
     reps = (-(-h // period), -(-w // period), 1)
-    return (tile - np.tile(pattern, reps)[:h, :w].reshape(tile.shape)).astype(tile.dtype)
+    out = tile - np.tile(pattern, reps)[:h, :w].reshape(tile.shape)
+    return np.clip(out, 0.0, 1.0, out=out).astype(tile.dtype, copy=False)
 
 
 def detail_map(image: np.ndarray, grid: int = 1) -> np.ndarray:
     """The local gradient magnitude of ``image``'s luma, 8-bit levels per frame pixel, at the
-    frames' scale (``image`` area-reduced by ``grid``, the grid it was merged on)."""
+    frames' scale (``image`` area-reduced by ``grid``, the grid it was merged on). ``image``:
+    float in [0, 1] or 8/16-bit samples (converted after the reduction)."""
     h, w = image.shape[:2]
     small = image[:, :, :3]
     if grid > 1:
         small = cv2.resize(small, (max(1, w // grid), max(1, h // grid)), cv2.INTER_AREA)
-    luma = torch.from_numpy(np.ascontiguousarray(small @ LUMA))
+    luma = torch.from_numpy(np.ascontiguousarray(unit_float(small) @ LUMA))
     ixx, _, iyy = structure_tensor(luma, integration=1.0)
     return (torch.sqrt((ixx + iyy).clamp(min=0)) * 255).numpy()
 
@@ -116,11 +121,12 @@ def detail_map(image: np.ndarray, grid: int = 1) -> np.ndarray:
 def route_map(image: np.ndarray, routing: Routing) -> np.ndarray:
     """A picture of the routing at the input's size: tiles the fine model ran on at full
     brightness, coarse tiles dimmed, the grid of tiles drawn in."""
-    out = image[:, :, :3] * 0.3
+    image = unit_float(image[:, :, :3])
+    out = image * 0.3
     for r, row in enumerate(routing.boxes):
         for c, box in enumerate(row):
             region = (slice(box.y0, box.y1), slice(box.x0, box.x1))
             if routing.fine[r, c]:
-                out[region] = image[region][:, :, :3]
+                out[region] = image[region]
             out[box.y0, box.x0 : box.x1] = out[box.y0 : box.y1, box.x0] = (1.0, 0.8, 0.0)
     return out
