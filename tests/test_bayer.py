@@ -308,3 +308,15 @@ def test_the_finish_is_the_same_in_bands_as_in_one_pass(tmp_path):
     banded = _finish(splat, guide, frames[0], full_weight=4.0, chroma_sigma=0.5, rows=7)
     assert one.shape == (96, 80, 3) and one.dtype == np.float32
     assert np.abs(banded - one).max() < 1e-6
+
+
+def test_the_guide_is_the_same_in_bands_as_in_one_pass():
+    from burstsr.burst.bayer import _to_camera_planes
+
+    rng = np.random.default_rng(2)
+    image = rng.random((37, 23, 3)).astype(np.float32)
+    matrix = rng.normal(0, 0.3, (3, 3)).astype(np.float32) + np.eye(3, dtype=np.float32)
+    whole = (srgb_to_linear(image) @ matrix).transpose(2, 0, 1).reshape(-1)
+    for rows in (5, 37, 512):
+        planes = _to_camera_planes(image, matrix, rows=rows).numpy()
+        assert np.allclose(planes, whole, atol=1e-6)

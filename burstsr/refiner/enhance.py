@@ -214,6 +214,8 @@ def enhance_image(
 
         if ensemble:
             raise InputError("--ensemble: not with --outscale, --width or --sample")
+        if half:
+            log.warning("--half: the any-scale renderer runs in full precision")
         scale = generator.config.scale
         size = size or (image.shape[0] * scale, image.shape[1] * scale)
         return render_image(
