@@ -174,14 +174,13 @@ def seconds_per_input_pixel(generator: Generator, *, half: bool = False) -> floa
     runs it): seconds per input pixel."""
     import torch
 
-    from burstsr.device import inference_precision
+    from burstsr.device import inference_precision, layout_for_half
 
     generator.eval()
     u = generator.config.unshuffle
     side = 64 * u
     device = next(generator.parameters()).device
-    if half and device.type == "cpu":  # as enhance_image runs it
-        generator.to(memory_format=torch.channels_last)
+    layout_for_half(generator, device, half)  # as enhance_image runs it
     channels = generator.config.in_channels
     patch = torch.rand(1, channels, side, side, device=device)
     with torch.inference_mode(), inference_precision(device, half):

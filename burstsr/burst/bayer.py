@@ -64,9 +64,14 @@ def smooth_chroma(linear: np.ndarray, sigma: float) -> np.ndarray:
     more coarsely than brightness, so smoothing it costs little."""
     luma = linear.mean(axis=2, keepdims=True)
     chroma = np.ascontiguousarray(linear - luma, dtype=np.float32)
-    radius = max(1, int(3 * sigma + 0.5))
+    radius = _chroma_radius(sigma)
     chroma = cv2.GaussianBlur(chroma, (2 * radius + 1,) * 2, sigma, borderType=cv2.BORDER_REFLECT)
     return (luma + chroma).astype(np.float32)
+
+
+def _chroma_radius(sigma: float) -> int:
+    """How far (pixels) :func:`smooth_chroma`'s Gaussian reaches."""
+    return max(1, int(3 * sigma + 0.5))
 
 
 class _Splat:
@@ -272,7 +277,7 @@ def _finish(
     weight = splat.weight.reshape(3, h, w).numpy()
     fallback = guide.reshape(3, h, w).numpy()
     sigma = chroma_sigma * splat.scale
-    context = max(1, int(3 * sigma + 0.5)) if sigma > 0 else 0
+    context = _chroma_radius(sigma) if sigma > 0 else 0
     out = np.empty((h, w, 3), np.float32)
     for y0 in range(0, h, rows):
         y1 = min(y0 + rows, h)

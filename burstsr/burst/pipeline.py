@@ -82,7 +82,7 @@ def merge_burst(
 
 
 _BLAS = threading.Lock()
-_blas_users: list[object] = []  # the limit in force, while merges run
+_blas_limit: dict = {"users": 0, "limiter": None}  # while merges run: how many, and the limit
 
 
 @contextlib.contextmanager
@@ -93,17 +93,17 @@ def one_blas_thread() -> Iterator[None]:
     multi-threaded BLAS wakes its own threads for each call and keeps them spinning after it,
     taking the cores the other stages need. Merges in several threads share one limit."""
     with _BLAS:
-        if not _blas_users:
-            _blas_users.append(threadpool_limits(limits=1, user_api="blas"))
-        else:
-            _blas_users.append(_blas_users[0])
+        if _blas_limit["users"] == 0:
+            _blas_limit["limiter"] = threadpool_limits(limits=1, user_api="blas")
+        _blas_limit["users"] += 1
     try:
         yield
     finally:
         with _BLAS:
-            limit = _blas_users.pop()
-            if not _blas_users:
-                limit.restore_original_limits()
+            _blas_limit["users"] -= 1
+            if _blas_limit["users"] == 0:
+                _blas_limit["limiter"].restore_original_limits()
+                _blas_limit["limiter"] = None
 
 
 def _merge_burst(

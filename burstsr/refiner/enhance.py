@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from burstsr.burst.camera import linear_to_srgb
-from burstsr.device import check_half, inference_precision
+from burstsr.device import check_half, inference_precision, layout_for_half
 from burstsr.errors import InputError
 from burstsr.io import format_depth, read_image, write_image
 from burstsr.io.confidence import confidence_channel
@@ -231,10 +231,9 @@ def enhance_image(
     device = next(generator.parameters()).device
     if half:
         check_half(device)
-        if device.type == "cpu":  # bfloat16 convolutions are fastest on channels-last weights
-            generator.to(memory_format=torch.channels_last)
-            if routing is not None:
-                routing.coarse.to(memory_format=torch.channels_last)
+        layout_for_half(generator, device, half)
+        if routing is not None:
+            layout_for_half(routing.coarse, device, half)
     scale = generator.config.scale
     h, w = image.shape[:2]
     if generator.config.confidence:
