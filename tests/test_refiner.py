@@ -4,6 +4,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from click.testing import CliRunner
 
 from burstsr.cli import cli
@@ -17,6 +18,7 @@ from burstsr.refiner.networks import (
     DiscriminatorConfig,
     Generator,
     GeneratorConfig,
+    fold_output_conv,
 )
 
 from conftest import texture
@@ -167,6 +169,45 @@ def test_the_full_resolution_end_runs_in_strips_with_the_same_result(monkeypatch
         strips = g(x)
     assert strips.shape == whole.shape
     assert torch.allclose(strips, whole, atol=1e-5)
+
+
+@pytest.mark.parametrize(("f", "k"), [(2, 9), (3, 9), (2, 3), (4, 5)])
+def test_an_output_conv_folded_before_the_pixel_shuffle_gives_the_same_image(f, k):
+    torch.manual_seed(0)
+    x = torch.randn(2, 5 * f * f, 7, 6)
+    weight, bias = torch.randn(3, 5, k, k), torch.randn(3)
+    after = F.conv2d(F.pixel_shuffle(x, f), weight, bias, padding=k // 2)
+    folded, folded_bias, pad = fold_output_conv(weight, bias, f)
+    before = F.pixel_shuffle(F.conv2d(x, folded, folded_bias, padding=pad), f)
+    assert before.shape == after.shape
+    assert torch.allclose(before, after, atol=1e-4)
+
+
+@pytest.mark.parametrize(("scale", "unshuffle"), [(4, 1), (3, 1), (1, 4), (2, 2)])
+def test_the_folded_end_equals_the_layers_it_stands_for_and_trains_alike(scale, unshuffle):
+    torch.manual_seed(0)
+    g = Generator(GeneratorConfig(scale=scale, unshuffle=unshuffle, **TINY))
+    torch.nn.init.uniform_(g.upsample[-1].weight, -0.5, 0.5)  # a slope per channel, all unlike
+    features = torch.randn(2, TINY["channels"], 10, 9)
+    plain = g.tail(g.upsample(features))
+    folded = g._render(features)
+    assert torch.allclose(folded, plain, atol=1e-5)
+    # The same gradients reach every weight.
+    grads = []
+    for out in (plain, folded):
+        g.zero_grad()
+        (out * torch.linspace(-1, 1, out.shape[-1])).sum().backward()
+        grads.append([p.grad.clone() for p in g.parameters() if p.grad is not None])
+    assert len(grads[0]) == len(grads[1]) > 0
+    for a, b in zip(*grads, strict=True):
+        assert torch.allclose(a, b, atol=1e-4, rtol=1e-4)
+    # A hook on those layers (burstsr inspect) makes the generator run them as they are.
+    seen = []
+    hook = g.upsample[-1].register_forward_hook(lambda m, i, o: seen.append(o.shape))
+    with torch.inference_mode():
+        g.eval()(torch.rand(1, 3, 12, 8))
+    hook.remove()
+    assert len(seen) == 1
 
 
 def test_init_from_spreads_an_unfolded_head_over_the_folded_channels():
