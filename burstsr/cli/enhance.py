@@ -71,7 +71,7 @@ log = logging.getLogger("burstsr")
     "--tile-pad",
     type=click.IntRange(0),
     default=None,
-    help="Context around each tile [default: the network's receptive radius].",
+    help="Context around each tile [default: what the model was measured to need, within a 16-bit level of the whole image's output].",
 )
 @device_option
 @half_option

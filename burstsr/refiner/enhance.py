@@ -2,10 +2,13 @@
 
 The image is cut into ``tile`` x ``tile`` tiles. Each is run with ``tile_pad`` pixels of real
 context around it (clamped at the image's edges, where the network's own zero padding applies,
-exactly as for the whole image), so with a pad at least the network's receptive radius every
-tile's output equals the whole-image output. Neighbouring outputs overlap by ``2 * blend``
-pixels and are cross-faded with linear ramps, so even a network that sees further than the pad
-shows no seam. The activations in memory are those of one padded tile, whatever the image size.
+exactly as for the whole image). With a pad at least the network's receptive radius every
+tile's output equals the whole-image output; the default is the context the model was
+measured to need (:func:`burstsr.refiner.context.needed_context`: within a 16-bit level of the
+whole image's output, at about half the receptive radius of the deep models, so the padded
+tiles cost a quarter less). Neighbouring outputs overlap by ``2 * blend`` pixels and are
+cross-faded with linear ramps, so even a network that sees further than the pad shows no
+seam. The activations in memory are those of one padded tile, whatever the image size.
 For a model that folds its input (``unshuffle`` N), tiles, context and cross-fades are whole
 N x N blocks, so every tile folds exactly as the whole image does. With ``ensemble`` every tile
 is run in its 8 orientations (flips and quarter turns), each output turned back, and the 8
@@ -32,6 +35,7 @@ from burstsr.io.confidence import confidence_channel
 from burstsr.io.crop import Crop
 from burstsr.io.image import unit_float
 from burstsr.memory import release_free_memory
+from burstsr.refiner.context import needed_context
 from burstsr.refiner.networks import Generator
 from burstsr.refiner.outscale import resize_to
 
@@ -70,8 +74,9 @@ def tile_plan(
     if tile <= 0 or tile >= max(height, width):
         tile, blend = max(height, width), 0
     blend = min(blend, tile // 4)
-    pad = generator.receptive_radius() if tile_pad is None else tile_pad
-    return _blocks(tile, u), _blocks(blend, u), _blocks(pad, u)
+    if tile_pad is None:  # one tile needs no context; tiles, what the model needs
+        tile_pad = 0 if blend == 0 else needed_context(generator)
+    return _blocks(tile, u), _blocks(blend, u), _blocks(tile_pad, u)
 
 
 def _infer(generator: Generator, patch: torch.Tensor, ensemble: bool) -> torch.Tensor:
@@ -179,7 +184,9 @@ def enhance_image(
         generator: the model, on the device to run on (put in ``eval()`` mode here).
         tile: tile size in input pixels (the memory knob); 0 runs the whole image at once;
             default: :data:`DEFAULT_TILE` times the model's ``unshuffle``.
-        tile_pad: context around each tile; default: the generator's receptive radius.
+        tile_pad: context around each tile; default: what the generator needs
+            (:func:`burstsr.refiner.context.needed_context`; ``generator.receptive_radius()``
+            makes the tiles exact).
         half: half precision: fp16 autocast on CUDA, bfloat16 on a CPU with native bfloat16
             (:func:`burstsr.device.check_half`; there the networks' weights are switched to
             the channels-last layout, in place).

@@ -26,7 +26,8 @@ import torch
 
 from burstsr.burst.kernels import structure_tensor
 from burstsr.io.image import unit_float
-from burstsr.refiner.enhance import Box, run_tile, tile_plan
+from burstsr.refiner.context import needed_context
+from burstsr.refiner.enhance import Box, run_tile
 from burstsr.refiner.networks import Generator
 from burstsr.refiner.registry import DEFAULT_ROUTE_THRESHOLD
 
@@ -56,11 +57,10 @@ class Routing:
     def run_coarse(
         self, image: np.ndarray, extra: np.ndarray | None, box: Box, *, half: bool = False
     ) -> np.ndarray:
-        """The coarse network on one tile (its own receptive radius as context), without the
+        """The coarse network on one tile (the context it needs around it), without the
         faint pattern locked to its pixel-shuffle grid that it paints over flat areas
         (:func:`remove_grid_pattern`)."""
-        h, w = image.shape[:2]
-        _, _, pad = tile_plan(self.coarse, h, w, None, None)
+        pad = needed_context(self.coarse)  # whole blocks
         tile = run_tile(self.coarse, image, extra, box, pad, half=half)
         period = self.coarse.config.scale * self.coarse.config.unshuffle
         return remove_grid_pattern(tile, period) if period > 1 else tile
