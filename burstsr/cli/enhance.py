@@ -71,7 +71,10 @@ log = logging.getLogger("burstsr")
     "--tile-pad",
     type=click.IntRange(0),
     default=None,
-    help="Context around each tile [default: what the model was measured to need, within a 16-bit level of the whole image's output].",
+    help=(
+        "Context around each tile [default: what the model was measured to need, within a "
+        "16-bit level of the whole image's output]."
+    ),
 )
 @device_option
 @half_option
