@@ -60,6 +60,21 @@ _train = TrainConfig()
     "which synth writes for merges on a finer grid); burstsr run passes it.",
 )
 @click.option(
+    "--head-kernel",
+    type=click.Choice(["3", "5", "7", "9"]),
+    default=str(_train.head_kernel),
+    show_default=True,
+    help="Kernel of the generator's first conv (smaller: cheaper; for coarse networks).",
+)
+@click.option(
+    "--upsampler",
+    type=click.Choice(["stages", "subpixel"]),
+    default=_train.upsampler,
+    show_default=True,
+    help="stages: SRResNet's PixelShuffle stages and a 9x9 output conv; subpixel: one 3x3 conv "
+    "and one PixelShuffle, nothing at the output size (a cheap coarse network for --route).",
+)
+@click.option(
     "--latent",
     type=click.IntRange(0),
     default=_train.latent,
@@ -216,6 +231,7 @@ def train(
             out=str(out),
             batch_norm=batch_norm,
             unshuffle=int(options.pop("unshuffle")),
+            head_kernel=int(options.pop("head_kernel")),
             vgg_weights=str(vgg) if vgg else None,
             val_dir=str(val_dir) if val_dir else None,
             **options,

@@ -66,6 +66,8 @@ class AnyScaleGenerator(nn.Module):
 
     def __init__(self, config: GeneratorConfig) -> None:
         super().__init__()
+        if config.head_kernel != 9 or config.upsampler != "stages":
+            raise ValueError("an any-scale generator has SRResNet's head and no upsampler")
         if config.latent <= 0 or config.unshuffle != 1 or config.confidence:
             raise ValueError("an any-scale generator needs latent > 0, no unshuffle, no confidence")
         self.config = config

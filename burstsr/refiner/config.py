@@ -23,6 +23,8 @@ class TrainConfig:
     batch_norm: bool = True
     unshuffle: int = 1  # fold the input by this factor (pairs merged on a finer grid)
     confidence: bool = False  # read the merge's confidence map too (the pairs' confidence.png)
+    head_kernel: int = 9  # the first conv's kernel (smaller: a cheaper coarse network)
+    upsampler: str = "stages"  # stages (SRResNet) | subpixel (ESPCN: nothing at the output size)
     disc_channels: int = 64
     disc: str = "srgan"  # srgan (one logit per crop) | patch (spectral norm, a logit map)
     init: str | None = None  # start from this generator's weights

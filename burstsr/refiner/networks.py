@@ -14,6 +14,10 @@ A second addition for merges on a finer grid (``burstsr merge --scale N``): with
 N the input is folded into ``3 * N * N`` channels at 1/N of its size (PixelUnshuffle), the body
 runs at that size, and the upsampling stages unfold it by ``N * scale``. The network sees every
 fine-grid sample the burst put there, at the cost of a network on the frames' own grid.
+
+For the small coarse networks of detail routing (``burstsr.refiner.route``), the head's kernel
+can be smaller and the upsampling can be ESPCN's sub-pixel convolution (``upsampler``
+"subpixel"): no layer then runs at the output size, where most of a small network's time goes.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from burstsr.burst.superres import KERNELS
 
 SCALES = (1, 2, 3, 4, 8)
 UNSHUFFLES = (1, 2, 4)
+UPSAMPLERS = ("stages", "subpixel")
 
 
 @dataclass(frozen=True)
@@ -54,6 +59,12 @@ class GeneratorConfig:
     latent: int = 0
     decoder_width: int = 128
     decoder_layers: int = 4
+    head_kernel: int = 9
+    # How the body's features become the output: "stages" (SRResNet's PixelShuffle stages, a
+    # conv and PReLU each, then a 9x9 conv at the output size) or "subpixel" (one 3x3 conv at
+    # the body's size to 3 x f x f channels and one PixelShuffle: ESPCN, W. Shi et al., CVPR
+    # 2016; no layer runs at the output size: the cheap coarse networks of detail routing).
+    upsampler: str = "stages"
 
     @property
     def in_channels(self) -> int:
@@ -73,6 +84,10 @@ class GeneratorConfig:
             raise ValueError(f"merge_kernel must be adaptive or gaussian, got {self.merge_kernel}")
         if self.channels < 1 or self.blocks < 0:
             raise ValueError("channels must be >= 1 and blocks >= 0")
+        if self.head_kernel not in (1, 3, 5, 7, 9):
+            raise ValueError(f"head_kernel must be 1, 3, 5, 7 or 9, got {self.head_kernel}")
+        if self.upsampler not in UPSAMPLERS:
+            raise ValueError(f"upsampler must be one of {UPSAMPLERS}, got {self.upsampler!r}")
         if self.latent < 0 or self.decoder_width < 1 or self.decoder_layers < 1:
             raise ValueError("latent must be >= 0, decoder width and layers >= 1")
 
@@ -191,15 +206,21 @@ class Generator(nn.Module):
         self.config = config
         c, u = config.channels, config.unshuffle
         self.fold = nn.PixelUnshuffle(u) if u > 1 else nn.Identity()
-        self.head = nn.Sequential(_conv(config.in_channels * u * u, c, 9), nn.PReLU(c))
+        self.head = nn.Sequential(
+            _conv(config.in_channels * u * u, c, config.head_kernel), nn.PReLU(c)
+        )
         self.body = nn.Sequential(
             *[ResidualBlock(c, config.batch_norm) for _ in range(config.blocks)]
         )
         self.body_tail = nn.Sequential(
             _conv(c, c), nn.BatchNorm2d(c) if config.batch_norm else nn.Identity()
         )
-        stages = []
-        for f in _factors(config.scale * u):
+        stages, factor = [], config.scale * u
+        if config.upsampler == "subpixel":  # nothing at the output size but the shuffle
+            self.upsample = nn.Sequential()
+            self.tail = nn.Sequential(_conv(c, 3 * factor * factor), nn.PixelShuffle(factor))
+            return
+        for f in _factors(factor):
             stages += [_conv(c, c * f * f), nn.PixelShuffle(f), nn.PReLU(c)]
         self.upsample = nn.Sequential(*stages)
         self.tail = _conv(c, 3, 9)
@@ -271,8 +292,11 @@ class Generator(nn.Module):
     def receptive_radius(self) -> int:
         """How far (input pixels) an output pixel sees: the context a tile needs around it."""
         u = self.config.unshuffle
-        radius = 4 + 2 * len(self.body) + 1 + len(self.upsample) // 3  # at the body's size
-        radius += math.ceil(4 / (self.config.scale * u))
+        radius = self.config.head_kernel // 2 + 2 * len(self.body) + 1  # at the body's size
+        if self.config.upsampler == "subpixel":
+            radius += 1  # the 3x3 conv before the shuffle
+        else:
+            radius += len(self.upsample) // 3 + math.ceil(4 / (self.config.scale * u))
         return radius * u + (2 if self.config.image_skip else 0)
 
 

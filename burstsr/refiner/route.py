@@ -97,12 +97,22 @@ def remove_grid_pattern(tile: np.ndarray, period: int, *, min_cells: int = 256) 
     if rows * cols < min_cells * period * period:
         return tile
     blurred = cv2.GaussianBlur(tile, (0, 0), 2.0, borderType=cv2.BORDER_REFLECT)
-    high = tile - blurred.reshape(tile.shape)
-    phases = high[:rows, :cols].reshape(rows // period, period, cols // period, period, -1)
-    pattern = phases.mean(axis=(0, 2))  # (period, period, C)
-    reps = (-(-h // period), -(-w // period), 1)
-    out = tile - np.tile(pattern, reps)[:h, :w].reshape(tile.shape)
+    pattern = _phase_means(tile, period) - _phase_means(blurred.reshape(tile.shape), period)
+    if h % period or w % period:
+        reps = (-(-h // period), -(-w // period), 1)
+        out = tile - np.tile(pattern, reps)[:h, :w].reshape(tile.shape)
+    else:  # a view of whole periods: no tiled copy of the pattern
+        cells = tile.reshape(h // period, period, w // period, period, -1)
+        out = (cells - pattern[None, :, None]).reshape(tile.shape)
     return np.clip(out, 0.0, 1.0, out=out).astype(tile.dtype, copy=False)
+
+
+def _phase_means(image: np.ndarray, period: int) -> np.ndarray:
+    """``(period, period, C)``: the mean of each pixel phase of ``image``'s whole periods."""
+    h, w = image.shape[:2]
+    rows, cols = h // period, w // period
+    cells = image[: rows * period, : cols * period].reshape(rows, period, cols, period, -1)
+    return np.add.reduce(np.add.reduce(cells, axis=0), axis=1) / (rows * cols)
 
 
 def detail_map(image: np.ndarray, grid: int = 1) -> np.ndarray:

@@ -118,6 +118,8 @@ def train(config: TrainConfig, *, resume: bool = False, progress: Progress | Non
             )
         if ddp.world > 1:
             raise InputError("--latent: an any-scale model trains on one device")
+        if config.head_kernel != 9 or config.upsampler != "stages":
+            raise InputError("--head-kernel, --upsampler: not for an any-scale model (--latent)")
     data = PairDataset(train_pairs, scale, config.patch, align=u, confidence=conf)
     val_data = (
         PairDataset(val_pairs, scale, config.patch, augment=False, align=u, confidence=conf)
@@ -135,6 +137,8 @@ def train(config: TrainConfig, *, resume: bool = False, progress: Progress | Non
         confidence=conf,
         merge_kernel=pairs_merge_kernel(train_pairs + val_pairs),
         latent=config.latent,
+        head_kernel=config.head_kernel,
+        upsampler=config.upsampler,
     )
     generator = build_generator(gen_config).to(device)
     if config.init and not resume:
