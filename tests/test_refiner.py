@@ -1,5 +1,7 @@
 """The refiner's parts: networks, checkpoints, tiled inference, pairs."""
 
+import dataclasses
+
 import cv2
 import numpy as np
 import pytest
@@ -38,6 +40,26 @@ def test_folded_generator_output_shape_any_size(scale, unshuffle):
     g = Generator(GeneratorConfig(scale=scale, unshuffle=unshuffle, **TINY)).eval()
     for h, w in [(16, 24), (13, 10)]:  # sizes that are not whole blocks are padded, then cropped
         assert g(torch.rand(1, 3, h, w)).shape == (1, 3, h * scale, w * scale)
+
+
+@pytest.mark.parametrize(("scale", "unshuffle", "head"), [(4, 1, 3), (2, 2, 5), (1, 4, 9)])
+def test_a_subpixel_generator_has_nothing_at_the_output_size_and_tiles_exactly(
+    scale, unshuffle, head
+):
+    torch.manual_seed(0)
+    config = GeneratorConfig(scale=scale, unshuffle=unshuffle, head_kernel=head, **TINY)
+    g = Generator(dataclasses.replace(config, upsampler="subpixel")).eval()
+    assert not any(isinstance(m, torch.nn.Conv2d) for m in g.upsample)
+    image = texture(40, 56, seed=2)
+    whole = enhance_image(g, image, tile=0)
+    assert whole.shape == (40 * scale, 56 * scale, 3)
+    # The receptive radius it reports is what it sees: tiles with that context are exact.
+    tiled = enhance_image(g, image, tile=8 * unshuffle, tile_pad=g.receptive_radius())
+    assert np.abs(tiled - whole).max() < 1e-5
+    with pytest.raises(ValueError, match="upsampler"):
+        GeneratorConfig(upsampler="bilinear")
+    with pytest.raises(ValueError, match="head_kernel"):
+        GeneratorConfig(head_kernel=4)
 
 
 def test_generator_without_batch_norm_has_none():

@@ -105,6 +105,23 @@ def test_a_folding_model_trains_from_an_unfolded_one(tmp_path):
     assert np.mean(pixel[-5:]) < np.mean(pixel[:5])
 
 
+def test_a_cheap_coarse_network_trains_from_the_cli_and_loads_as_trained(tmp_path):
+    make_pairs(tmp_path / "pairs")
+    args = ["-q", "train", "--pairs", str(tmp_path / "pairs"), "--out", str(tmp_path / "run")]
+    args += ["--blocks", "1", "--channels", "8", "--head-kernel", "3", "--upsampler", "subpixel"]
+    args += ["--no-bn"]
+    args += ["--steps", "30", "--pretrain-steps", "30", "--batch", "4", "--patch", "32"]
+    args += ["--val-every", "30", "--log-every", "1", "--lr", "2e-3", "--device", "cpu"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    g = load_generator(tmp_path / "run" / "last.pt")
+    assert g.config.head_kernel == 3 and g.config.upsampler == "subpixel"
+    assert g.head[0].kernel_size == (3, 3) and len(g.upsample) == 0
+    assert not g.config.batch_norm and not list(g.buffers())
+    pixel = [e["loss_pixel"] for e in losses(tmp_path / "run")]
+    assert np.mean(pixel[-5:]) < np.mean(pixel[:5])
+
+
 def test_overfitting_one_pair_raises_its_psnr(tmp_path):
     make_pairs(tmp_path / "pairs", count=1, size=48)
     pairs = tmp_path / "pairs"

@@ -67,7 +67,9 @@ Progress = Callable[[int, int, dict], None]  # (step, total steps, latest losses
 def _update_ema(ema: Generator, model: Generator, decay: float) -> None:
     with torch.no_grad():
         torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), 1 - decay)
-        torch._foreach_copy_(list(ema.buffers()), list(model.buffers()))
+        buffers = list(ema.buffers())  # batch norm's statistics; none without it
+        if buffers:
+            torch._foreach_copy_(buffers, list(model.buffers()))
 
 
 def _time_up(started: float, minutes: float, ddp: Rank, device: torch.device) -> bool:
