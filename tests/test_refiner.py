@@ -49,7 +49,9 @@ def test_a_subpixel_generator_has_nothing_at_the_output_size_and_tiles_exactly(
     torch.manual_seed(0)
     config = GeneratorConfig(scale=scale, unshuffle=unshuffle, head_kernel=head, **TINY)
     g = Generator(dataclasses.replace(config, upsampler="subpixel")).eval()
-    assert not any(isinstance(m, torch.nn.Conv2d) for m in g.upsample)
+    f = scale * unshuffle  # one conv to 3 x f x f channels at the body's size, one shuffle
+    assert len(g.upsample) == 0 and g.tail[0].out_channels == 3 * f * f
+    assert isinstance(g.tail[1], torch.nn.PixelShuffle) and g.tail[1].upscale_factor == f
     image = texture(40, 56, seed=2)
     whole = enhance_image(g, image, tile=0)
     assert whole.shape == (40 * scale, 56 * scale, 3)

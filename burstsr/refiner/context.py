@@ -1,7 +1,7 @@
 """How much context a tile needs: the distance past which the input no longer changes a
 model's output, measured, instead of the receptive radius its layers could reach.
 
-A 24-block SRResNet could see 57 body pixels away (228 pixels of a x4-grid merge), but what
+A 24-block SRResNet could see 56 body pixels away (226 pixels of a x4-grid merge), but what
 it makes of a pixel depends on the input beyond a fraction of that by far less than a 16-bit
 level: the deeper layers' reach fades out (the "effective receptive field" of W. Luo et al.,
 NeurIPS 2016). A tile with the full radius as context costs twice its own area at the default
@@ -52,8 +52,19 @@ def test_pattern(size: int, channels: int, seed: int = 0) -> np.ndarray:
 def measure_context(generator: Generator, tolerance: float = TOLERANCE) -> tuple[int, float]:
     """The smallest context (input pixels, whole ``unshuffle`` blocks) with which a tile's
     output stays within ``tolerance`` of the whole image's, on :func:`test_pattern`, and the
-    largest difference it leaves. At most the receptive radius (which leaves none)."""
+    largest difference it leaves. At most the receptive radius in whole blocks (which leaves
+    none). Measured in full precision (TF32 off on CUDA, whose rounding would sit near the
+    tolerance); ``generator`` is left in the mode it was in."""
+    was_training = generator.training
     generator.eval()
+    try:
+        with torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
+            return _measure(generator, tolerance)
+    finally:
+        generator.train(was_training)
+
+
+def _measure(generator: Generator, tolerance: float) -> tuple[int, float]:
     u, s = generator.config.unshuffle, generator.config.scale
     full = -(-generator.receptive_radius() // u) * u
     core = 8 * u
@@ -80,11 +91,15 @@ def measure_context(generator: Generator, tolerance: float = TOLERANCE) -> tuple
 def needed_context(generator: Generator) -> int:
     """The context :func:`burstsr.refiner.enhance.enhance_image` gives each tile by default:
     :func:`measure_context` with a margin of :data:`MARGIN`, whole ``unshuffle`` blocks, at
-    most the receptive radius. Measured once per model and set of weights (a second or two
-    for the shipped models on the CPU), then remembered on the model."""
-    version = tuple(p._version for p in generator.parameters())
+    most the receptive radius in whole blocks. Measured once per model and set of weights
+    (under half a second for the shipped models on the CPU), then remembered on the model: in
+    place changes to the weights (an optimiser's step, ``load_state_dict``) measure it again;
+    replacing a parameter's ``.data`` does not. Weights made under ``torch.inference_mode``
+    keep no version, so for them it is measured every time."""
+    params = list(generator.parameters())
+    version = None if any(p.is_inference() for p in params) else tuple(p._version for p in params)
     known = getattr(generator, "_needed_context", None)
-    if known is not None and known[0] == version:
+    if version is not None and known is not None and known[0] == version:
         return known[1]
     u = generator.config.unshuffle
     measured, _ = measure_context(generator)

@@ -71,11 +71,12 @@ def tile_plan(
     image of ``height`` x ``width`` (see its arguments)."""
     u = generator.config.unshuffle
     tile, blend = (DEFAULT_TILE * u if tile is None else tile), 8
-    if tile <= 0 or tile >= max(height, width):
+    single = tile <= 0 or tile >= max(height, width)
+    if single:
         tile, blend = max(height, width), 0
     blend = min(blend, tile // 4)
     if tile_pad is None:  # one tile needs no context; tiles, what the model needs
-        tile_pad = 0 if blend == 0 else needed_context(generator)
+        tile_pad = 0 if single else needed_context(generator)
     return _blocks(tile, u), _blocks(blend, u), _blocks(tile_pad, u)
 
 

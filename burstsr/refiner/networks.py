@@ -159,8 +159,9 @@ def _factors(n: int) -> list[int]:
 @lru_cache
 def _fold_index(f: int, k: int) -> tuple[np.ndarray, int]:
     """For :func:`fold_output_conv`: where each tap of the folded kernel reads in the flattened
-    ``k x k`` kernel (``k * k``: a zero), indexed ``[a, b, a2, b2, ky, kx]`` (output phase,
-    input phase, tap), and the folded kernel's radius."""
+    ``k x k`` kernel (index ``k * k`` points at a zero appended to it), indexed
+    ``[a, b, a2, b2, ky, kx]`` (output phase, input phase, tap); and the folded kernel's
+    radius."""
     r = k // 2
     radius = (f - 1 + r) // f  # the taps reach -radius..radius cells (symmetric for odd k)
     n = 2 * radius + 1
