@@ -36,6 +36,9 @@ import torch.nn.functional as F
 from burstsr.burst.kernels import KernelParams, kernel_precision
 from burstsr.burst.warp import warp_frame
 
+# Kernel exponents are floored here before exp (see KernelAccumulator._gather).
+EXP_FLOOR = -80.0
+
 
 def fine_positions(
     inverse: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor, scale: int
@@ -158,7 +161,8 @@ class KernelAccumulator:
         self.wide = 1 / (2 * params.denoise**2)
         self.per_frame = 2 * math.pi * params.denoise**2  # a whole frame's weight, wide kernel
         self.enough = params.enough
-        # Per frame: its samples (C, h * w, half precision), its size, transform and confidence.
+        # Per frame: its samples (h * w, C: a pixel's channels together, so gathering pixels
+        # reads whole rows; half precision), its size, transform and confidence.
         self.frames: list[tuple[torch.Tensor, tuple[int, int], np.ndarray, torch.Tensor | None]]
         self.frames = []
 
@@ -172,7 +176,7 @@ class KernelAccumulator:
         c, h, w = frame.shape
         # Kept in half precision (a relative error of at most 2**-11, far below any burst's
         # noise), a copy made once and reused by every band.
-        samples = frame.reshape(c, h * w).to(torch.float16)
+        samples = frame.reshape(c, h * w).t().to(torch.float16).contiguous()
         if confidence is not None:
             confidence = confidence.to(torch.float16)
         self.frames.append((samples, (h, w), np.asarray(transform, np.float64), confidence))
@@ -199,9 +203,9 @@ class KernelAccumulator:
         precision: torch.Tensor,
     ) -> tuple[torch.Tensor, ...]:
         """Fine rows ``top:bottom``: the structure kernels' and the round kernels' sums of the
-        3x3 nearest samples of a frame (``values`` ``(C, h * w)`` of ``size`` ``(h, w)``), and
+        3x3 nearest samples of a frame (``values`` ``(h * w, C)`` of ``size`` ``(h, w)``), and
         their weights (``precision``: those rows' kernel shapes)."""
-        (c, _), (h, w) = values.shape, size
+        (_, c), (h, w) = values.shape, size
         device = values.device
         s = self.scale
         t = torch.as_tensor(transform, dtype=torch.float64, device=device)
@@ -229,34 +233,58 @@ class KernelAccumulator:
         dy0 = inverse[1, 0] * fx + inverse[1, 1] * fy
         del fx, fy, qx, qy
         pxx, pxy, pyy = precision
+        # A neighbour (ox, oy) samples away is at d0 - T (ox, oy) (T: to_reference), so each
+        # kernel's exponent there splits into a part of ox alone and a part of oy and the sign
+        # of ox * oy: ex[ox] + ey[oy, sign]. Those parts are made once (3 + 7 of them, with -inf
+        # where the neighbour falls outside the frame); each neighbour then costs one add and
+        # one exp per kernel. ex[ox] is the structure kernel's exponent at (ox, 0), at most 0.
+        t00, t01, t10, t11 = (float(np.float32(v)) for v in to_reference.reshape(-1))
         grad_x = pxx * dx0 + pxy * dy0  # half the gradient of the form in (dx, dy)
         grad_y = pxy * dx0 + pyy * dy0
         form = dx0 * grad_x + dy0 * grad_y  # pxx dx^2 + 2 pxy dx dy + pyy dy^2
+        u = t00 * grad_x + t10 * grad_y
+        v = t01 * grad_x + t11 * grad_y
+        qxx = t00 * t00 * pxx + (2 * t00 * t10) * pxy + t10 * t10 * pyy
+        qyy = t01 * t01 * pxx + (2 * t01 * t11) * pxy + t11 * t11 * pyy
+        qxy = t00 * t01 * pxx + (t00 * t11 + t10 * t01) * pxy + t10 * t11 * pyy
         radius2 = dx0 * dx0 + dy0 * dy0
-        # Neighbours along each axis: inside the frame, and their (clamped) index parts.
-        in_x = {o: (nx + o >= 0) & (nx + o <= w - 1) for o in (-1, 0, 1)}
-        in_y = {o: (ny + o >= 0) & (ny + o <= h - 1) for o in (-1, 0, 1)}
-        col = {o: (nx + o).clamp_(0, w - 1).long() for o in (-1, 0, 1)}
-        row = {o: ((ny + o).clamp_(0, h - 1) * w).long() for o in (-1, 0, 1)}
+        ux, vy = t00 * dx0 + t10 * dy0, t01 * dx0 + t11 * dy0
+        sxx, syy, sxy = t00 * t00 + t10 * t10, t01 * t01 + t11 * t11, t00 * t01 + t10 * t11
+        wide = self.wide
+        outside = float("-inf")
+        ex, wx, ey, wy = {}, {}, {}, {}
+        for o in (-1, 0, 1):
+            in_x = (nx + o >= 0) & (nx + o <= w - 1)
+            in_y = (ny + o >= 0) & (ny + o <= h - 1)
+            ex[o] = (-0.5 * form + o * u - (0.5 * o * o) * qxx).masked_fill_(~in_x, outside)
+            wx[o] = (-wide * radius2 + (2 * wide * o) * ux - wide * o * o * sxx).masked_fill_(
+                ~in_x, outside
+            )
+            for sign in (-1, 0, 1) if o else (0,):
+                ey[o, sign] = (o * v - (0.5 * o * o) * qyy - sign * qxy).masked_fill_(
+                    ~in_y, outside
+                )
+                part = 2 * wide * o * vy - wide * (o * o * syy + 2 * sign * sxy)
+                wy[o, sign] = part.masked_fill_(~in_y, outside)
+        del grad_x, grad_y, form, u, v, qxx, qyy, qxy, radius2, ux, vy
+        # int32 indices (half the memory traffic of int64; frames have far fewer than 2**31
+        # pixels), multiplied out as integers: float32 holds whole numbers exactly only up to
+        # 2**24, which a frame over 16 MP passes.
+        col = {o: (nx + o).clamp_(0, w - 1).int() for o in (-1, 0, 1)}
+        row = {o: (ny + o).clamp_(0, h - 1).int() * w for o in (-1, 0, 1)}
         total = torch.zeros(c, bottom - top, self.w, device=device)
         weight = torch.zeros(bottom - top, self.w, device=device)
         total_wide = torch.zeros(c, bottom - top, self.w, device=device)
         weight_wide = torch.zeros(bottom - top, self.w, device=device)
         for oy in (-1, 0, 1):
             for ox in (-1, 0, 1):
-                # From the float32 matrix the offsets use (and without a device sync).
-                a = float(np.float32(to_reference[0, 0]) * ox + np.float32(to_reference[0, 1]) * oy)
-                b = float(np.float32(to_reference[1, 0]) * ox + np.float32(to_reference[1, 1]) * oy)
-                inside = in_x[ox] & in_y[oy]
-                q = form - (2 * a) * grad_x
-                q.add_(grad_y, alpha=-2 * b)
-                q.add_(pxx, alpha=a * a).add_(pxy, alpha=2 * a * b).add_(pyy, alpha=b * b)
-                k = q.mul_(-0.5).exp_().mul_(inside)
-                r = radius2 - (2 * a) * dx0
-                r.add_(dy0, alpha=-2 * b).add_(a * a + b * b)
-                k_wide = r.mul_(-self.wide).exp_().mul_(inside)
+                sign = ox * oy
+                # Floored before exp: below about -87 the exponential's underflow path is 40
+                # times slower on the CPU; exp(-80) is nothing beside any real weight.
+                k = torch.add(ex[ox], ey[oy, sign]).clamp_min_(EXP_FLOOR).exp_()
+                k_wide = torch.add(wx[ox], wy[oy, sign]).clamp_min_(EXP_FLOOR).exp_()
                 index = (row[oy] + col[ox]).reshape(-1)
-                v = values[:, index].float().reshape(c, bottom - top, self.w)
+                v = values.index_select(0, index).float().t().reshape(c, bottom - top, self.w)
                 total.addcmul_(v, k)
                 weight += k
                 total_wide.addcmul_(v, k_wide)
