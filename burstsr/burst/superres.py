@@ -216,29 +216,26 @@ class KernelAccumulator:
         jacobian = (
             transform[:2, :2] - np.outer(mapped[:2] / mapped[2], transform[2, :2])
         ) / mapped[2]
-        to_reference = np.linalg.inv(jacobian)
-        inverse = torch.as_tensor(to_reference, dtype=torch.float32, device=device)
+        # Its inverse, rounded to float32 as the offsets are computed.
+        t00, t01, t10, t11 = (float(np.float32(v)) for v in np.linalg.inv(jacobian).reshape(-1))
         xs = (torch.arange(self.w, device=device, dtype=torch.float64) - (s - 1) / 2) / s
         ys = (torch.arange(top, bottom, device=device, dtype=torch.float64) - (s - 1) / 2) / s
         den = t[2, 0] * xs[None, :] + (t[2, 1] * ys[:, None] + t[2, 2])
         qx = ((t[0, 0] * xs[None, :] + (t[0, 1] * ys[:, None] + t[0, 2])) / den).float()
         qy = ((t[1, 0] * xs[None, :] + (t[1, 1] * ys[:, None] + t[1, 2])) / den).float()
         nx, ny = torch.round(qx), torch.round(qy)
-        # Offsets (reference pixels) from the fine pixel to its nearest sample, and the kernels'
-        # quadratic forms there; a neighbour (ox, oy) samples away is that offset minus a
-        # constant (a, b), so its forms follow by expanding the square: a few scaled adds per
-        # neighbour, not the products anew.
+        # Offsets (reference pixels) from the fine pixel to its nearest sample.
         fx, fy = qx - nx, qy - ny
-        dx0 = inverse[0, 0] * fx + inverse[0, 1] * fy
-        dy0 = inverse[1, 0] * fx + inverse[1, 1] * fy
+        dx0 = t00 * fx + t01 * fy
+        dy0 = t10 * fx + t11 * fy
         del fx, fy, qx, qy
         pxx, pxy, pyy = precision
-        # A neighbour (ox, oy) samples away is at d0 - T (ox, oy) (T: to_reference), so each
-        # kernel's exponent there splits into a part of ox alone and a part of oy and the sign
-        # of ox * oy: ex[ox] + ey[oy, sign]. Those parts are made once (3 + 7 of them, with -inf
-        # where the neighbour falls outside the frame); each neighbour then costs one add and
-        # one exp per kernel. ex[ox] is the structure kernel's exponent at (ox, 0), at most 0.
-        t00, t01, t10, t11 = (float(np.float32(v)) for v in to_reference.reshape(-1))
+        # A neighbour (ox, oy) samples away is at d0 - T (ox, oy), T the matrix t00..t11, so
+        # each kernel's exponent there (a quadratic form in that offset) splits into a part of
+        # ox alone and a part of oy and the sign of ox * oy: ex[ox] + ey[oy, sign]. Those parts
+        # are made once (3 + 7 of them, with -inf where the neighbour falls outside the frame);
+        # each neighbour then costs one add and one exp per kernel. ex[ox] is the structure
+        # kernel's exponent at (ox, 0), at most 0.
         grad_x = pxx * dx0 + pxy * dy0  # half the gradient of the form in (dx, dy)
         grad_y = pxy * dx0 + pyy * dy0
         form = dx0 * grad_x + dy0 * grad_y  # pxx dx^2 + 2 pxy dx dy + pyy dy^2

@@ -47,9 +47,8 @@ half_option = click.option(
     "--half",
     is_flag=True,
     help="Half-precision inference: fp16 on CUDA; bfloat16 on a CPU that computes in it "
-    "natively (AVX512-BF16 or AMX: recent Xeons, AMD Zen 4), 3-4x faster there; the same PSNR "
-    "on the benchmarks, pixels within a fraction of an 8-bit level (a few levels where the "
-    "model sharpens hard).",
+    "natively (AVX512-BF16 or AMX: recent Xeons, AMD Zen 4), about 2x faster there; the same "
+    "PSNR on the benchmarks, pixels within a few 8-bit levels of full precision at edges.",
 )
 device_option = click.option(
     "--device",

@@ -28,6 +28,11 @@ TOLERANCE = 1e-5  # of the full range: 0.65 of a 16-bit level, 1/400 of an 8-bit
 MARGIN = 1.25  # the context used, over the one measured
 
 
+def whole_blocks(n: int, u: int) -> int:
+    """``n`` rounded up to whole ``u``-pixel blocks."""
+    return -(-n // u) * u
+
+
 def test_pattern(size: int, channels: int, seed: int = 0) -> np.ndarray:
     """``float32 (size, size, channels)`` in [0, 1]: noise blurred at several scales, hard
     edges and clipped areas (the last channel, for a model that reads the merge's confidence,
@@ -66,7 +71,7 @@ def measure_context(generator: Generator, tolerance: float = TOLERANCE) -> tuple
 
 def _measure(generator: Generator, tolerance: float) -> tuple[int, float]:
     u, s = generator.config.unshuffle, generator.config.scale
-    full = -(-generator.receptive_radius() // u) * u
+    full = whole_blocks(generator.receptive_radius(), u)
     core = 8 * u
     device = next(generator.parameters()).device
     pattern = test_pattern(2 * full + core, generator.config.in_channels)
@@ -103,6 +108,8 @@ def needed_context(generator: Generator) -> int:
         return known[1]
     u = generator.config.unshuffle
     measured, _ = measure_context(generator)
-    context = min(-(-round(measured * MARGIN) // u) * u, -(-generator.receptive_radius() // u) * u)
+    context = min(
+        whole_blocks(round(measured * MARGIN), u), whole_blocks(generator.receptive_radius(), u)
+    )
     generator._needed_context = (version, context)
     return context

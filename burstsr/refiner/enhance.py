@@ -35,7 +35,7 @@ from burstsr.io.confidence import confidence_channel
 from burstsr.io.crop import Crop
 from burstsr.io.image import unit_float
 from burstsr.memory import release_free_memory
-from burstsr.refiner.context import needed_context
+from burstsr.refiner.context import needed_context, whole_blocks
 from burstsr.refiner.networks import Generator
 from burstsr.refiner.outscale import resize_to
 
@@ -59,11 +59,6 @@ def _ramp(length: int, fade_start: bool, fade_end: bool, blend: int) -> np.ndarr
     return w
 
 
-def _blocks(n: int, u: int) -> int:
-    """``n`` rounded up to whole ``u``-pixel blocks."""
-    return -(-n // u) * u
-
-
 def tile_plan(
     generator: Generator, height: int, width: int, tile: int | None, tile_pad: int | None
 ) -> tuple[int, int, int]:
@@ -77,7 +72,7 @@ def tile_plan(
     blend = min(blend, tile // 4)
     if tile_pad is None:  # one tile needs no context; tiles, what the model needs
         tile_pad = 0 if single else needed_context(generator)
-    return _blocks(tile, u), _blocks(blend, u), _blocks(tile_pad, u)
+    return whole_blocks(tile, u), whole_blocks(blend, u), whole_blocks(tile_pad, u)
 
 
 def _infer(generator: Generator, patch: torch.Tensor, ensemble: bool) -> torch.Tensor:
