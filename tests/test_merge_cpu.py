@@ -224,3 +224,20 @@ def test_overlapping_merges_share_one_blas_limit_and_the_last_restores_it():
         assert blas_threads() == [1] * len(before)
         second.__exit__(None, None, None)
         assert blas_threads() == before
+
+
+def test_a_stack_in_place_accumulates_into_the_reference_and_merges_the_same():
+    scene = _photo(60, 80, seed=9)
+    frames = [np.clip(scene + d, 0, 1).astype(np.float32) for d in (0.0, 0.02, -0.01)]
+    results = []
+    for in_place in (False, True):
+        reference = frames[0].copy()
+        stack = merge_cpu.CpuStack(
+            reference, method="robust", interpolation="bicubic", in_place=in_place
+        )
+        for f in frames[1:]:
+            stack.add(f, TRANSFORM)
+        results.append(stack.result())
+        assert np.shares_memory(results[-1], reference) == in_place
+        assert np.array_equal(reference, frames[0]) != in_place
+    assert np.array_equal(results[0], results[1])

@@ -56,9 +56,10 @@ class AlignedFrame:
         return self.found is not None and self.found.ok
 
 
-def check_headers(burst: Burst, *, skip_bad: bool) -> None:
+def check_headers(burst: Burst, *, skip_bad: bool) -> tuple[int, int]:
     """Before any decoding: every frame's header must be readable (unless ``skip_bad``) and
-    give the same size, and at least two frames must be left.
+    give the same size, and at least two frames must be left. Returns that ``(height, width)``
+    (of the whole frames, before any crop).
 
     Raises:
         InputError: naming the first frame that fails.
@@ -86,6 +87,7 @@ def check_headers(burst: Burst, *, skip_bad: bool) -> None:
             f"{burst.paths[0].parent}: fewer than 2 usable frames "
             f"(only {readable} of {len(burst)} could be read)"
         )
+    return first[1]
 
 
 def read_frame(

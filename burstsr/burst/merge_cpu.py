@@ -184,11 +184,18 @@ class CpuStack:
     weights and one warped frame, whatever the burst's length.
     """
 
-    def __init__(self, reference: np.ndarray, *, method: str, interpolation: str) -> None:
+    def __init__(
+        self, reference: np.ndarray, *, method: str, interpolation: str, in_place: bool = False
+    ) -> None:
+        """``in_place``: accumulate into ``reference`` itself when it is a float32 array
+        (the caller gives it up; at 12 MP that saves a 144 MB copy)."""
         if method not in CPU_MERGES:
             raise ValueError(f"method must be one of {CPU_MERGES}, got {method!r}")
         self.interpolation = interpolation
-        self.total = np.array(reference, dtype=np.float32, copy=True)
+        if in_place:
+            self.total = np.ascontiguousarray(reference, dtype=np.float32)
+        else:
+            self.total = np.array(reference, dtype=np.float32, copy=True)
         self.weight = np.ones(reference.shape[:2], np.float32)
         self.ref_local = local_luma(self.total) if method == "robust" else None
         # Buffers reused for every frame (allocating large arrays afresh costs page faults).

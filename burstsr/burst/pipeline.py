@@ -40,6 +40,7 @@ from burstsr.burst.result import FrameReport, MergeResult
 from burstsr.device import device_name
 from burstsr.errors import AlignmentError, InputError, OutputError
 from burstsr.io import Burst, Image, load_burst, make_folder, write_image
+from burstsr.memory import LARGE_BLOCK, keep_freed_blocks, no_huge_pages
 
 if TYPE_CHECKING:
     import torch
@@ -77,7 +78,7 @@ def merge_burst(
             different sizes, a bad ``reference``, fewer than two usable frames.
         AlignmentError: no frame besides the reference could be aligned.
     """
-    with one_blas_thread():
+    with one_blas_thread(), no_huge_pages():
         return _merge_burst(source, config, device, progress, save_aligned)
 
 
@@ -118,7 +119,23 @@ def _merge_burst(
     device = device_name(str(device))
     burst = source if isinstance(source, Burst) else load_burst(source)
     start = time.perf_counter()
-    check_headers(burst, skip_bad=config.skip_bad)
+    h, w = check_headers(burst, skip_bad=config.skip_bad)
+    # The OpenCV merge of large frames allocates and frees arrays of one size, frame after frame.
+    if merges_on_cpu_stack(config, device) and h * w * 3 * 4 > LARGE_BLOCK:
+        with keep_freed_blocks():
+            return _stages(burst, start, config, device, progress, save_aligned)
+    return _stages(burst, start, config, device, progress, save_aligned)
+
+
+def _stages(
+    burst: Burst,
+    start: float,
+    config: MergeConfig,
+    device: str,
+    progress: Progress | None,
+    save_aligned: str | os.PathLike | None,
+) -> MergeResult:
+    """:func:`merge_burst` from the reference on, the headers checked."""
     saver = None if save_aligned is None else AlignedSaver(Path(save_aligned), burst)
 
     # The reference and its alignment features.
@@ -212,13 +229,16 @@ def merge(
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Warp ``frames`` (index, pixels, transform) onto ``reference``'s grid (``config.scale``
     times finer) and merge them with the merger that fits ``config`` and ``device``. Returns
-    the image ``float32 (H, W, C)`` and, for the adaptive finer grids, the confidence map."""
+    the image ``float32 (H, W, C)`` and, for the adaptive finer grids, the confidence map.
+    ``reference`` is handed over: the CPU merge on the frames' grid accumulates into it."""
     if config.scale > 1:
         from burstsr.burst.merge_fine import merge_fine
 
         return merge_fine(reference, frames, config=config, device=device, on_warped=on_warped)
     if merges_on_cpu_stack(config, device):
-        stack = CpuStack(reference, method=config.merge, interpolation=config.interpolation)
+        stack = CpuStack(
+            reference, method=config.merge, interpolation=config.interpolation, in_place=True
+        )
         del reference
         for index, pixels, transform in frames:
             save = None if on_warped is None else (lambda w, m, i=index: on_warped(i, w, m))
