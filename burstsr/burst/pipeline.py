@@ -114,17 +114,16 @@ def _merge_burst(
     progress: Progress | None,
     save_aligned: str | os.PathLike | None,
 ) -> MergeResult:
-    """:func:`merge_burst`, without the BLAS limit."""
+    """:func:`merge_burst`, inside its BLAS limit and without huge pages."""
     config.check()
     device = device_name(str(device))
     burst = source if isinstance(source, Burst) else load_burst(source)
     start = time.perf_counter()
     h, w = check_headers(burst, skip_bad=config.skip_bad)
     # The OpenCV merge of large frames allocates and frees arrays of one size, frame after frame.
-    if merges_on_cpu_stack(config, device) and h * w * 3 * 4 > LARGE_BLOCK:
-        with keep_freed_blocks():
-            return _stages(burst, start, config, device, progress, save_aligned)
-    return _stages(burst, start, config, device, progress, save_aligned)
+    keep = merges_on_cpu_stack(config, device) and h * w * 3 * 4 > LARGE_BLOCK
+    with keep_freed_blocks() if keep else contextlib.nullcontext():
+        return _stages(burst, start, config, device, progress, save_aligned)
 
 
 def _stages(
