@@ -126,3 +126,16 @@ def test_merge_save_confidence_needs_the_adaptive_fine_grid(tmp_path, small_burs
     )  # fmt: skip
     assert res.exit_code == 2 and "--scale" in res.stderr
     assert not (tmp_path / "m.png").exists() and not (tmp_path / "c.png").exists()
+
+
+def test_the_channel_made_tile_by_tile_is_the_whole_maps():
+    """enhance encodes the confidence map for each tile it slices, not for the whole image at
+    once: the same values, clipping included."""
+    from burstsr.io.confidence import ConfidenceTiles, confidence_channel
+
+    confidence = np.random.default_rng(3).uniform(-2, 30, (40, 50)).astype(np.float32)
+    whole = confidence_channel(confidence)
+    tile = ConfidenceTiles(confidence)[5:17, 8:40]
+    assert tile.shape == (12, 32, 1) and tile.dtype == np.float32
+    assert np.array_equal(tile, whole[5:17, 8:40])
+    assert tile.min() == 0.0 and tile.max() == 1.0

@@ -31,7 +31,7 @@ from burstsr.burst.camera import linear_to_srgb
 from burstsr.device import check_half, inference_precision, layout_for_half
 from burstsr.errors import InputError
 from burstsr.io import format_depth, read_image, write_image
-from burstsr.io.confidence import confidence_channel
+from burstsr.io.confidence import ConfidenceTiles
 from burstsr.io.crop import Crop
 from burstsr.io.image import unit_float
 from burstsr.memory import release_free_memory
@@ -131,14 +131,14 @@ def output_array(generator: Generator, size: tuple[int, int], depth: int) -> np.
 def run_tile(
     generator: Generator,
     image: np.ndarray,
-    extra: np.ndarray | None,
+    extra: ConfidenceTiles | None,
     box: Box,
     pad: int,
     *,
     half: bool = False,
     ensemble: bool = False,
 ) -> np.ndarray:
-    """``generator`` on ``box``'s area of ``image`` (``extra``: channels joined to it), with
+    """``generator`` on ``box``'s area of ``image`` (``extra``: the channel joined to it), with
     ``pad`` pixels of context clamped to the image: ``float32 (area * scale, 3)`` in [0, 1]."""
     h, w = image.shape[:2]
     scale, device = generator.config.scale, next(generator.parameters()).device
@@ -251,10 +251,7 @@ def enhance_image(
                 f"confidence map {confidence.shape[1]}x{confidence.shape[0]} differs from the "
                 f"image {w}x{h}"
             )
-        if confidence.strides == (0, 0):  # one value everywhere: keep it a view
-            extra = np.broadcast_to(confidence_channel(confidence[:1, :1]), (h, w, 1))
-        else:
-            extra = confidence_channel(confidence)  # joined to the image tile by tile
+        extra = ConfidenceTiles(confidence)  # encoded and joined to the image tile by tile
     else:
         extra = None
     tile, blend, pad = tile_plan(generator, h, w, tile, tile_pad)

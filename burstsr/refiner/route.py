@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from burstsr.burst.kernels import structure_tensor
+from burstsr.io.confidence import ConfidenceTiles
 from burstsr.io.image import unit_float
 from burstsr.refiner.context import needed_context
 from burstsr.refiner.enhance import Box, run_tile
@@ -55,7 +56,7 @@ class Routing:
         return float(self.fine.mean()) if self.fine is not None else 1.0
 
     def run_coarse(
-        self, image: np.ndarray, extra: np.ndarray | None, box: Box, *, half: bool = False
+        self, image: np.ndarray, extra: ConfidenceTiles | None, box: Box, *, half: bool = False
     ) -> np.ndarray:
         """The coarse network on one tile (the context it needs around it), without the
         faint pattern locked to its pixel-shuffle grid that it paints over flat areas
