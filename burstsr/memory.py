@@ -100,10 +100,10 @@ _huge_pages_off = _SharedSetting(_hugepages_off, _hugepages_back)
 def no_huge_pages() -> Iterator[None]:
     """While the block runs numpy does not ask the kernel for huge pages for its large
     arrays. Where the kernel serves them on request (``madvise`` mode, a common default), a
-    fault may have to compact memory first: in merges of 8 frames of 1 and 12 MP that system
-    time swung from 0.4 to 3 s between runs, and stayed at 0.2-1.1 s without huge pages (the
-    1 MP merge took 0.89-0.92 s instead of 1.03-1.10 s, the 12 MP one 3.4-3.6 s instead of
-    4.1-4.5 s). Blocks in several threads share the setting; the last to end restores it."""
+    fault may have to compact memory first: in a merge of 8 frames of 12 MP that system time
+    swung from 1.8 to 3.4 s between runs, and stayed at 1.1-1.2 s without huge pages (the merge
+    took 3.4-3.6 s instead of 4.0-4.6 s; on 1 MP frames the two are level). Blocks in several
+    threads share the setting; the last to end restores it."""
     with _huge_pages_off():
         yield
 
