@@ -17,8 +17,9 @@ import ctypes.util
 import functools
 import importlib
 import sys
-import threading
 from collections.abc import Callable, Iterator
+
+from burstsr.shared_setting import SharedSetting
 
 
 @functools.lru_cache(maxsize=1)
@@ -47,29 +48,6 @@ def release_free_memory() -> bool:
     return True
 
 
-class _SharedSetting:
-    """A process-wide setting that blocks in several threads share: the first to start sets
-    it, the last to end undoes it (``undo`` gets what ``do`` returned)."""
-
-    def __init__(self, do: Callable[[], object], undo: Callable[[object], None]) -> None:
-        self.do, self.undo = do, undo
-        self.lock, self.users, self.saved = threading.Lock(), 0, None
-
-    @contextlib.contextmanager
-    def __call__(self) -> Iterator[None]:
-        with self.lock:
-            if self.users == 0:
-                self.saved = self.do()
-            self.users += 1
-        try:
-            yield
-        finally:
-            with self.lock:
-                self.users -= 1
-                if self.users == 0:
-                    self.undo(self.saved)
-
-
 @functools.lru_cache(maxsize=1)
 def _hugepage_switch() -> Callable[[bool], bool] | None:
     """numpy's switch for asking the kernel for huge pages on large arrays (what the
@@ -93,7 +71,7 @@ def _hugepages_back(before: object) -> None:
         _hugepage_switch()(bool(before))
 
 
-_huge_pages_off = _SharedSetting(_hugepages_off, _hugepages_back)
+_huge_pages_off = SharedSetting(_hugepages_off, _hugepages_back)
 
 
 @contextlib.contextmanager
@@ -138,7 +116,7 @@ def _hand_back(_: object) -> None:
         release_free_memory()
 
 
-_freed_kept = _SharedSetting(_keep_freed, _hand_back)
+_freed_kept = SharedSetting(_keep_freed, _hand_back)
 
 
 @contextlib.contextmanager

@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -41,6 +40,7 @@ from burstsr.device import device_name
 from burstsr.errors import AlignmentError, InputError, OutputError
 from burstsr.io import Burst, Image, load_burst, make_folder, write_image
 from burstsr.memory import LARGE_BLOCK, keep_freed_blocks, no_huge_pages
+from burstsr.shared_setting import SharedSetting
 
 if TYPE_CHECKING:
     import torch
@@ -82,8 +82,10 @@ def merge_burst(
         return _merge_burst(source, config, device, progress, save_aligned)
 
 
-_BLAS = threading.Lock()
-_blas_limit: dict = {"users": 0, "limiter": None}  # while merges run: how many, and the limit
+_one_blas_thread = SharedSetting(
+    lambda: threadpool_limits(limits=1, user_api="blas"),
+    lambda limiter: limiter.restore_original_limits(),
+)
 
 
 @contextlib.contextmanager
@@ -93,18 +95,8 @@ def one_blas_thread() -> Iterator[None]:
     75 000 points) while frames are decoded, aligned and merged in parallel threads; a
     multi-threaded BLAS wakes its own threads for each call and keeps them spinning after it,
     taking the cores the other stages need. Merges in several threads share one limit."""
-    with _BLAS:
-        if _blas_limit["users"] == 0:
-            _blas_limit["limiter"] = threadpool_limits(limits=1, user_api="blas")
-        _blas_limit["users"] += 1
-    try:
+    with _one_blas_thread():
         yield
-    finally:
-        with _BLAS:
-            _blas_limit["users"] -= 1
-            if _blas_limit["users"] == 0:
-                _blas_limit["limiter"].restore_original_limits()
-                _blas_limit["limiter"] = None
 
 
 def _merge_burst(
