@@ -32,16 +32,17 @@ def _libc() -> ctypes.CDLL | None:
         return None
 
 
-@functools.lru_cache(maxsize=1)
-def _malloc_trim():
+@functools.cache
+def _libc_function(name: str):
+    """The C library's function ``name`` (glibc's ``malloc_trim``, ``mallopt``), or None."""
     libc = _libc()
-    return None if libc is None else getattr(libc, "malloc_trim", None)  # glibc, not musl
+    return None if libc is None else getattr(libc, name, None)
 
 
 def release_free_memory() -> bool:
     """Return the allocator's free memory to the system (glibc's ``malloc_trim``); False where
     there is no such call (other C libraries and systems manage this themselves)."""
-    trim = _malloc_trim()
+    trim = _libc_function("malloc_trim")  # glibc, not musl
     if trim is None:
         return False
     trim(0)
@@ -95,21 +96,15 @@ _AFTER_TRIM, _AFTER_MMAP = 64 << 20, 32 << 20
 LARGE_BLOCK = 32 << 20  # glibc maps blocks this large afresh every time, whatever it has freed
 
 
-@functools.lru_cache(maxsize=1)
-def _mallopt():
-    libc = _libc()
-    return None if libc is None else getattr(libc, "mallopt", None)
-
-
 def _keep_freed() -> None:
-    mallopt = _mallopt()
+    mallopt = _libc_function("mallopt")
     if mallopt is not None:
         mallopt(_M_MMAP_THRESHOLD, _KEEP_MMAP)
         mallopt(_M_TRIM_THRESHOLD, _KEEP_TRIM)
 
 
 def _hand_back(_: object) -> None:
-    mallopt = _mallopt()
+    mallopt = _libc_function("mallopt")
     if mallopt is not None:
         mallopt(_M_MMAP_THRESHOLD, _AFTER_MMAP)
         mallopt(_M_TRIM_THRESHOLD, _AFTER_TRIM)
