@@ -15,7 +15,7 @@ import torch
 from burstsr.burst.config import MergeConfig
 from burstsr.burst.merge import local_luma, merge_frames, robust_weights
 from burstsr.burst.merge_torch import OnWarped
-from burstsr.burst.superres import ACCUMULATORS
+from burstsr.burst.superres import ACCUMULATORS, KernelAccumulator
 from burstsr.burst.warp import warp_frame
 
 
@@ -46,6 +46,8 @@ def merge_fine(
             image, mask = warp_frame(frame, transform, interpolation=config.interpolation)
             if on_warped is not None:
                 on_warped(index, image.permute(1, 2, 0).float().cpu().numpy(), mask.cpu().numpy())
+            if isinstance(fine, KernelAccumulator):
+                fine.measure_noise(image, mask)
             weights = robust_weights(ref_local, image, mask) if ref_local is not None else None
             fine.add(frame, transform, weights)
             del frame

@@ -28,12 +28,13 @@ Coordinates: reference pixel ``x`` (centres at integers) is fine pixel ``scale *
 from __future__ import annotations
 
 import math
+import statistics
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from burstsr.burst.kernels import KernelParams, kernel_precision
+from burstsr.burst.kernels import KernelParams, difference_noise, kernel_precision, noise_sigma
 from burstsr.burst.warp import warp_frame
 
 # Kernel exponents are floored here before exp (see KernelAccumulator._gather).
@@ -157,7 +158,13 @@ class KernelAccumulator:
         self.h, self.w = h * scale, w * scale
         self.rows_per_chunk = rows_per_chunk
         self.rows_per_band = rows_per_chunk * chunks_per_band
-        self.precision = kernel_precision(reference.mean(dim=0), params=params)  # frame grid
+        # The kernels (on the frame grid) are made once the burst's noise is known: see
+        # measure_noise and precision.
+        self.params = params
+        self.luma: torch.Tensor | None = reference.mean(dim=0)
+        self.noise_levels: list[float] = []
+        self._precision: torch.Tensor | None = None
+        self._noise: float | None = None
         self.wide = 1 / (2 * params.denoise**2)
         self.per_frame = 2 * math.pi * params.denoise**2  # a whole frame's weight, wide kernel
         self.enough = params.enough
@@ -180,6 +187,39 @@ class KernelAccumulator:
         if confidence is not None:
             confidence = confidence.to(torch.float16)
         self.frames.append((samples, (h, w), np.asarray(transform, np.float64), confidence))
+
+    def measure_noise(self, aligned: torch.Tensor, valid: torch.Tensor) -> None:
+        """Measure the burst's noise from ``aligned`` (``(C, h, w)``, a frame warped onto the
+        reference's grid) where ``valid`` (``(h, w)``), against the reference
+        (:func:`~burstsr.burst.kernels.difference_noise`); the kernels use the median over
+        the frames measured."""
+        if self.luma is None:
+            raise RuntimeError("measure_noise after the kernels were made")
+        level = difference_noise(self.luma, aligned.float().mean(dim=0), valid.bool())
+        if level is not None:
+            self.noise_levels.append(level)
+
+    @property
+    def noise(self) -> float:
+        """The noise the kernels judge flat areas by: the larger of the reference's own
+        (:func:`~burstsr.burst.kernels.noise_sigma`, exact for independent noise) and the
+        median the aligned frames measured (which also sees noise the camera's processing
+        spread over a few pixels). Fixed once the kernels are made."""
+        if self._noise is None:
+            own = noise_sigma(self.luma)
+            levels = self.noise_levels
+            return max(own, statistics.median(levels)) if levels else own
+        return self._noise
+
+    @property
+    def precision(self) -> torch.Tensor:
+        """The kernel shapes ``(3, h, w)`` on the reference grid
+        (:func:`~burstsr.burst.kernels.kernel_precision`), made on first use."""
+        if self._precision is None:
+            self._noise = self.noise
+            self._precision = kernel_precision(self.luma, params=self.params, noise=self._noise)
+            self.luma = None
+        return self._precision
 
     def _fine_rows(self, coarse: torch.Tensor, top: int, bottom: int, mode: str) -> torch.Tensor:
         """Rows ``top:bottom`` of ``coarse`` ``(C, h, w)`` upsampled ``scale`` times
