@@ -13,8 +13,11 @@ local structure of the reference frame, read from its structure tensor:
   anisotropy) and long along it (``detail * stretch * anisotropy``): the detail the burst's
   sub-pixel diversity measured across the edge stays, and samples along the edge still average.
 
-How "flat" an area is, is judged against the burst's own noise (estimated from the reference),
-so the same parameters serve clean daylight frames and noisy night ones. All functions are pure
+How "flat" an area is, is judged against the burst's own noise, so the same parameters serve
+clean daylight frames and noisy night ones. The noise is estimated from the reference
+(:func:`noise_sigma`) and from the aligned frames' differences from it
+(:func:`difference_noise`), which also see noise that demosaicing and JPEG spread over a few
+pixels. All functions are pure
 and work on any torch device.
 """
 
