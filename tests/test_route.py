@@ -114,3 +114,20 @@ def test_routing_is_on_by_default_in_run_and_enhance():
     for name in ("run", "enhance"):
         (route,) = [p for p in cli.commands[name].params if p.name == "route"]
         assert route.default is True
+
+
+def test_the_detail_score_of_integer_samples_is_the_converted_images_made_in_bands():
+    """8- and 16-bit images are reduced band by band (no full-size float copy): the same map as
+    converting the whole image first, at a grid that divides the size and one that does not."""
+    from burstsr.refiner import route
+
+    rng = np.random.default_rng(2)
+    for dtype, top in ((np.uint8, 255), (np.uint16, 65535)):
+        pixels = rng.integers(0, top + 1, size=(4 * 70, 4 * 45, 3)).astype(dtype)
+        whole = route.detail_map(pixels.astype(np.float32) / top, 4)
+        banded = route.detail_map(pixels, 4)
+        assert banded.shape == whole.shape == (70, 45)
+        assert np.allclose(banded, whole, rtol=1e-5, atol=1e-3)
+        assert np.allclose(route._reduced(pixels, 4, band=16), route._reduced(pixels, 4))
+    odd = rng.integers(0, 256, size=(4 * 20 + 3, 4 * 15 + 1, 3)).astype(np.uint8)
+    assert np.allclose(route.detail_map(odd, 4), route.detail_map(odd / np.float32(255), 4))

@@ -259,7 +259,7 @@ def enhance_image(
     total, done = sum(len(row) for row in boxes), 0
     fine = np.ones((len(boxes), len(boxes[0])), bool)
     if routing is not None:
-        fine = routing.select(unit_float(image), boxes)
+        fine = routing.select(image, boxes)  # scored on a reduced copy, converted in bands
     started = time.perf_counter()
     shape = (h * scale, w * scale, 3)
     if out is None:
@@ -306,13 +306,17 @@ def enhance_image(
 
 
 def emit_rows(rows: np.ndarray, target: np.ndarray) -> None:
-    """Finished float rows into ``target``'s rows: copied, or rounded to its integer range."""
+    """Finished float rows into ``target``'s rows: copied, or rounded to its integer range
+    (``rows`` is used as the scratch space)."""
     if target.dtype == np.float32:
         target[:] = rows
         return
     peak = np.float32(np.iinfo(target.dtype).max)
-    np.rint(np.clip(rows, 0.0, 1.0) * peak, out=rows)
-    target[:] = rows
+    # In place: ``rows`` is a band of about a tile's height across the whole image (75 MB of a
+    # 6000 px wide output), and each temporary would be as large.
+    np.clip(rows, 0.0, 1.0, out=rows)
+    np.multiply(rows, peak, out=rows)
+    target[:] = np.rint(rows, out=rows)
 
 
 def enhance_file(

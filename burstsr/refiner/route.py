@@ -119,14 +119,30 @@ def _phase_means(image: np.ndarray, period: int) -> np.ndarray:
 def detail_map(image: np.ndarray, grid: int = 1) -> np.ndarray:
     """The local gradient magnitude of ``image``'s luma, 8-bit levels per frame pixel, at the
     frames' scale (``image`` area-reduced by ``grid``, the grid it was merged on). ``image``:
-    float in [0, 1] or 8/16-bit samples (converted after the reduction)."""
-    h, w = image.shape[:2]
-    small = image[:, :, :3]
-    if grid > 1:
-        small = cv2.resize(small, (max(1, w // grid), max(1, h // grid)), cv2.INTER_AREA)
-    luma = torch.from_numpy(np.ascontiguousarray(unit_float(small) @ LUMA))
+    float in [0, 1] or 8/16-bit samples, converted to float a band of rows at a time (a 24 MP
+    merge is not copied whole) where ``grid`` divides its size."""
+    luma = torch.from_numpy(np.ascontiguousarray(_reduced(image[:, :, :3], grid) @ LUMA))
     ixx, _, iyy = structure_tensor(luma, integration=1.0)
     return (torch.sqrt((ixx + iyy).clamp(min=0)) * 255).numpy()
+
+
+def _reduced(image: np.ndarray, grid: int, band: int = 256) -> np.ndarray:
+    """``image`` as float in [0, 1], area-reduced by ``grid``: ``(max(1, h // grid), max(1, w //
+    grid), 3)``. Where ``grid`` divides the size, every output pixel is the mean of its own
+    ``grid x grid`` block, so the image is converted and reduced ``band`` output rows at a
+    time, with the same values as reducing the whole converted image."""
+    h, w = image.shape[:2]
+    if grid == 1:
+        return unit_float(image)
+    size = (max(1, w // grid), max(1, h // grid))
+    if h % grid or w % grid or image.dtype == np.float32:
+        return cv2.resize(unit_float(image), size, interpolation=cv2.INTER_AREA)
+    bands = []
+    for top in range(0, h, band * grid):
+        part = unit_float(image[top : top + band * grid])
+        out = (size[0], part.shape[0] // grid)
+        bands.append(cv2.resize(part, out, interpolation=cv2.INTER_AREA).reshape(out[1], -1, 3))
+    return np.concatenate(bands)
 
 
 def route_map(image: np.ndarray, routing: Routing) -> np.ndarray:
