@@ -144,9 +144,18 @@ def run_tile(
     scale, device = generator.config.scale, next(generator.parameters()).device
     cy0, cy1 = max(box.ay0 - pad, 0), min(box.ay1 + pad, h)
     cx0, cx1 = max(box.ax0 - pad, 0), min(box.ax1 + pad, w)
-    patch = unit_float(image[cy0:cy1, cx0:cx1, :3])
-    if extra is not None:
-        patch = np.concatenate([patch, extra[cy0:cy1, cx0:cx1]], axis=2)
+    pixels = image[cy0:cy1, cx0:cx1, :3]
+    if extra is not None:  # the image's channels and the extra one in one array, no join
+        more = extra[cy0:cy1, cx0:cx1]
+        patch = np.empty((*pixels.shape[:2], 3 + more.shape[2]), np.float32)
+        if pixels.dtype in (np.uint8, np.uint16):
+            unit_float(pixels, out=patch[:, :, :3])
+        else:
+            patch[:, :, :3] = pixels
+        patch[:, :, 3:] = more
+        del more
+    else:
+        patch = unit_float(pixels)
     patch = torch.from_numpy(np.ascontiguousarray(patch)).permute(2, 0, 1)[None].to(device)
     with inference_precision(device, half):
         result = _infer(generator, patch, ensemble)
@@ -268,16 +277,15 @@ def enhance_image(
         raise ValueError(
             f"out: expected float32, uint8 or uint16 {shape}, got {out.dtype} {out.shape}"
         )
-    # One row of tiles at a time: its outputs are summed with their cross-fade weights into a
-    # band, and the band's rows that the next row of tiles does not reach are final.
+    # One row of tiles at a time, left to right: each tile's output is summed with its
+    # cross-fade weights into a window of the row's band only as wide as the tiles that still
+    # add to it. Columns left of the next tile are finished: their rows that the next row of
+    # tiles does not reach are written out, the others carried to it.
     carry = None
     for r, row in enumerate(boxes):
         top, bottom = row[0].ay0 * scale, row[0].ay1 * scale
-        band = np.zeros((bottom - top, w * scale, 3), np.float32)
-        weight = np.zeros((bottom - top, w * scale, 1), np.float32)
-        if carry is not None:
-            band[: len(carry[0])] += carry[0]
-            weight[: len(carry[1])] += carry[1]
+        final = boxes[r + 1][0].ay0 * scale - top if r + 1 < len(boxes) else bottom - top
+        blender = _RowBlender(bottom - top, final, w * scale, carry)
         for c, box in enumerate(row):
             if fine[r, c]:
                 core = run_tile(generator, image, extra, box, pad, half=half, ensemble=ensemble)
@@ -285,24 +293,82 @@ def enhance_image(
                 core = routing.run_coarse(image, extra, box, half=half)
             wy = _ramp(core.shape[0], box.ay0 > 0, box.ay1 < h, blend * scale)
             wx = _ramp(core.shape[1], box.ax0 > 0, box.ax1 < w, blend * scale)
-            wt = (wy[:, None] * wx[None, :])[:, :, None]
-            band[:, box.ax0 * scale : box.ax1 * scale] += core * wt
-            weight[:, box.ax0 * scale : box.ax1 * scale] += wt
-            del core, wt
+            blender.add(core, (wy[:, None] * wx[None, :])[:, :, None], box.ax0 * scale, out, top)
+            del core
             release_free_memory()  # the tile's freed buffers: keep the heap from creeping up
             done += 1
             if progress is not None:
                 progress(done, total)
-        final = boxes[r + 1][0].ay0 * scale - top if r + 1 < len(boxes) else bottom - top
-        # Copies of the few rows the next row of tiles adds to, so this band is freed before
-        # the next is made (views would keep the whole band alive: two bands at once); the
-        # finished rows are normalised in place (no band-sized temporary).
-        carry = (band[final:].copy(), weight[final:].copy())
-        emit_rows(np.divide(band[:final], weight[:final], out=band[:final]), out[top : top + final])
-        del band, weight
+        carry = blender.finish(out, top)
     if routing is not None:
         routing.seconds["tiles"] = time.perf_counter() - started
     return out
+
+
+class _RowBlender:
+    """The cross-fade sums of one row of tiles, kept for the columns still open: a window
+    from the current tile's left edge to its right edge (the columns left of it are finished
+    and flushed), plus the carried sums of the rows the previous row of tiles reached. Each
+    pixel gets the same additions in the same order as a band as wide as the image would.
+
+    Args:
+        rows: the band's height (the row of tiles' reach).
+        final: rows of it that the next row of tiles does not reach (written out when
+            finished; the rest is carried).
+        width: the output's width.
+        carry: what the previous row left for this one's top rows (values, weights), or None.
+    """
+
+    def __init__(
+        self, rows: int, final: int, width: int, carry: tuple[np.ndarray, np.ndarray] | None
+    ) -> None:
+        self.rows, self.final, self.carry = rows, final, carry
+        self.values = np.zeros((rows, 0, 3), np.float32)
+        self.weights = np.zeros((rows, 0, 1), np.float32)
+        self.x0 = 0  # the window's first column
+        left = rows - final
+        self.next_carry = (
+            np.empty((left, width, 3), np.float32),
+            np.empty((left, width, 1), np.float32),
+        )
+
+    def add(self, core: np.ndarray, wt: np.ndarray, x0: int, out: np.ndarray, top: int) -> None:
+        """Add a tile's output ``core`` weighted by ``wt`` at column ``x0``; flush the columns
+        left of it into ``out`` (band rows from ``top``)."""
+        x1 = x0 + core.shape[1]
+        end = self.x0 + self.values.shape[1]
+        if x0 > self.x0:
+            self._flush(self.x0, min(x0, end), out, top)
+        keep = slice(x0 - self.x0, end - self.x0) if end > x0 else slice(0, 0)
+        values = np.zeros((self.rows, x1 - x0, 3), np.float32)
+        weights = np.zeros((self.rows, x1 - x0, 1), np.float32)
+        kept = keep.stop - keep.start
+        values[:, :kept] = self.values[:, keep]
+        weights[:, :kept] = self.weights[:, keep]
+        if self.carry is not None:  # the carried sums come first, as in a full-width band
+            n = len(self.carry[0])
+            values[:n, kept:] += self.carry[0][:, x0 + kept : x1]
+            weights[:n, kept:] += self.carry[1][:, x0 + kept : x1]
+        values += core * wt
+        weights += wt
+        self.values, self.weights, self.x0 = values, weights, x0
+
+    def finish(self, out: np.ndarray, top: int) -> tuple[np.ndarray, np.ndarray]:
+        """Flush the last columns; returns the carry for the next row of tiles."""
+        self._flush(self.x0, self.x0 + self.values.shape[1], out, top)
+        self.values = self.weights = None
+        return self.next_carry
+
+    def _flush(self, a: int, b: int, out: np.ndarray, top: int) -> None:
+        """Columns ``a:b`` are finished: normalise their final rows into ``out``, carry the
+        rest."""
+        cols = slice(a - self.x0, b - self.x0)
+        values, weights = self.values[:, cols], self.weights[:, cols]
+        f = self.final
+        self.next_carry[0][:, a:b] = values[f:]
+        self.next_carry[1][:, a:b] = weights[f:]
+        rows = np.divide(values[:f], weights[:f], out=values[:f])
+        emit_rows(rows, out[top : top + f, a:b])
 
 
 def emit_rows(rows: np.ndarray, target: np.ndarray) -> None:

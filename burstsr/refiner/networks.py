@@ -247,7 +247,8 @@ class Generator(nn.Module):
                 if scale == 1
                 else F.interpolate(rgb, scale_factor=scale, mode="bicubic", align_corners=False)
             )
-            out = out + base
+            # In place in inference: one output-sized tensor fewer.
+            out = out + base if torch.is_grad_enabled() else out.add_(base)
         return out
 
     def _unfold(self, features: torch.Tensor) -> torch.Tensor:
@@ -261,13 +262,16 @@ class Generator(nn.Module):
         render = self._render if self._can_fold() else lambda x: self.tail(self.upsample(x))
         if self.training or torch.is_grad_enabled() or rows >= h:
             return render(features)
-        strips = []
+        out = None  # filled strip by strip: no list of strips (with their context) to join
         for y0 in range(0, h, rows):
             y1 = min(y0 + rows, h)
             c0, c1 = max(y0 - UNFOLD_CONTEXT, 0), min(y1 + UNFOLD_CONTEXT, h)
-            strip = render(features[:, :, c0:c1])
-            strips.append(strip[:, :, (y0 - c0) * f : (y1 - c0) * f])
-        return torch.cat(strips, dim=2)
+            strip = render(features[:, :, c0:c1])[:, :, (y0 - c0) * f : (y1 - c0) * f]
+            if out is None:
+                out = strip.new_empty((n, strip.shape[1], h * f, strip.shape[3]))
+            out[:, :, y0 * f : y1 * f] = strip
+            del strip
+        return out
 
     def _can_fold(self) -> bool:
         """Whether :meth:`_render` may stand in for the last stage and the output conv: not
