@@ -17,8 +17,7 @@ How "flat" an area is, is judged against the burst's own noise, so the same para
 clean daylight frames and noisy night ones. The noise is estimated from the reference
 (:func:`noise_sigma`) and from the aligned frames' differences from it
 (:func:`difference_noise`), which also see noise that demosaicing and JPEG spread over a few
-pixels. All functions are pure
-and work on any torch device.
+pixels. All functions are pure and work on any torch device.
 """
 
 from __future__ import annotations

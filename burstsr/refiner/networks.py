@@ -247,8 +247,7 @@ class Generator(nn.Module):
                 if scale == 1
                 else F.interpolate(rgb, scale_factor=scale, mode="bicubic", align_corners=False)
             )
-            # In place in inference: one output-sized tensor fewer.
-            out = out + base if torch.is_grad_enabled() else out.add_(base)
+            out = out + base
         return out
 
     def _unfold(self, features: torch.Tensor) -> torch.Tensor:
