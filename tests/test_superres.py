@@ -35,10 +35,13 @@ def test_finer_grid_merge_beats_upscaling_the_merge(tmp_path, merge):
     assert gain >= 1.5, gain
 
 
-def test_the_fine_grid_gather_equals_the_kernels_written_out():
+@pytest.mark.parametrize("all_inside", [False, True])
+def test_the_fine_grid_gather_equals_the_kernels_written_out(all_inside):
     """Every fine pixel's 3x3 nearest samples weighted by the structure kernel exp(-d'Pd/2)
     and the wide one exp(-|d|^2 / (2 denoise^2)), d the offset in reference pixels, neighbours
-    outside the frame left out: computed directly, pixel by pixel, against the gather."""
+    outside the frame left out: computed directly, pixel by pixel, against the gather. Also
+    for a frame whose 3x3 neighbours all lie inside it (zoomed out against the reference:
+    nothing to leave out, which the gather skips)."""
     from burstsr.burst.superres import KernelAccumulator
 
     rng = np.random.default_rng(0)
@@ -53,6 +56,8 @@ def test_the_fine_grid_gather_equals_the_kernels_written_out():
             [1e-4, -2e-4, 1.0],
         ]
     )
+    if all_inside:  # reference pixels -0.33..29.67 / 23.67 land on frame pixels 1..28 / 1..22
+        transform = np.array([[0.9, 0.0, 1.5], [0.0, 0.9, 1.2], [0.0, 0.0, 1.0]])
     frame = torch.from_numpy(rng.random((3, h, w), dtype=np.float32))
     acc.add(frame, transform)
     values, size, t, _ = acc.frames[0]
@@ -93,5 +98,8 @@ def test_the_fine_grid_gather_equals_the_kernels_written_out():
             want[1] += k
             want[2] += v * k_wide
             want[3] += k_wide
+    if all_inside:
+        assert near[..., 0].min() >= 1 and near[..., 0].max() <= w - 2
+        assert near[..., 1].min() >= 1 and near[..., 1].max() <= h - 2
     for got, expected in zip((total, weight, total_wide, weight_wide), want, strict=True):
         assert np.allclose(got.numpy(), expected, rtol=1e-4, atol=1e-5)

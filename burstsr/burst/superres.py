@@ -289,20 +289,29 @@ class KernelAccumulator:
         sxx, syy, sxy = t00 * t00 + t10 * t10, t01 * t01 + t11 * t11, t00 * t01 + t10 * t11
         wide = self.wide
         outside = float("-inf")
+        # Most chunks lie wholly inside the frame: their neighbours need no masking.
+        x_lo, x_hi, y_lo, y_hi = (float(t) for t in (nx.min(), nx.max(), ny.min(), ny.max()))
+
+        def off_frame(
+            n: torch.Tensor, o: int, lo: float, hi: float, size: int
+        ) -> torch.Tensor | None:
+            """Where neighbour ``o`` of ``n`` is not inside ``0..size-1``; None if nowhere."""
+            if lo + o >= 0 and hi + o <= size - 1:
+                return None
+            return ~((n + o >= 0) & (n + o <= size - 1))
+
+        def masked(t: torch.Tensor, where: torch.Tensor | None) -> torch.Tensor:
+            return t if where is None else t.masked_fill_(where, outside)
+
         ex, wx, ey, wy = {}, {}, {}, {}
         for o in (-1, 0, 1):
-            in_x = (nx + o >= 0) & (nx + o <= w - 1)
-            in_y = (ny + o >= 0) & (ny + o <= h - 1)
-            ex[o] = (-0.5 * form + o * u - (0.5 * o * o) * qxx).masked_fill_(~in_x, outside)
-            wx[o] = (-wide * radius2 + (2 * wide * o) * ux - wide * o * o * sxx).masked_fill_(
-                ~in_x, outside
-            )
+            out_x, out_y = off_frame(nx, o, x_lo, x_hi, w), off_frame(ny, o, y_lo, y_hi, h)
+            ex[o] = masked(-0.5 * form + o * u - (0.5 * o * o) * qxx, out_x)
+            wx[o] = masked(-wide * radius2 + (2 * wide * o) * ux - wide * o * o * sxx, out_x)
             for sign in (-1, 0, 1) if o else (0,):
-                ey[o, sign] = (o * v - (0.5 * o * o) * qyy - sign * qxy).masked_fill_(
-                    ~in_y, outside
-                )
+                ey[o, sign] = masked(o * v - (0.5 * o * o) * qyy - sign * qxy, out_y)
                 part = 2 * wide * o * vy - wide * (o * o * syy + 2 * sign * sxy)
-                wy[o, sign] = part.masked_fill_(~in_y, outside)
+                wy[o, sign] = masked(part, out_y)
         del grad_x, grad_y, form, u, v, qxx, qyy, qxy, radius2, ux, vy
         # int32 indices (half the memory traffic of int64; frames have far fewer than 2**31
         # pixels), multiplied out as integers: float32 holds whole numbers exactly only up to
