@@ -289,7 +289,8 @@ class KernelAccumulator:
         sxx, syy, sxy = t00 * t00 + t10 * t10, t01 * t01 + t11 * t11, t00 * t01 + t10 * t11
         wide = self.wide
         outside = float("-inf")
-        # Most chunks lie wholly inside the frame: their neighbours need no masking.
+        # Neighbours off the frame are masked, axis by axis, only where some are: in y, every
+        # chunk but those at the frame's top and bottom needs none.
         x_lo, x_hi, y_lo, y_hi = (float(t) for t in (nx.min(), nx.max(), ny.min(), ny.max()))
 
         def off_frame(
