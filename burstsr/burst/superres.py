@@ -291,7 +291,7 @@ class KernelAccumulator:
         outside = float("-inf")
         # Neighbours off the frame are masked, axis by axis, only where some are: in y, every
         # chunk but those at the frame's top and bottom needs none.
-        x_lo, x_hi, y_lo, y_hi = (float(t) for t in (nx.min(), nx.max(), ny.min(), ny.max()))
+        x_lo, x_hi, y_lo, y_hi = torch.stack([nx.min(), nx.max(), ny.min(), ny.max()]).tolist()
 
         def off_frame(
             n: torch.Tensor, o: int, lo: float, hi: float, size: int
