@@ -24,17 +24,19 @@ if TYPE_CHECKING:
 # Costs measured on 2 CPU cores (bench_estimate.py): the merge's seconds per megapixel (of the
 # output grid) per frame, on the frames' grid and on a finer one (adaptive kernels); start-up
 # (imports, model) and decoding/encoding per output megapixel.
-MERGE_SECONDS_PER_MP_FRAME = {1: 0.05, "fine": 0.25}
+MERGE_SECONDS_PER_MP_FRAME = {1: 0.05, "fine": 0.2}
 START_SECONDS = {"merge": 0.5, "torch": 2.0}
 IO_SECONDS_PER_MP = {"read": 0.03, "write": 0.1}
-# Peak resident memory: what every process holds (Python, OpenCV; torch when loaded); bytes
-# per pixel of the merge's output grid (and, on a finer grid, of every frame it keeps); bytes
-# per pixel of the refiner's output and input; and its activations on one tile: working
-# pixels (after folding) x channels x 4 bytes x (TILE_ACTIVATIONS + 2 per residual block).
-BASE_BYTES = {"merge": 250e6, "torch": 450e6}
-MERGE_BYTES_PER_PX = {1: 90, "fine": 24, "fine_frames": 16}
-ENHANCE_BYTES_PER_PX = {"out": 20, "in": 20}
-TILE_ACTIVATIONS = 8
+# Peak resident memory: what every process holds (Python, OpenCV; torch and a model when
+# loaded); bytes per pixel of the merge's output grid (and, on a finer grid, of every frame it
+# keeps); bytes per pixel of the refiner's output and input (a file's integers or a merge's
+# floats and confidence); and its activations on one tile: working pixels (after folding) x
+# channels x 4 bytes x TILE_ACTIVATIONS (the layers run one after another, the full-resolution
+# end in strips, so the depth does not add up).
+BASE_BYTES = {"merge": 250e6, "torch": 380e6}
+MERGE_BYTES_PER_PX = {1: 90, "fine": 32, "fine_frames": 16}
+ENHANCE_BYTES_PER_PX = {"out": 10, "in": 14}
+TILE_ACTIVATIONS = 12
 
 # merge --raw-path bayer on top of the demosaiced merge it starts from (the splat's time per
 # kernel tap, 9 taps a sample at x1 and 25 at x2, measured on 8 DNG frames of 3 MP at x2: 12.9 s;
@@ -60,7 +62,7 @@ class Estimate:
         return self.width * self.height / 1e6
 
     def describe(self) -> str:
-        """``"6400x4800 (30.7 MP), about 2 min 30 s and 2.8 GB of memory"``."""
+        """``"6400x4800 (30.7 MP), about 1 min 33 s and 1.6 GB of memory"``."""
         time_text = f"about {_duration(self.seconds)} and " if self.seconds is not None else ""
         return (
             f"{self.width}x{self.height} ({self.megapixels:.1f} MP), "
@@ -143,7 +145,7 @@ def enhance_estimate(
     cost, config = ENHANCE_BYTES_PER_PX, generator.config
     peak = BASE_BYTES["torch"] + cost["out"] * out_px + cost["in"] * in_px
     working = tile_h * tile_w / config.unshuffle**2
-    peak += working * config.channels * 4 * (TILE_ACTIVATIONS + 2 * config.blocks)
+    peak += working * config.channels * 4 * TILE_ACTIVATIONS
     seconds = None
     if rate is not None:
         worked = -(-h // tile) * tile_h * -(-w // tile) * tile_w
