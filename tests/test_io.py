@@ -222,3 +222,18 @@ def test_freed_memory_goes_back_to_the_system_on_glibc():
     assert release_free_memory()
     assert rss_mb() < before - 100, (before, rss_mb())
     del keep
+
+
+def test_unit_float_scales_integers_and_writes_into_out_for_any_type():
+    from burstsr.io.image import unit_float
+
+    eight = np.array([[0, 51, 255]], np.uint8)
+    sixteen = np.array([[0, 13107, 65535]], np.uint16)
+    for samples in (eight, sixteen):
+        np.testing.assert_allclose(unit_float(samples), [[0.0, 0.2, 1.0]], rtol=1e-6)
+    floats = np.array([[0.0, 0.2, 1.0]], np.float32)
+    assert unit_float(floats) is floats  # floats as given, no copy
+    for samples in (eight, floats):
+        out = np.full((1, 3), -1.0, np.float32)
+        assert unit_float(samples, out=out) is out
+        np.testing.assert_allclose(out, [[0.0, 0.2, 1.0]], rtol=1e-6)

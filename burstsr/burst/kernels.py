@@ -74,9 +74,17 @@ def noise_sigma(luma: torch.Tensor, *, block: int = 8, quantile: float = 0.1) ->
     h, w = response.shape[0] // block * block, response.shape[1] // block * block
     if h == 0 or w == 0:
         return max(1.4826 * float(response.median()) / 6.0, 1e-3)
-    cells = response[:h, :w].reshape(h // block, block, w // block, block)
-    levels = cells.permute(0, 2, 1, 3).reshape(-1, block * block).median(dim=1).values
+    levels = _cells(response[:h, :w], block).median(dim=1).values
     return max(1.4826 * float(torch.quantile(levels, quantile)) / 6.0, 1e-3)
+
+
+def _cells(x: torch.Tensor, block: int) -> torch.Tensor:
+    """``x`` ``(H, W)``, both multiples of ``block``, as its ``block x block`` cells: one row of
+    ``block * block`` values per cell, cells in row-major order."""
+    h, w = x.shape
+    return (
+        x.reshape(h // block, block, w // block, block).transpose(1, 2).reshape(-1, block * block)
+    )
 
 
 def difference_noise(
@@ -120,11 +128,8 @@ def difference_noise(
         del d
         energy = gx.square_().add_(gy.square_()).mul_(1 / 8)  # (gx/2)^2 + (gy/2)^2, halved
         del gx, gy
-        n = (y1 - y0) // block, w // block
-        inside = valid[y0 + 1 : y1 + 1, 1 : w + 1].reshape(n[0], block, n[1], block)
-        inside = inside.transpose(1, 2).reshape(-1, block * block).all(dim=1)
-        cells = energy.reshape(n[0], block, n[1], block).transpose(1, 2)
-        levels.append(cells.reshape(-1, block * block).mean(dim=1)[inside])
+        inside = _cells(valid[y0 + 1 : y1 + 1, 1 : w + 1], block).all(dim=1)
+        levels.append(_cells(energy, block).mean(dim=1)[inside])
     found = torch.cat(levels)
     if found.numel() == 0:
         return None

@@ -35,11 +35,15 @@ class Image:
 
 
 def unit_float(pixels: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """uint8 / uint16 samples as float32 in [0, 1] (one pass, no temporary; into ``out``, a
-    float32 array of their shape, when given); others as given."""
+    """uint8 / uint16 samples as float32 in [0, 1] (one pass, no temporary); others as given.
+    With ``out`` (a float32 array of their shape) the result is written there, whatever the
+    samples' type."""
     if pixels.dtype in (np.uint8, np.uint16):
         scale = np.float32(1 / np.iinfo(pixels.dtype).max)
         return np.multiply(pixels, scale, out=out, dtype=np.float32)
+    if out is not None:
+        out[...] = pixels
+        return out
     return pixels
 
 

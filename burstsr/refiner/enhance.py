@@ -148,10 +148,7 @@ def run_tile(
     if extra is not None:  # the image's channels and the extra one in one array, no join
         more = extra[cy0:cy1, cx0:cx1]
         patch = np.empty((*pixels.shape[:2], 3 + more.shape[2]), np.float32)
-        if pixels.dtype in (np.uint8, np.uint16):
-            unit_float(pixels, out=patch[:, :, :3])
-        else:
-            patch[:, :, :3] = pixels
+        unit_float(pixels, out=patch[:, :, :3])
         patch[:, :, 3:] = more
         del more
     else:
@@ -339,12 +336,11 @@ class _RowBlender:
         end = self.x0 + self.values.shape[1]
         if x0 > self.x0:
             self._flush(self.x0, min(x0, end), out, top)
-        keep = slice(x0 - self.x0, end - self.x0) if end > x0 else slice(0, 0)
+        kept = max(end - x0, 0)  # columns the old window shares with this tile
         values = np.zeros((self.rows, x1 - x0, 3), np.float32)
         weights = np.zeros((self.rows, x1 - x0, 1), np.float32)
-        kept = keep.stop - keep.start
-        values[:, :kept] = self.values[:, keep]
-        weights[:, :kept] = self.weights[:, keep]
+        values[:, :kept] = self.values[:, x0 - self.x0 : end - self.x0]
+        weights[:, :kept] = self.weights[:, x0 - self.x0 : end - self.x0]
         if self.carry is not None:  # the carried sums come first, as in a full-width band
             n = len(self.carry[0])
             values[:n, kept:] += self.carry[0][:, x0 + kept : x1]
