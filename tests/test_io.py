@@ -237,3 +237,44 @@ def test_unit_float_scales_integers_and_writes_into_out_for_any_type():
         out = np.full((1, 3), -1.0, np.float32)
         assert unit_float(samples, out=out) is out
         np.testing.assert_allclose(out, [[0.0, 0.2, 1.0]], rtol=1e-6)
+
+
+@pytest.mark.parametrize("depth", [8, 16])
+@pytest.mark.parametrize("gray", [False, True])
+def test_png_written_band_by_band_decodes_to_the_pixels(tmp_path, depth, gray):
+    from burstsr.io.png_rows import png_rows
+
+    dtype = np.uint8 if depth == 8 else np.uint16
+    rng = np.random.default_rng(depth + gray)
+    pixels = rng.integers(0, np.iinfo(dtype).max + 1, (150, 77, 3)).astype(dtype)
+    path = tmp_path / "out.png"
+    with png_rows(path, (150, 77), depth, gray=gray) as out:
+        assert out.shape == (150, 77, 3) and out.dtype == dtype
+        for y0, y1 in ((0, 70), (70, 71), (71, 150)):  # bands of rows, columns in pieces
+            for x0, x1 in ((0, 30), (30, 31), (31, 77)):
+                out[y0:y1, x0:x1] = pixels[y0:y1, x0:x1].astype(np.float32)
+        assert not path.exists()  # the file appears only when it is whole
+    back = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    assert back.dtype == dtype
+    assert np.array_equal(back, pixels[:, :, 0] if gray else pixels[:, :, ::-1])
+    assert os.listdir(tmp_path) == ["out.png"]
+
+
+def test_png_written_band_by_band_refuses_gaps_and_leaves_nothing_on_failure(tmp_path):
+    from burstsr.io.png_rows import png_rows
+
+    path = tmp_path / "out.png"
+    path.write_bytes(b"old")
+    band = np.zeros((10, 20, 3), np.uint8)
+    with pytest.raises(ValueError, match="out of order"), png_rows(path, (20, 20), 8) as out:
+        out[0:10, 0:10] = band[:, :10]
+        out[0:10, 11:20] = band[:, 11:]  # a column skipped
+    with pytest.raises(ValueError, match="out of order"), png_rows(path, (20, 20), 8) as out:
+        out[10:20, 0:20] = band  # the first rows skipped
+    with pytest.raises(ValueError, match="only 10 of 20 rows"), png_rows(path, (20, 20), 8) as out:
+        out[0:10, 0:20] = band
+    with pytest.raises(KeyboardInterrupt), png_rows(path, (20, 20), 8) as out:
+        out[0:10, 0:20] = band
+        raise KeyboardInterrupt
+    assert path.read_bytes() == b"old"  # untouched, and no temporary file left
+    assert os.listdir(tmp_path) == ["out.png"]

@@ -417,3 +417,31 @@ def test_enhance_cli_refuses_half_on_a_cpu_without_bfloat16_before_any_work(tmp_
     assert res.exit_code != 0
     assert "--half: this CPU has no native bfloat16" in res.output
     assert "Traceback" not in res.output and not (tmp_path / "out.png").exists()
+
+
+@pytest.mark.parametrize("depth", [8, 16])
+def test_enhance_into_a_png_written_row_by_row_equals_the_array(tmp_path, depth):
+    from burstsr.io.png_rows import png_rows
+
+    g = _trained_generator(scale=2)
+    image = texture(100, 130, seed=5)
+    dtype = np.uint8 if depth == 8 else np.uint16
+    expected = enhance_image(g, image, tile=32, out=np.empty((200, 260, 3), dtype))
+    with png_rows(tmp_path / "out.png", (200, 260), depth) as out:
+        enhance_image(g, image, tile=32, out=out)  # 4 bands of 5 tiles each
+    written = cv2.imread(str(tmp_path / "out.png"), cv2.IMREAD_UNCHANGED)[:, :, ::-1]
+    assert np.array_equal(written, expected)
+
+
+def test_enhance_file_keeps_gray_and_writes_other_formats_whole(tmp_path):
+    from burstsr.io import read_image
+    from burstsr.refiner.enhance import enhance_file
+
+    g = _trained_generator(scale=2)
+    write_image(tmp_path / "in.png", texture(40, 52, seed=3)[:, :, 0])  # 8-bit gray
+    for name in ("out.png", "out.tif"):
+        assert enhance_file(g, tmp_path / "in.png", tmp_path / name, tile=16) == (80, 104)
+        written = read_image(tmp_path / name)
+        assert written.gray and written.bit_depth == 8 and written.pixels.shape == (80, 104, 3)
+    png, tif = (read_image(tmp_path / n).pixels for n in ("out.png", "out.tif"))
+    assert np.array_equal(png, tif)

@@ -195,7 +195,7 @@ def enhance(
                 if bar is not None:
                     bar(round(100 * done / total), 100, f"tile {done}/{total}")
 
-            result = enhance_file(
+            height, width = enhance_file(
                 generator,
                 src,
                 dst,
@@ -213,7 +213,7 @@ def enhance(
                 progress=update,
             )
         report_routing(routing, None, None)
-        log.info("%s -> %s (x%d, %dx%d)", src, dst, scale, result.shape[1], result.shape[0])
+        log.info("%s -> %s (x%d, %dx%d)", src, dst, scale, width, height)
 
 
 def input_size(path: Path, crop: Crop | None) -> tuple[int, int]:

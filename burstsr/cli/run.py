@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import logging
@@ -105,8 +106,9 @@ def run(
     model, burst, reads merges on the x4 grid, so --scale is 4 with it and --kernel the one it
     was trained on (giving other values is an error).
     """
+    from burstsr.io.png_rows import output_file
     from burstsr.refiner.checkpoint import load_generator
-    from burstsr.refiner.enhance import enhance_image, output_array
+    from burstsr.refiner.enhance import enhance_image, output_shape
 
     config = merge_config(options)
     depth = int(bit_depth) if bit_depth else None
@@ -163,55 +165,54 @@ def run(
     log.info("output %s", estimate.describe())
     warn_if_short_of_memory(estimate, log)
     started = time.perf_counter()
-    with progress_bar("Merging + enhancing", 100, not ctx.obj["quiet"]) as progress:
+    # The output: a PNG is written as its rows are made, and ends when this block does.
+    with contextlib.ExitStack() as writing:
+        with progress_bar("Merging + enhancing", 100, not ctx.obj["quiet"]) as progress:
 
-        def merging(done: int, total: int, name: str) -> None:
-            if progress is not None:
-                progress(round(50 * done / total), 100, name)
+            def merging(done: int, total: int, name: str) -> None:
+                if progress is not None:
+                    progress(round(50 * done / total), 100, name)
 
-        def enhancing(done: int, total: int) -> None:
-            if progress is not None:
-                progress(50 + round(50 * done / total), 100, f"tile {done}/{total}")
+            def enhancing(done: int, total: int) -> None:
+                if progress is not None:
+                    progress(50 + round(50 * done / total), 100, f"tile {done}/{total}")
 
-        if raw_path == "bayer":
-            from burstsr.burst.bayer import merge_bayer
+            if raw_path == "bayer":
+                from burstsr.burst.bayer import merge_bayer
 
-            result = merge_bayer(burst.paths, scale=config.scale, config=config, progress=merging)
-        else:
-            result = merge_burst(burst, config=config, device=dev, progress=merging)
-        if keep_merge:
-            result.write(merged_path, bit_depth=depth)
-        out_depth = depth or format_depth(output, result.bit_depth)
-        # Without a resize the result is written as it comes, in integers of the file's depth.
-        out = (
-            None if size is not None else output_array(generator, result.image.shape[:2], out_depth)
-        )
-        refined = enhance_image(
-            generator,
-            result.image,
-            tile=tile,
-            half=half,
-            ensemble=ensemble,
-            confidence=result.confidence,
-            routing=routing,
-            progress=enhancing,
-            out=out,
-            size=size,
-            seed=sample,
-        )
-    report_routing(routing, result.image, save_route)
-    gray, used, frames = result.gray, result.used, len(result.frames)
-    del result  # the merge: no longer needed while the output is encoded
-    refined = resize_to(refined, size)
-    write_image(output, refined[:, :, 0] if gray else refined, bit_depth=out_depth)
+                result = merge_bayer(
+                    burst.paths, scale=config.scale, config=config, progress=merging
+                )
+            else:
+                result = merge_burst(burst, config=config, device=dev, progress=merging)
+            if keep_merge:
+                result.write(merged_path, bit_depth=depth)
+            out_depth = depth or format_depth(output, result.bit_depth)
+            kwargs = dict(tile=tile, half=half, ensemble=ensemble, confidence=result.confidence)
+            kwargs.update(routing=routing, progress=enhancing, size=size, seed=sample)
+            if (
+                size is None
+            ):  # written as it comes, in integers of the file's depth (a PNG row by row)
+                shape = output_shape(generator, result.image.shape[:2])
+                out = writing.enter_context(output_file(output, shape, out_depth, gray=result.gray))
+                enhance_image(generator, result.image, out=out, **kwargs)
+            else:
+                refined = enhance_image(generator, result.image, **kwargs)
+        report_routing(routing, result.image, save_route)
+        gray, used, frames = result.gray, result.used, len(result.frames)
+        del result  # the merge: no longer needed while the output is encoded
+        if size is not None:
+            refined = resize_to(refined, size)
+            shape = refined.shape[:2]
+            write_image(output, refined[:, :, 0] if gray else refined, bit_depth=out_depth)
     log.info(
         "merged %d of %d frames (x%d grid), refined with %s to %dx%d: %s in %.1f s",
         used,
         frames,
         config.scale,
         model,
-        refined.shape[1],
-        refined.shape[0],
+        shape[1],
+        shape[0],
         output,
         time.perf_counter() - started,
     )

@@ -142,13 +142,12 @@ def read_image(path: str | os.PathLike, *, keep_integers: bool = False) -> Image
         if header.size is None:
             raise InputError(f"{path}: cannot be decoded (corrupt or not a HEIC/HEIF image)")
         return read_heif(path, header.size)
-    data = np.fromfile(path, dtype=np.uint8)
-    if path.suffix.lower() in (".jpg", ".jpeg") and not _jpeg_complete(data):
+    if path.suffix.lower() in (".jpg", ".jpeg") and not _jpeg_complete(np.fromfile(path, np.uint8)):
         raise InputError(f"{path}: truncated JPEG (no end-of-image marker)")
     header = _header(path)
     if header.size is not None:
         check_pixels(path, *header.size)
-    decoded = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    decoded = _decode(path)
     if decoded is None:
         raise InputError(f"{path}: cannot be decoded (corrupt or not an image)")
     pixels, gray = _to_rgb(decoded, path)
@@ -181,6 +180,16 @@ def image_grid(path: str | os.PathLike) -> int | None:
 def _jpeg_complete(data: np.ndarray) -> bool:
     tail = data[-64:].tobytes().rstrip(b"\x00")
     return tail.endswith(b"\xff\xd9")
+
+
+def _decode(path: Path) -> np.ndarray | None:
+    """OpenCV's decode of ``path`` as stored (None if it cannot): read from the file, which
+    spares holding its bytes beside the pixels (a 24 MP 16-bit PNG's 120 MB); a name that is
+    not ASCII is decoded from the file's bytes (OpenCV cannot open every such path itself,
+    on Windows)."""
+    if str(path).isascii():
+        return cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    return cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
 
 
 def _to_rgb(decoded: np.ndarray, path: Path) -> tuple[np.ndarray, bool]:

@@ -5,13 +5,15 @@ then ``os.replace`` - so a failed run never leaves a half-written file behind.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import struct
 import tempfile
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import cv2
 import numpy as np
@@ -204,20 +206,39 @@ def write_json(path: str | os.PathLike, data: dict) -> Path:
 def write_bytes(path: Path, *payload: bytes | memoryview) -> Path:
     """Write ``payload`` (one or more pieces, in order) to ``path`` atomically: a temporary
     file beside it, then a rename."""
+    with atomic_file(path) as fh:
+        try:
+            for piece in payload:
+                fh.write(piece)
+            fh.flush()  # so that closing the file has nothing left to fail on
+        except OSError as exc:
+            raise OutputError(f"{path}: cannot write ({exc.strerror})") from None
+    return path
+
+
+@contextlib.contextmanager
+def atomic_file(path: Path) -> Iterator[BinaryIO]:
+    """A temporary file beside ``path``, open for writing, renamed onto ``path`` when the block
+    ends; removed instead when the block raises (or is interrupted), so ``path`` is either the
+    whole new file or untouched. The block's own errors pass through unchanged (it should
+    flush what it wrote and report its own write errors).
+
+    Raises:
+        OutputError: the folder refused the temporary file or the rename.
+    """
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     except OSError as exc:
         raise OutputError(f"{path}: cannot write here ({exc.strerror})") from None
     try:
         with os.fdopen(fd, "wb") as fh:
-            for piece in payload:
-                fh.write(piece)
+            yield fh
+    except BaseException:  # the block failed or was interrupted (Ctrl-C): no file left behind
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    try:
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the usual permissions
         os.replace(tmp, path)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
         raise OutputError(f"{path}: cannot write ({exc.strerror})") from None
-    except BaseException:  # interrupted (Ctrl-C): leave no temporary file behind
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path

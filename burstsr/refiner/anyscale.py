@@ -321,7 +321,7 @@ def render_image(
                 origin=(cy0, cx0),
             )
             rendered = rendered[0].clamp_(0, 1).permute(1, 2, 0).float().cpu().numpy()
-            emit_rows(rendered, out[rows[0] : rows[1], cols[0] : cols[1]])
+            emit_rows(rendered, out, (slice(*rows), slice(*cols)))
         if progress is not None:
             progress(done, len(boxes))
     return out

@@ -34,6 +34,7 @@ from burstsr.io import format_depth, read_image, write_image
 from burstsr.io.confidence import ConfidenceTiles
 from burstsr.io.crop import Crop
 from burstsr.io.image import unit_float
+from burstsr.io.png_rows import PngRows, output_file
 from burstsr.memory import release_free_memory
 from burstsr.refiner.context import needed_context, whole_blocks
 from burstsr.refiner.networks import Generator
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]  # (tiles done, tiles in all)
+Output = np.ndarray | PngRows  # where a result goes: an array, or a PNG written row by row
 DEFAULT_TILE = 256  # input pixels a tile, for a model that does not fold its input
 
 
@@ -120,11 +122,10 @@ def tile_boxes(h: int, w: int, tile: int, blend: int) -> list[list[Box]]:
     return rows
 
 
-def output_array(generator: Generator, size: tuple[int, int], depth: int) -> np.ndarray:
-    """An empty RGB array for :func:`enhance_image`'s ``out``: the output of ``generator`` on
-    an image of ``size`` ``(height, width)``, in the integers of a ``depth``-bit file."""
+def output_shape(generator: Generator, size: tuple[int, int]) -> tuple[int, int]:
+    """``(height, width)`` of ``generator``'s output on an input of ``size``."""
     scale = generator.config.scale
-    return np.empty((size[0] * scale, size[1] * scale, 3), np.uint8 if depth == 8 else np.uint16)
+    return size[0] * scale, size[1] * scale
 
 
 @torch.inference_mode()
@@ -175,10 +176,10 @@ def enhance_image(
     confidence: np.ndarray | None = None,
     routing: Routing | None = None,
     progress: Progress | None = None,
-    out: np.ndarray | None = None,
+    out: Output | None = None,
     size: tuple[int, int] | None = None,
     seed: int | None = None,
-) -> np.ndarray:
+) -> Output:
     """Upscale ``image`` (``float32 (H, W, 3)`` in [0, 1], or its uint8 / uint16 samples,
     converted tile by tile) with ``generator``, tile by tile.
 
@@ -201,7 +202,9 @@ def enhance_image(
             routed where is filled into it.
         out: an array ``(H * scale, W * scale, 3)`` to write the result into: float32 in
             [0, 1], or uint8 / uint16 (rounded to the full range), which saves the memory of a
-            float image and of a conversion before writing a file.
+            float image and of a conversion before writing a file; or a PNG being written
+            (:func:`burstsr.io.png_rows.output_file`), which takes the rows as they are
+            finished, so the output is never held whole.
         size, seed: for an any-scale model (``config.any_scale``): render at ``size``
             ``(height, width)`` instead of x scale, and draw its latent with ``seed`` instead
             of reading the mean (:func:`burstsr.refiner.anyscale.render_image`). Other models
@@ -329,7 +332,7 @@ class _RowBlender:
             np.empty((left, width, 1), np.float32),
         )
 
-    def add(self, core: np.ndarray, wt: np.ndarray, x0: int, out: np.ndarray, top: int) -> None:
+    def add(self, core: np.ndarray, wt: np.ndarray, x0: int, out: Output, top: int) -> None:
         """Add a tile's output ``core`` weighted by ``wt`` at column ``x0``; flush the columns
         left of it into ``out`` (band rows from ``top``)."""
         x1 = x0 + core.shape[1]
@@ -349,13 +352,13 @@ class _RowBlender:
         weights += wt
         self.values, self.weights, self.x0 = values, weights, x0
 
-    def finish(self, out: np.ndarray, top: int) -> tuple[np.ndarray, np.ndarray]:
+    def finish(self, out: Output, top: int) -> tuple[np.ndarray, np.ndarray]:
         """Flush the last columns; returns the carry for the next row of tiles."""
         self._flush(self.x0, self.x0 + self.values.shape[1], out, top)
         self.values = self.weights = None
         return self.next_carry
 
-    def _flush(self, a: int, b: int, out: np.ndarray, top: int) -> None:
+    def _flush(self, a: int, b: int, out: Output, top: int) -> None:
         """Columns ``a:b`` are finished: normalise their final rows into ``out``, carry the
         rest."""
         cols = slice(a - self.x0, b - self.x0)
@@ -364,21 +367,21 @@ class _RowBlender:
         self.next_carry[0][:, a:b] = values[f:]
         self.next_carry[1][:, a:b] = weights[f:]
         rows = np.divide(values[:f], weights[:f], out=values[:f])
-        emit_rows(rows, out[top : top + f, a:b])
+        emit_rows(rows, out, (slice(top, top + f), slice(a, b)))
 
 
-def emit_rows(rows: np.ndarray, target: np.ndarray) -> None:
-    """Finished float rows into ``target``'s rows: copied, or rounded to its integer range
-    (``rows`` is used as the scratch space)."""
-    if target.dtype == np.float32:
-        target[:] = rows
+def emit_rows(rows: np.ndarray, out: Output, key: tuple[slice, slice]) -> None:
+    """Finished float rows into ``out[key]``: copied, or rounded to its integer range (``rows``
+    is used as the scratch space)."""
+    if out.dtype == np.float32:
+        out[key] = rows
         return
-    peak = np.float32(np.iinfo(target.dtype).max)
+    peak = np.float32(np.iinfo(out.dtype).max)
     # In place: ``rows`` is a band of about a tile's height across the whole image (75 MB of a
     # 6000 px wide output), and each temporary would be as large.
     np.clip(rows, 0.0, 1.0, out=rows)
     np.multiply(rows, peak, out=rows)
-    target[:] = np.rint(rows, out=rows)
+    out[key] = np.rint(rows, out=rows)
 
 
 def enhance_file(
@@ -398,7 +401,7 @@ def enhance_file(
     size: tuple[int, int] | None = None,
     seed: int | None = None,
     progress: Progress | None = None,
-) -> np.ndarray:
+) -> tuple[int, int]:
     """Read ``source`` (its ``crop`` region only, when given), enhance it (``confidence``:
     see :func:`enhance_image`), write ``output`` atomically (16 bit if the input was, unless
     ``bit_depth`` says otherwise; gray stays gray). A RAW file's linear pixels are sRGB-encoded
@@ -406,8 +409,9 @@ def enhance_file(
     ``routing``: see :func:`enhance_image`; ``save_route``: write its routing map there;
     ``size``: resize the output to ``(height, width)`` (:func:`~burstsr.refiner.outscale.
     resize_to`; an any-scale model renders at that size directly); ``seed``: an any-scale
-    model's latent drawn with it (:func:`enhance_image`). Returns the enhanced pixels (before
-    any resize): as written, uint8 or uint16, when there is no resize; float32 otherwise."""
+    model's latent drawn with it (:func:`enhance_image`). Without a resize a PNG output is
+    written as its rows are finished (:func:`~burstsr.io.png_rows.output_file`). Returns the
+    output's ``(height, width)``."""
     image = read_image(source, keep_integers=True)  # tiles (and routing) convert their own
     pixels = linear_to_srgb(image.pixels) if image.linear else image.pixels
     if crop is not None:
@@ -416,27 +420,26 @@ def enhance_file(
     depth = format_depth(output, depth)
     gray = image.gray
     del image  # the decoded file; ``pixels`` is what the network reads
-    # Without a resize the result is written as it comes, in integers of the file's depth.
-    out = output_array(generator, pixels.shape[:2], depth) if size is None else None
-    result = enhance_image(
-        generator,
-        pixels,
-        tile=tile,
-        tile_pad=tile_pad,
-        half=half,
-        ensemble=ensemble,
-        confidence=confidence,
-        routing=routing,
-        progress=progress,
-        out=out,
-        size=size,
-        seed=seed,
-    )
-    if save_route is not None and routing is not None:
-        from burstsr.refiner.route import route_map
-
-        write_image(save_route, route_map(pixels, routing))
+    kwargs = dict(tile=tile, tile_pad=tile_pad, half=half, ensemble=ensemble)
+    kwargs.update(confidence=confidence, routing=routing, progress=progress, size=size, seed=seed)
+    if size is None:  # written as it comes, in integers of the file's depth (a PNG row by row)
+        shape = output_shape(generator, pixels.shape[:2])
+        with output_file(output, shape, depth, gray=gray) as out:
+            enhance_image(generator, pixels, out=out, **kwargs)
+            _save_route(save_route, routing, pixels)
+        return shape
+    result = enhance_image(generator, pixels, **kwargs)
+    _save_route(save_route, routing, pixels)
     del pixels
     final = resize_to(result, size)
+    del result
     write_image(output, final[:, :, 0] if gray else final, bit_depth=depth)
-    return result
+    return final.shape[:2]
+
+
+def _save_route(path: str | os.PathLike | None, routing: Routing | None, image: np.ndarray) -> None:
+    """The routing map of ``image`` written to ``path``, when both are given."""
+    if path is not None and routing is not None:
+        from burstsr.refiner.route import route_map
+
+        write_image(path, route_map(image, routing))
