@@ -213,7 +213,7 @@ def enhance(
                 progress=update,
             )
         report_routing(routing, None, None)
-        log.info("%s -> %s (x%d, %dx%d)", src, dst, scale, width, height)
+        log.info("%s -> %s (%dx%d)", src, dst, width, height)
 
 
 def input_size(path: Path, crop: Crop | None) -> tuple[int, int]:
