@@ -45,7 +45,10 @@ from burstsr.refiner.outscale import output_size, resize_to, scale_name
 from burstsr.refiner.registry import DEFAULT_RUN_MODEL
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from burstsr.burst.config import MergeConfig
+    from burstsr.burst.result import MergeResult
     from burstsr.refiner.networks import Generator
 
 log = logging.getLogger("burstsr")
@@ -165,39 +168,35 @@ def run(
     log.info("output %s", estimate.describe())
     warn_if_short_of_memory(estimate, log)
     started = time.perf_counter()
-    # The output: a PNG is written as its rows are made, and ends when this block does.
+    # A PNG output is written as its rows are made; the file ends (and appears) with the block.
     with contextlib.ExitStack() as writing:
         with progress_bar("Merging + enhancing", 100, not ctx.obj["quiet"]) as progress:
-
-            def merging(done: int, total: int, name: str) -> None:
-                if progress is not None:
-                    progress(round(50 * done / total), 100, name)
 
             def enhancing(done: int, total: int) -> None:
                 if progress is not None:
                     progress(50 + round(50 * done / total), 100, f"tile {done}/{total}")
 
-            if raw_path == "bayer":
-                from burstsr.burst.bayer import merge_bayer
-
-                result = merge_bayer(
-                    burst.paths, scale=config.scale, config=config, progress=merging
-                )
-            else:
-                result = merge_burst(burst, config=config, device=dev, progress=merging)
+            result = merge_for_run(burst, config, raw_path, dev, progress)
             if keep_merge:
                 result.write(merged_path, bit_depth=depth)
             out_depth = depth or format_depth(output, result.bit_depth)
-            kwargs = dict(tile=tile, half=half, ensemble=ensemble, confidence=result.confidence)
-            kwargs.update(routing=routing, progress=enhancing, size=size, seed=sample)
-            if (
-                size is None
-            ):  # written as it comes, in integers of the file's depth (a PNG row by row)
+            out = None
+            if size is None:  # written as it comes, in the integers of the file's depth
                 shape = output_shape(generator, result.image.shape[:2])
                 out = writing.enter_context(output_file(output, shape, out_depth, gray=result.gray))
-                enhance_image(generator, result.image, out=out, **kwargs)
-            else:
-                refined = enhance_image(generator, result.image, **kwargs)
+            refined = enhance_image(
+                generator,
+                result.image,
+                tile=tile,
+                half=half,
+                ensemble=ensemble,
+                confidence=result.confidence,
+                routing=routing,
+                progress=enhancing,
+                out=out,
+                size=size,
+                seed=sample,
+            )
         report_routing(routing, result.image, save_route)
         gray, used, frames = result.gray, result.used, len(result.frames)
         del result  # the merge: no longer needed while the output is encoded
@@ -216,6 +215,23 @@ def run(
         output,
         time.perf_counter() - started,
     )
+
+
+def merge_for_run(
+    burst: Burst, config: MergeConfig, raw_path: str, device: str, progress: Callable | None
+) -> MergeResult:
+    """The merge ``run`` refines: in the Bayer domain for ``raw_path`` ``bayer``, else
+    :func:`merge_burst` on ``device``; ``progress`` (a bar's update) gets its first half."""
+
+    def merging(done: int, total: int, name: str) -> None:
+        if progress is not None:
+            progress(round(50 * done / total), 100, name)
+
+    if raw_path == "bayer":
+        from burstsr.burst.bayer import merge_bayer
+
+        return merge_bayer(burst.paths, scale=config.scale, config=config, progress=merging)
+    return merge_burst(burst, config=config, device=device, progress=merging)
 
 
 def run_estimate(
