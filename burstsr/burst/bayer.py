@@ -42,6 +42,7 @@ from burstsr.burst.superres import fine_positions
 from burstsr.errors import InputError
 from burstsr.io.bayer import BayerFrame, read_bayer
 from burstsr.io.raw import RAW_EXTENSIONS
+from burstsr.memory import release_free_memory
 
 DEFAULT_SIGMA = BAYER_SIGMA  # the kernel's width, sensor pixels (burst/config.py)
 # A sample counts fully within a few spreads (robust standard deviations of a frame's
@@ -245,6 +246,8 @@ def merge_bayer(
             progress(i, len(paths), path.name)
     splat.precision = None  # no longer needed: the finish's memory
     image = _finish(splat, guide, reference, full_weight=full_weight, chroma_sigma=chroma_sigma)
+    del splat, guide
+    release_free_memory()  # the splat's and the finish's freed temporaries (see merge_fine)
     return dataclasses.replace(base, image=image)
 
 
