@@ -35,6 +35,8 @@ from burstsr.io.crop import Crop  # noqa: E402
 from burstsr.refiner.checkpoint import load_generator  # noqa: E402
 
 BURSTS = data_dir() / "bursts"
+# job_estimates' tile, tile_pad, ensemble, half and streamed for one PNG output (written row by row)
+PNG_OUT = (None, None, False, False, [True])
 
 
 def main() -> None:
@@ -79,26 +81,26 @@ def main() -> None:
         fidelity = load_generator("fidelity", device="cpu")
         measure(
             "enhance fidelity, 1000x750",
-            job_estimates(fidelity, [input_size(work / "photo.png", None)], None, None, False)[0],
+            job_estimates(fidelity, [input_size(work / "photo.png", None)], *PNG_OUT)[0],
             cli + ["enhance", "photo.png", "-o", "e1.png", "--device", "cpu"],
         )
         write_image(work / "grid.png", read_image(work / "m4.png").pixels)  # no grid note
         grid_model = load_generator("burst", device="cpu")
         measure(
             "enhance burst, 3200x2400 x4-grid merge",
-            job_estimates(grid_model, [input_size(work / "grid.png", None)], None, None, False)[0],
+            job_estimates(grid_model, [input_size(work / "grid.png", None)], *PNG_OUT)[0],
             cli + ["enhance", "grid.png", "--model", "burst", "-o", "e2.png", "--device", "cpu"],
         )
         config = MergeConfig(scale=4, kernel="adaptive")
         measure(
             "run (burst), 7 x 800x600",
-            run_estimate(cropped, config, grid_model, tile=None, ensemble=False),
+            run_estimate(cropped, config, grid_model, tile=None, ensemble=False, streamed=True),
             cli + ["run", str(burst_dir), "--crop", str(crop), "-o", "r1.png", "--device", "cpu"],
         )
         if args.full:
             measure(
                 "run (burst), 7 x 1600x1200",
-                run_estimate(burst, config, grid_model, tile=None, ensemble=False),
+                run_estimate(burst, config, grid_model, tile=None, ensemble=False, streamed=True),
                 cli + ["run", str(burst_dir), "-o", "r2.png", "--device", "cpu"],
             )
         if args.large:

@@ -131,10 +131,12 @@ def enhance_estimate(
     tile_pad: int | None = None,
     ensemble: bool = False,
     rate: float | None = None,
+    streamed: bool = False,
 ) -> Estimate:
     """The refiner on an image of ``size`` ``(height, width)``; with ``rate`` (seconds per
     input pixel: :func:`seconds_per_input_pixel`) the time too, scaled to the image's tiles,
-    their context included."""
+    their context included. ``streamed``: the output is written as its rows are made (a PNG
+    without a resize: :func:`burstsr.io.png_rows.output_file`), so it is not held whole."""
     from burstsr.refiner.enhance import tile_plan
 
     s = generator.config.scale
@@ -143,7 +145,7 @@ def enhance_estimate(
     tile, _, pad = tile_plan(generator, h, w, tile, tile_pad)
     tile_h, tile_w = min(h, tile + 2 * pad), min(w, tile + 2 * pad)
     cost, config = ENHANCE_BYTES_PER_PX, generator.config
-    peak = BASE_BYTES["torch"] + cost["out"] * out_px + cost["in"] * in_px
+    peak = BASE_BYTES["torch"] + (0 if streamed else cost["out"] * out_px) + cost["in"] * in_px
     working = tile_h * tile_w / config.unshuffle**2
     peak += working * config.channels * 4 * TILE_ACTIVATIONS
     seconds = None

@@ -11,6 +11,7 @@ from burstsr.burst.pipeline import merge_burst
 from burstsr.cli import cli
 from burstsr.errors import InputError
 from burstsr.estimate import (
+    ENHANCE_BYTES_PER_PX,
     Estimate,
     check_output_size,
     enhance_estimate,
@@ -166,3 +167,9 @@ def test_the_bayer_path_is_estimated_above_the_merge_it_starts_from():
     )
     assert 15 < x1.seconds < 60 and 1.4e9 < x1.peak_bytes < 2.4e9
     assert 100 < x2.seconds < 300 and 3.4e9 < x2.peak_bytes < 5.2e9
+
+
+def test_an_output_written_row_by_row_is_not_counted_whole():
+    g = Generator(GeneratorConfig(scale=4, channels=8, blocks=1))
+    held, streamed = (enhance_estimate(g, (300, 500), streamed=s).peak_bytes for s in (False, True))
+    assert held - streamed == ENHANCE_BYTES_PER_PX["out"] * 300 * 500 * 16

@@ -175,7 +175,8 @@ def enhance(
         src: output_size((h // grid, w // grid), outscale=outscale, width=width)
         for src, (h, w) in inputs.items()
     }
-    own = job_estimates(generator, list(inputs.values()), tile, tile_pad, ensemble, half)
+    streamed = [dst.suffix.lower() == ".png" and sizes[src] is None for src, dst in jobs]
+    own = job_estimates(generator, list(inputs.values()), tile, tile_pad, ensemble, half, streamed)
     estimates = [
         outscaled(estimate, sizes[src], generator.config.any_scale)
         for src, estimate in zip(inputs, own, strict=True)
@@ -233,15 +234,18 @@ def job_estimates(
     tile_pad: int | None,
     ensemble: bool,
     half: bool = False,
+    streamed: list[bool] | None = None,
 ) -> list[Estimate]:
-    """Output size, time and memory of enhancing inputs of ``sizes`` ``(height, width)``; the
-    model is timed on a patch once, when some output is over 2 MP."""
+    """Output size, time and memory of enhancing inputs of ``sizes`` ``(height, width)``
+    (``streamed``: which outputs are written as their rows are made); the model is timed on a
+    patch once, when some output is over 2 MP."""
     s = generator.config.scale
     big = any(h * w * s * s > 2e6 for h, w in sizes)
     rate = seconds_per_input_pixel(generator, half=half) if big else None
+    kwargs = dict(tile=tile, tile_pad=tile_pad, ensemble=ensemble, rate=rate)
     return [
-        enhance_estimate(generator, hw, tile=tile, tile_pad=tile_pad, ensemble=ensemble, rate=rate)
-        for hw in sizes
+        enhance_estimate(generator, hw, streamed=stream, **kwargs)
+        for hw, stream in zip(sizes, streamed or [False] * len(sizes), strict=True)
     ]
 
 

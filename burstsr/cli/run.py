@@ -162,6 +162,7 @@ def run(
         ensemble=ensemble,
         bayer=raw_path == "bayer",
         half=half,
+        streamed=output.suffix.lower() == ".png" and size is None,
     )
     estimate = outscaled(estimate, size, generator.config.any_scale)
     check_output_size(estimate, max_output_mp, "merge a region of the frames (--crop X,Y,W,H)")
@@ -243,10 +244,11 @@ def run_estimate(
     ensemble: bool,
     bayer: bool = False,
     half: bool = False,
+    streamed: bool = False,
 ) -> Estimate:
     """The merge of ``burst`` with ``config`` (``bayer``: in the Bayer domain), then
-    ``generator`` on it: output size, time (the model timed on a patch when the output is over
-    2 MP) and peak memory."""
+    ``generator`` on it (``streamed``: its output written as the rows are made): output size,
+    time (the model timed on a patch when the output is over 2 MP) and peak memory."""
     device = str(next(generator.parameters()).device)
     merging = merge_estimate(burst.frame_size(), len(burst), config.scale, device, with_torch=True)
     if bayer:
@@ -255,4 +257,7 @@ def run_estimate(
     if merging.megapixels * generator.config.scale**2 > 2:
         rate = seconds_per_input_pixel(generator, half=half)
     size = (merging.height, merging.width)
-    return merging.then(enhance_estimate(generator, size, tile=tile, ensemble=ensemble, rate=rate))
+    refining = enhance_estimate(
+        generator, size, tile=tile, ensemble=ensemble, rate=rate, streamed=streamed
+    )
+    return merging.then(refining)
