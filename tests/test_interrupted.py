@@ -1,7 +1,9 @@
 """A run killed at any moment (kill -9) never leaves a partial image under the output's name."""
 
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -32,3 +34,24 @@ def test_killed_run_leaves_no_partial_output(tmp_path):
             assert read_image(out).shape == (384, 512)
     assert outcomes[-1] == 0  # the same command, left alone, completes
     assert any(code != 0 for code in outcomes)  # and some were killed on the way
+
+
+@pytest.mark.skipif(not SHIPPED["fidelity"].is_file(), reason="no shipped model")
+@pytest.mark.skipif(not hasattr(signal, "SIGTERM") or sys.platform == "win32", reason="POSIX")
+def test_terminated_run_removes_the_output_it_was_streaming(tmp_path):
+    burst = simulate_burst(texture(96, 128), frames=4, scale=1, seed=3)
+    write_frames(tmp_path / "b", burst.frames)
+    out = tmp_path / "o" / "out.png"
+    out.parent.mkdir()
+    command = [sys.executable, "-m", "burstsr", "-q", "run", str(tmp_path / "b"), "-o", str(out)]
+    command += ["--model", "fidelity", "--tile", "16", "--ensemble", "--no-route"]
+    proc = subprocess.Popen(command, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list(out.parent.glob(".out.png.*.part")):  # the refiner has begun writing rows
+        assert proc.poll() is None, "finished before it could be stopped"
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    proc.terminate()  # SIGTERM
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Aborted." in err
+    assert list(out.parent.iterdir()) == []  # neither the output nor its temporary file

@@ -11,7 +11,9 @@ function, report. No numerics here. Every error is one line on stderr and exit c
 from __future__ import annotations
 
 import logging
+import signal
 import sys
+import threading
 from contextlib import contextmanager
 
 import click
@@ -26,6 +28,7 @@ class _Group(click.Group):
 
     def main(self, *args, **kwargs):  # noqa: D102
         kwargs["standalone_mode"] = False
+        _stop_on_termination()
         try:
             code = super().main(*args, **kwargs)
         except click.exceptions.Abort:
@@ -42,6 +45,21 @@ class _Group(click.Group):
             click.echo(f"Error: {where}{exc.strerror or exc}", err=True)
             sys.exit(2)
         sys.exit(code if isinstance(code, int) else 0)
+
+
+def _stop_on_termination() -> None:
+    """SIGTERM and SIGHUP (``kill``, a closed terminal, a job's time limit) stop a command as
+    Ctrl-C does, so its clean-up runs: an output being written (a PNG streamed as its rows are
+    made, for the length of the refiner's work) is removed, never left half-written."""
+    if threading.current_thread() is not threading.main_thread():
+        return  # signal handlers can only be set from the main thread
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    for name in ("SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), stop)
 
 
 def _setup_logging(verbose: int, quiet: bool) -> None:
