@@ -26,7 +26,7 @@ from typing import BinaryIO
 import numpy as np
 
 from burstsr.errors import OutputError
-from burstsr.io.write import atomic_file, write_image
+from burstsr.io.write import atomic_file, write_errors, write_image
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 FLUSH_ROWS = 64  # rows filtered and compressed at once
@@ -108,20 +108,16 @@ class PngRows:
             self._write(chunk(b"IDAT", packed))
 
     def _write(self, data: bytes) -> None:
-        try:
+        with write_errors(self.path):
             self._fh.write(data)
-        except OSError as exc:
-            raise OutputError(f"{self.path}: cannot write ({exc.strerror})") from None
 
     def finish(self) -> None:
         """End the file (every row must have been written)."""
         if self._row != self.shape[0]:
             raise ValueError(f"{self.path}: only {self._row} of {self.shape[0]} rows were written")
-        self._write(chunk(b"IDAT", self._zip.flush()) + chunk(b"IEND", b""))
-        try:
-            self._fh.flush()
-        except OSError as exc:
-            raise OutputError(f"{self.path}: cannot write ({exc.strerror})") from None
+        with write_errors(self.path):
+            self._fh.write(chunk(b"IDAT", self._zip.flush()) + chunk(b"IEND", b""))
+            self._fh.flush()  # so that closing the file has nothing left to fail on
 
 
 @contextlib.contextmanager

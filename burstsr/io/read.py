@@ -142,12 +142,15 @@ def read_image(path: str | os.PathLike, *, keep_integers: bool = False) -> Image
         if header.size is None:
             raise InputError(f"{path}: cannot be decoded (corrupt or not a HEIC/HEIF image)")
         return read_heif(path, header.size)
-    if path.suffix.lower() in (".jpg", ".jpeg") and not _jpeg_complete(np.fromfile(path, np.uint8)):
-        raise InputError(f"{path}: truncated JPEG (no end-of-image marker)")
+    data = None  # a JPEG's bytes: read to check its end, then decoded
+    if path.suffix.lower() in (".jpg", ".jpeg"):
+        data = np.fromfile(path, dtype=np.uint8)
+        if not _jpeg_complete(data):
+            raise InputError(f"{path}: truncated JPEG (no end-of-image marker)")
     header = _header(path)
     if header.size is not None:
         check_pixels(path, *header.size)
-    decoded = _decode(path)
+    decoded = _decode(path, data)
     if decoded is None:
         raise InputError(f"{path}: cannot be decoded (corrupt or not an image)")
     pixels, gray = _to_rgb(decoded, path)
@@ -182,14 +185,16 @@ def _jpeg_complete(data: np.ndarray) -> bool:
     return tail.endswith(b"\xff\xd9")
 
 
-def _decode(path: Path) -> np.ndarray | None:
-    """OpenCV's decode of ``path`` as stored (None if it cannot): read from the file, which
-    spares holding its bytes beside the pixels (a 24 MP 16-bit PNG's 120 MB); a name that is
-    not ASCII is decoded from the file's bytes (OpenCV cannot open every such path itself,
-    on Windows)."""
-    if str(path).isascii():
+def _decode(path: Path, data: np.ndarray | None = None) -> np.ndarray | None:
+    """OpenCV's decode of ``path`` as stored (None if it cannot): from its bytes ``data`` when
+    they were read already, else from the file, which spares holding its bytes beside the
+    pixels (a 24 MP 16-bit PNG's 120 MB); a name that is not ASCII is decoded from the file's
+    bytes (OpenCV cannot open every such path itself, on Windows)."""
+    if data is None and str(path).isascii():
         return cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    return cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    if data is None:
+        data = np.fromfile(path, dtype=np.uint8)
+    return cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
 
 
 def _to_rgb(decoded: np.ndarray, path: Path) -> tuple[np.ndarray, bool]:

@@ -206,14 +206,21 @@ def write_json(path: str | os.PathLike, data: dict) -> Path:
 def write_bytes(path: Path, *payload: bytes | memoryview) -> Path:
     """Write ``payload`` (one or more pieces, in order) to ``path`` atomically: a temporary
     file beside it, then a rename."""
-    with atomic_file(path) as fh:
-        try:
-            for piece in payload:
-                fh.write(piece)
-            fh.flush()  # so that closing the file has nothing left to fail on
-        except OSError as exc:
-            raise OutputError(f"{path}: cannot write ({exc.strerror})") from None
+    with atomic_file(path) as fh, write_errors(path):
+        for piece in payload:
+            fh.write(piece)
+        fh.flush()  # so that closing the file has nothing left to fail on
     return path
+
+
+@contextlib.contextmanager
+def write_errors(path: Path) -> Iterator[None]:
+    """The file system's refusals (``OSError``) in the block as an :class:`OutputError` naming
+    ``path``."""
+    try:
+        yield
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot write ({exc.strerror})") from None
 
 
 @contextlib.contextmanager
@@ -237,8 +244,9 @@ def atomic_file(path: Path) -> Iterator[BinaryIO]:
         Path(tmp).unlink(missing_ok=True)
         raise
     try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the usual permissions
-        os.replace(tmp, path)
-    except OSError as exc:
+        with write_errors(path):
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the usual permissions
+            os.replace(tmp, path)
+    except OutputError:
         Path(tmp).unlink(missing_ok=True)
-        raise OutputError(f"{path}: cannot write ({exc.strerror})") from None
+        raise
