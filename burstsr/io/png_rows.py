@@ -63,9 +63,8 @@ class PngRows:
         self._fh = fh
         self._bpp = (1 if gray else 3) * (depth // 8)  # bytes per pixel
         self._zip = zlib.compressobj(1, zlib.DEFLATED, 15, 9, zlib.Z_RLE)
-        self._row = 0  # the first row not yet written
         self._band: np.ndarray | None = None  # the band being filled, and its rows and columns
-        self._rows = (0, 0)
+        self._rows = (0, 0)  # (with no band: its end is the first row not yet written)
         self._column = 0
         colour = 0 if gray else 2  # gray, or RGB
         self._write(
@@ -79,8 +78,10 @@ class PngRows:
         y0, y1, _ = rows.indices(self.shape[0])
         x0, x1, _ = cols.indices(self.shape[1])
         if self._band is None:
-            if y0 != self._row or y1 <= y0:
-                raise ValueError(f"rows {y0}:{y1} written out of order (next is row {self._row})")
+            if y0 != self._rows[1] or y1 <= y0:
+                raise ValueError(
+                    f"rows {y0}:{y1} written out of order (next is row {self._rows[1]})"
+                )
             self._band = np.empty((y1 - y0, self.shape[1], 3), self.dtype)
             self._rows, self._column = (y0, y1), 0
         if (y0, y1) != self._rows or x0 != self._column or x1 <= x0:
@@ -100,7 +101,7 @@ class PngRows:
             raw = np.ascontiguousarray(part, part.dtype.newbyteorder(">"))  # PNG: big-endian
             scanlines = raw.reshape(len(raw), -1).view(np.uint8)
             self._compress(sub_filtered(scanlines, self._bpp))
-        self._row, self._band = self._rows[1], None
+        self._band = None
 
     def _compress(self, data: np.ndarray) -> None:
         packed = self._zip.compress(data)
@@ -113,8 +114,9 @@ class PngRows:
 
     def finish(self) -> None:
         """End the file (every row must have been written)."""
-        if self._row != self.shape[0]:
-            raise ValueError(f"{self.path}: only {self._row} of {self.shape[0]} rows were written")
+        written = self._rows[0] if self._band is not None else self._rows[1]
+        if written != self.shape[0]:
+            raise ValueError(f"{self.path}: only {written} of {self.shape[0]} rows were written")
         with write_errors(self.path):
             self._fh.write(chunk(b"IDAT", self._zip.flush()) + chunk(b"IEND", b""))
             self._fh.flush()  # so that closing the file has nothing left to fail on
