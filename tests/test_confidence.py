@@ -128,27 +128,14 @@ def test_merge_save_confidence_needs_the_adaptive_fine_grid(tmp_path, small_burs
     assert not (tmp_path / "m.png").exists() and not (tmp_path / "c.png").exists()
 
 
-def test_the_channels_made_tile_by_tile_are_the_whole_maps():
-    """enhance makes a model's extra channels for each tile it slices, not for the whole image
-    at once: the confidence map's encoding (clipping included), then the lens blur, in the
-    order the model reads them, and only those it reads."""
-    from burstsr.io.confidence import confidence_channel
-    from burstsr.refiner.inputs import ExtraChannels
-    from burstsr.refiner.networks import GeneratorConfig
+def test_the_channel_made_tile_by_tile_is_the_whole_maps():
+    """enhance encodes the confidence map for each tile it slices, not for the whole image at
+    once: the same values, clipping included."""
+    from burstsr.io.confidence import ConfidenceTiles, confidence_channel
 
     confidence = np.random.default_rng(3).uniform(-2, 30, (40, 50)).astype(np.float32)
     whole = confidence_channel(confidence)
-    extra = ExtraChannels(confidence, blur=0.6)
-    rows, cols = slice(5, 17), slice(8, 40)
-    tile = extra.tile(rows, cols, GeneratorConfig(confidence=True))
+    tile = ConfidenceTiles(confidence)[5:17, 8:40]
     assert tile.shape == (12, 32, 1) and tile.dtype == np.float32
     assert np.array_equal(tile, whole[5:17, 8:40])
     assert tile.min() == 0.0 and tile.max() == 1.0
-    both = extra.tile(rows, cols, GeneratorConfig(confidence=True, blur_input=True))
-    assert both.shape == (12, 32, 2) and np.array_equal(both[..., :1], tile)
-    assert np.all(both[..., 1] == np.float32(0.6))
-    assert extra.tile(rows, cols, GeneratorConfig()) is None
-    # No map given: an evenly sampled 8-frame burst; a blur model given no blur: an error.
-    assert np.all(ExtraChannels().tile(rows, cols, GeneratorConfig(confidence=True)) == 0.5)
-    with pytest.raises(ValueError, match="lens blur"):
-        ExtraChannels().tile(rows, cols, GeneratorConfig(blur_input=True))

@@ -11,13 +11,11 @@ import click
 from burstsr.cli import command, progress_bar
 from burstsr.cli.options import (
     bit_depth_option,
-    check_lens_blur,
     check_sample,
     crop_option,
     device_option,
     ensemble_option,
     half_option,
-    lens_blur_option,
     max_output_option,
     model_option,
     outscale_options,
@@ -82,7 +80,6 @@ log = logging.getLogger("burstsr")
 @half_option
 @ensemble_option
 @strength_option
-@lens_blur_option
 @bit_depth_option("as the input")
 @click.option(
     "--confidence",
@@ -109,7 +106,6 @@ def enhance(
     half: bool,
     ensemble: bool,
     strength: float | None,
-    lens_blur: float | None,
     bit_depth: str | None,
     confidence_path: Path | None,
     outscale: float | None,
@@ -132,7 +128,6 @@ def enhance(
     if half:
         check_half(dev)
     generator = load_generator(model, device=dev, strength=strength)
-    check_lens_blur(lens_blur, model, generator)
     check_sample(sample, model, generator)
     routing = load_routing(model, generator, route, route_threshold, coarse_model)
     if save_route is not None and (routing is None or source.is_dir()):
@@ -211,7 +206,6 @@ def enhance(
                 ensemble=ensemble,
                 bit_depth=depth,
                 confidence=confidence,
-                blur=lens_blur,
                 crop=crop,
                 routing=routing,
                 save_route=save_route,

@@ -13,13 +13,7 @@ from burstsr.burst.camera import linear_to_srgb
 from burstsr.burst.config import MergeConfig
 from burstsr.burst.pipeline import merge_burst
 from burstsr.cli import command
-from burstsr.cli.options import (
-    check_lens_blur,
-    crop_option,
-    device_option,
-    lens_blur_option,
-    overwrite_option,
-)
+from burstsr.cli.options import crop_option, device_option, overwrite_option
 from burstsr.device import resolve_device
 from burstsr.errors import InputError
 from burstsr.io import check_output, image_grid, image_size, load_burst, read_image, write_image
@@ -62,7 +56,6 @@ WORKING_CROP = 64  # default crop: this many of the network's working pixels a s
     show_default=True,
     help="Feature maps shown per layer (the most active ones).",
 )
-@lens_blur_option
 @device_option
 @overwrite_option("Replace the picture if it exists.")
 def inspect(
@@ -72,7 +65,6 @@ def inspect(
     layers: str | None,
     crop: Crop | None,
     channels: int,
-    lens_blur: float | None,
     device: str,
     overwrite: bool,
 ) -> None:
@@ -90,7 +82,6 @@ def inspect(
         model = DEFAULT_RUN_MODEL if burst or image_grid(source) == 4 else DEFAULT_MODEL
     check_output(output, inputs=[source], overwrite=overwrite)
     generator = load_generator(model, device=resolve_device(device))
-    check_lens_blur(lens_blur, model, generator)
     wanted = [n.strip() for n in layers.split(",") if n.strip()] if layers else None
     for name in wanted or []:  # before any merging
         if name not in layer_names(generator):
@@ -111,15 +102,8 @@ def inspect(
         decoded = read_image(source)
         pixels = linear_to_srgb(decoded.pixels) if decoded.linear else decoded.pixels
         image = crop.apply(pixels, source)
-    output_title = "output"
-    if generator.config.blur_input:
-        if lens_blur is None:
-            from burstsr.refiner.blur import blur_for
-
-            lens_blur = blur_for(generator, image, confidence)
-        output_title = f"output (lens blur {lens_blur:.2f} px)"
-    acts, out = activations(generator, image, confidence=confidence, blur=lens_blur, layers=wanted)
-    panels = [(f"input {image.shape[1]}x{image.shape[0]}", image), (output_title, out)]
+    acts, out = activations(generator, image, confidence=confidence, layers=wanted)
+    panels = [(f"input {image.shape[1]}x{image.shape[0]}", image), ("output", out)]
     detail = detail_map(image, grid)
     panels.append((f"detail score (route: {DEFAULT_ROUTE_THRESHOLD:g}+)", detail))
     if confidence is not None:

@@ -37,15 +37,6 @@ strength_option = click.option(
     help="For a model trained from another (an adversarial model from its fidelity model): "
     "blend their weights, 0 = the fidelity model exactly, 1 = this model [default: 1].",
 )
-lens_blur_option = click.option(
-    "--lens-blur",
-    type=click.FloatRange(0, 3),
-    default=None,
-    metavar="SIGMA",
-    help="For a model that reads it (burst): the lens blur, a Gaussian's sigma in frame pixels "
-    "(0: a sharp lens; phone lenses about 0.3 to 0.9); larger deblurs harder "
-    "[default: estimated from the merge].",
-)
 ensemble_option = click.option(
     "--ensemble",
     is_flag=True,
@@ -159,16 +150,6 @@ def check_sample(sample: int | None, model: str, generator) -> None:
             f"model {model} renders no latent to draw from; use an any-scale model "
             "(--model anyscale)",
             param_hint="--sample",
-        )
-
-
-def check_lens_blur(lens_blur: float | None, model: str, generator) -> None:
-    """Refuse ``--lens-blur`` before any work unless ``generator`` reads the lens blur."""
-    if lens_blur is not None and not generator.config.blur_input:
-        raise click.BadParameter(
-            f"model {model} does not read the lens blur; leave it out, or use a model "
-            "that does (--model burst)",
-            param_hint="--lens-blur",
         )
 
 

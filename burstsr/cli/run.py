@@ -16,11 +16,9 @@ from burstsr.burst.pipeline import merge_burst
 from burstsr.cli import command, progress_bar
 from burstsr.cli.merge import check_bayer_options, merge_config, merge_options, pick_raw_path
 from burstsr.cli.options import (
-    check_lens_blur,
     check_sample,
     ensemble_option,
     half_option,
-    lens_blur_option,
     model_option,
     outscale_options,
     route_options,
@@ -71,7 +69,6 @@ log = logging.getLogger("burstsr")
 @half_option
 @ensemble_option
 @strength_option
-@lens_blur_option
 @outscale_options
 @route_options
 @click.option(
@@ -93,7 +90,6 @@ def run(
     half: bool,
     ensemble: bool,
     strength: float | None,
-    lens_blur: float | None,
     keep_merge: bool,
     outscale: float | None,
     width: int | None,
@@ -123,7 +119,6 @@ def run(
     if half:
         check_half(dev)
     generator = load_generator(model, device=dev, strength=strength)
-    check_lens_blur(lens_blur, model, generator)
     check_sample(sample, model, generator)
     routing = load_routing(model, generator, route, route_threshold, coarse_model)
     if save_route is not None and routing is None:
@@ -197,7 +192,6 @@ def run(
                 half=half,
                 ensemble=ensemble,
                 confidence=result.confidence,
-                blur=lens_blur,
                 routing=routing,
                 progress=enhancing,
                 out=out,

@@ -13,7 +13,7 @@ from burstsr.cli.options import device_option
 from burstsr.device import resolve_device
 from burstsr.errors import OutputError
 from burstsr.io import check_folder
-from burstsr.refiner.config import VGG_LAYERS, BlurTrainConfig, TrainConfig
+from burstsr.refiner.config import VGG_LAYERS, TrainConfig
 
 log = logging.getLogger("burstsr")
 
@@ -58,20 +58,6 @@ _train = TrainConfig()
     is_flag=True,
     help="The generator also reads the merge's confidence map (each scene's confidence.png, "
     "which synth writes for merges on a finer grid); burstsr run passes it.",
-)
-@click.option(
-    "--blur-input",
-    is_flag=True,
-    help="The generator also reads the burst's lens blur (each scene's meta.json; estimated "
-    "from the merge when enhancing), so it knows how much to deblur.",
-)
-@click.option(
-    "--blur-jitter",
-    type=click.FloatRange(0),
-    default=_train.blur_jitter,
-    show_default=True,
-    help="With --blur-input: the blur the generator reads in training is off by up to this "
-    "(frame pixels), as an estimate would be.",
 )
 @click.option(
     "--head-kernel",
@@ -272,62 +258,4 @@ def train(
         final["step"],
         final["best_val_psnr"],
         config.out,
-    )
-
-
-_blur = BlurTrainConfig()
-
-
-@command(name="train-blur")
-@click.option(
-    "--pairs",
-    type=click.Path(path_type=Path),
-    required=True,
-    help="Pairs folder (burstsr synth, --merge-scale equal to --scale): each scene's merge, "
-    "confidence map and meta.json (its lens blur).",
-)
-@click.option(
-    "--out",
-    type=click.Path(path_type=Path),
-    default=Path(_blur.out),
-    show_default=True,
-    help="Run folder: estimator.pt (the best on the held-out scenes) and history.json.",
-)
-@click.option("--steps", type=click.IntRange(1), default=_blur.steps, show_default=True)
-@click.option("--batch", type=click.IntRange(1), default=_blur.batch, show_default=True)
-@click.option(
-    "--patch",
-    type=click.IntRange(32),
-    default=_blur.patch,
-    show_default=True,
-    help="Crop size in merge pixels (scenes smaller than this are not trained on).",
-)
-@click.option("--lr", type=click.FloatRange(0, min_open=True), default=_blur.lr, show_default=True)
-@click.option(
-    "--val-fraction", type=click.FloatRange(0, 1), default=_blur.val_fraction, show_default=True
-)
-@click.option("--val-every", type=click.IntRange(1), default=_blur.val_every, show_default=True)
-@click.option("--seed", type=int, default=_blur.seed, show_default=True)
-@click.pass_context
-def train_blur(ctx: click.Context, pairs: Path, out: Path, **options) -> None:
-    """Train the lens-blur estimator that models reading the blur (train --blur-input) use when
-    no --lens-blur is given."""
-    from burstsr.refiner.blur import train_estimator
-
-    check_folder(out, what="run folder")
-    if out.exists() and any(out.iterdir()):
-        raise OutputError(f"{out}: not empty; choose another --out")
-    config = BlurTrainConfig(pairs=str(pairs), out=str(out), **options)
-    with progress_bar("Training", config.steps, not ctx.obj["quiet"]) as progress:
-
-        def update(step: int, total: int, losses: dict) -> None:
-            if progress is not None:
-                progress(step, total, f"l1 {losses['l1']:.4f}")
-
-        best = train_estimator(config, progress=update)
-    log.info(
-        "best at step %d: mean error %.3f frame pixels on the held-out scenes; %s",
-        best["step"],
-        best["val_mae"],
-        out / "estimator.pt",
     )

@@ -23,8 +23,6 @@ class TrainConfig:
     batch_norm: bool = True
     unshuffle: int = 1  # fold the input by this factor (pairs merged on a finer grid)
     confidence: bool = False  # read the merge's confidence map too (the pairs' confidence.png)
-    blur_input: bool = False  # read the lens blur too (each scene's meta.json), a constant channel
-    blur_jitter: float = 0.05  # training: the blur read is off by up to this (frame px, uniform)
     head_kernel: int = 9  # the first conv's kernel (smaller: a cheaper coarse network)
     upsampler: str = "stages"  # stages (SRResNet) | subpixel (ESPCN: nothing at the output size)
     disc_channels: int = 64
@@ -64,20 +62,3 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
-
-
-@dataclass(frozen=True)
-class BlurTrainConfig:
-    """The options of ``burstsr train-blur``."""
-
-    pairs: str = ""
-    out: str = "run_blur"
-    confidence: bool = True
-    channels: int = 32
-    steps: int = 3000
-    batch: int = 16
-    patch: int = 192  # merge pixels
-    lr: float = 1e-3
-    val_fraction: float = 0.1
-    val_every: int = 500
-    seed: int = 0

@@ -35,8 +35,8 @@ def whole_blocks(n: int, u: int) -> int:
 
 def test_pattern(size: int, channels: int, seed: int = 0) -> np.ndarray:
     """``float32 (size, size, channels)`` in [0, 1]: noise blurred at several scales, hard
-    edges and clipped areas; a 4th channel (for a model that reads the merge's confidence) is
-    a confidence map of 1 to 16 frames, a 5th (the lens blur) a constant."""
+    edges and clipped areas (the last channel, for a model that reads the merge's confidence,
+    a confidence map of 1 to 16 frames)."""
     rng = np.random.default_rng(seed)
     image = np.zeros((size, size, 3), np.float32)
     for sigma, weight in ((0.0, 0.15), (1.0, 0.3), (4.0, 0.5), (16.0, 0.8)):
@@ -50,8 +50,7 @@ def test_pattern(size: int, channels: int, seed: int = 0) -> np.ndarray:
         return image
     frames = rng.integers(1, 17, (size // 8 + 1, size // 8 + 1)).astype(np.float32)
     frames = cv2.resize(frames, (size, size), interpolation=cv2.INTER_NEAREST)
-    extra = [confidence_channel(frames), np.full((size, size, 1), 0.5, np.float32)]
-    return np.concatenate([image, *extra[: channels - 3]], axis=2)
+    return np.concatenate([image, confidence_channel(frames)], axis=2)
 
 
 @torch.inference_mode()

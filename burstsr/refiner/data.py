@@ -103,26 +103,6 @@ def pairs_merge_kernel(pairs: list[Pair]) -> str:
     return next(iter(kernels), "gaussian")
 
 
-def scene_blur(pair: Pair) -> float:
-    """The lens blur of ``pair``'s burst (Gaussian sigma, frame pixels) from its ``meta.json``:
-    the camera simulator's draw, 0 for a simple burst (area sampling only).
-
-    Raises:
-        InputError: no ``meta.json`` or one without a degradation.
-    """
-    meta = pair.merged.parent / "meta.json"
-    try:
-        info = json.loads(meta.read_text())
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{meta}: unreadable for --blur-input ({exc})") from None
-    kind = info.get("degradation")
-    if kind == "camera":
-        return float(info["camera"]["blur"])
-    if kind == "simple":
-        return 0.0
-    raise InputError(f"{meta}: no camera or simple degradation recorded; --blur-input needs one")
-
-
 def split_pairs(pairs: list[Pair], fraction: float, seed: int) -> tuple[list[Pair], list[Pair]]:
     """A reproducible (train, validation) split of scenes; at least one of each when possible."""
     if not 0 <= fraction < 1:
@@ -149,11 +129,6 @@ class PairDataset:
             by N sees whole N x N blocks, as in the whole image).
         confidence: the merged tensors get a 4th channel, each scene's ``confidence.png``
             (written by synth, read as :func:`~burstsr.io.confidence.confidence_channel`).
-        blur: the merged tensors get one more channel, constant: the burst's lens blur (frame
-            pixels, from each scene's ``meta.json``: :func:`scene_blur`).
-        blur_jitter: with ``augment``, the blur channel is off by a uniform draw of up to this,
-            a crop at a time (so the model does not lean on an exact figure; an estimate
-            from the merge is not one).
     """
 
     def __init__(
@@ -165,8 +140,6 @@ class PairDataset:
         augment: bool = True,
         align: int = 1,
         confidence: bool = False,
-        blur: bool = False,
-        blur_jitter: float = 0.0,
     ):
         if patch % (scale * align):
             raise InputError(f"--patch {patch}: must be a multiple of {scale * align}")
@@ -185,11 +158,6 @@ class PairDataset:
                 if channel.shape[:2] != self.merged[i].shape[1:]:
                     raise InputError(f"{path}: size differs from {MERGED_NAME}")
                 self.merged[i] = torch.cat([self.merged[i], _tensor(channel)])
-        self.blur, self.blur_jitter = blur, blur_jitter
-        if blur:
-            for i, p in enumerate(pairs):
-                value = torch.full((1, *self.merged[i].shape[1:]), scene_blur(p))
-                self.merged[i] = torch.cat([self.merged[i], value])
         self.hr = [_tensor(read_image(p.hr).pixels) for p in pairs]
         for p, m, h in zip(pairs, self.merged, self.hr, strict=True):
             if h.shape[1] < patch or h.shape[2] < patch:
@@ -222,9 +190,6 @@ class PairDataset:
                 if flip:
                     lr, hr = lr.flip(-1), hr.flip(-1)
                 lr, hr = lr.rot90(int(turns), (1, 2)), hr.rot90(int(turns), (1, 2))
-                if self.blur and self.blur_jitter > 0:
-                    off = self.blur_jitter * (2 * float(torch.rand(1, generator=generator)) - 1)
-                    lr = torch.cat([lr[:-1], (lr[-1:] + off).clamp_(min=0)])
             lrs.append(lr)
             hrs.append(hr)
         return torch.stack(lrs), torch.stack(hrs)

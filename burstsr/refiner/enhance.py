@@ -31,12 +31,12 @@ from burstsr.burst.camera import linear_to_srgb
 from burstsr.device import check_half, inference_precision, layout_for_half
 from burstsr.errors import InputError
 from burstsr.io import format_depth, read_image, write_image
+from burstsr.io.confidence import ConfidenceTiles
 from burstsr.io.crop import Crop
 from burstsr.io.image import unit_float
 from burstsr.io.png_rows import PngRows, output_file
 from burstsr.memory import release_free_memory
 from burstsr.refiner.context import needed_context, whole_blocks
-from burstsr.refiner.inputs import ExtraChannels
 from burstsr.refiner.networks import Generator
 from burstsr.refiner.outscale import resize_to
 
@@ -132,25 +132,22 @@ def output_shape(generator: Generator, size: tuple[int, int]) -> tuple[int, int]
 def run_tile(
     generator: Generator,
     image: np.ndarray,
-    extra: ExtraChannels | None,
+    extra: ConfidenceTiles | None,
     box: Box,
     pad: int,
     *,
     half: bool = False,
     ensemble: bool = False,
 ) -> np.ndarray:
-    """``generator`` on ``box``'s area of ``image`` (``extra``: the channels joined to it that
-    the generator reads), with ``pad`` pixels of context clamped to the image: ``float32 (area *
-    scale, 3)`` in [0, 1]."""
+    """``generator`` on ``box``'s area of ``image`` (``extra``: the channel joined to it), with
+    ``pad`` pixels of context clamped to the image: ``float32 (area * scale, 3)`` in [0, 1]."""
     h, w = image.shape[:2]
     scale, device = generator.config.scale, next(generator.parameters()).device
     cy0, cy1 = max(box.ay0 - pad, 0), min(box.ay1 + pad, h)
     cx0, cx1 = max(box.ax0 - pad, 0), min(box.ax1 + pad, w)
     pixels = image[cy0:cy1, cx0:cx1, :3]
-    more = None
-    if extra is not None:
-        more = extra.tile(slice(cy0, cy1), slice(cx0, cx1), generator.config)
-    if more is not None:  # the image's channels and the extra ones in one array, no join
+    if extra is not None:  # the image's channels and the extra one in one array, no join
+        more = extra[cy0:cy1, cx0:cx1]
         patch = np.empty((*pixels.shape[:2], 3 + more.shape[2]), np.float32)
         unit_float(pixels, out=patch[:, :, :3])
         patch[:, :, 3:] = more
@@ -177,7 +174,6 @@ def enhance_image(
     half: bool = False,
     ensemble: bool = False,
     confidence: np.ndarray | None = None,
-    blur: float | None = None,
     routing: Routing | None = None,
     progress: Progress | None = None,
     out: Output | None = None,
@@ -201,9 +197,6 @@ def enhance_image(
         confidence: for a generator that reads it (``config.confidence``), the merge's
             confidence map ``(H, W)`` (:attr:`MergeResult.confidence`); without one such a
             generator reads the confidence of an evenly sampled 8-frame burst everywhere.
-        blur: for a generator that reads it (``config.blur_input``), the lens blur (Gaussian
-            sigma, frame pixels); default: estimated from ``image`` (and ``confidence``) by the
-            shipped estimator (:func:`burstsr.refiner.blur.blur_for`).
         routing: run ``generator`` only on the tiles that hold detail (or have it near their
             edge), and ``routing.coarse`` on the others (:mod:`burstsr.refiner.route`); what was
             routed where is filled into it.
@@ -261,16 +254,15 @@ def enhance_image(
                 "this model reads the merge's confidence map; none given, so it assumes an "
                 "evenly sampled 8-frame burst (burstsr run passes the real one)"
             )
-        elif confidence.shape != (h, w):
+            confidence = np.broadcast_to(np.float32(8.0), (h, w))  # a view: no memory
+        if confidence.shape != (h, w):
             raise InputError(
                 f"confidence map {confidence.shape[1]}x{confidence.shape[0]} differs from the "
                 f"image {w}x{h}"
             )
-    if generator.config.blur_input and blur is None:
-        from burstsr.refiner.blur import blur_for
-
-        blur = blur_for(generator, image, confidence)
-    extra = ExtraChannels(confidence=confidence, blur=blur)  # made tile by tile
+        extra = ConfidenceTiles(confidence)  # encoded and joined to the image tile by tile
+    else:
+        extra = None
     tile, blend, pad = tile_plan(generator, h, w, tile, tile_pad)
     boxes = tile_boxes(h, w, tile, blend)
     total, done = sum(len(row) for row in boxes), 0
@@ -403,7 +395,6 @@ def enhance_file(
     ensemble: bool = False,
     bit_depth: int | None = None,
     confidence: np.ndarray | None = None,
-    blur: float | None = None,
     crop: Crop | None = None,
     routing: Routing | None = None,
     save_route: str | os.PathLike | None = None,
@@ -411,11 +402,10 @@ def enhance_file(
     seed: int | None = None,
     progress: Progress | None = None,
 ) -> tuple[int, int]:
-    """Read ``source`` (its ``crop`` region only, when given), enhance it (``confidence``,
-    ``blur``: see :func:`enhance_image`), write ``output`` atomically (16 bit if the input was,
-    unless ``bit_depth`` says otherwise; gray stays gray). A RAW file's linear pixels are
-    sRGB-encoded first, as a merge of it would be (the models read and write display-encoded
-    images).
+    """Read ``source`` (its ``crop`` region only, when given), enhance it (``confidence``:
+    see :func:`enhance_image`), write ``output`` atomically (16 bit if the input was, unless
+    ``bit_depth`` says otherwise; gray stays gray). A RAW file's linear pixels are sRGB-encoded
+    first, as a merge of it would be (the models read and write display-encoded images).
     ``routing``: see :func:`enhance_image`; ``save_route``: write its routing map there;
     ``size``: resize the output to ``(height, width)`` (:func:`~burstsr.refiner.outscale.
     resize_to`; an any-scale model renders at that size directly); ``seed``: an any-scale
@@ -431,8 +421,7 @@ def enhance_file(
     gray = image.gray
     del image  # the decoded file; ``pixels`` is what the network reads
     kwargs = dict(tile=tile, tile_pad=tile_pad, half=half, ensemble=ensemble)
-    kwargs.update(confidence=confidence, blur=blur, routing=routing, progress=progress)
-    kwargs.update(size=size, seed=seed)
+    kwargs.update(confidence=confidence, routing=routing, progress=progress, size=size, seed=seed)
     if size is None:  # written as it comes, in integers of the file's depth (a PNG row by row)
         shape = output_shape(generator, pixels.shape[:2])
         with output_file(output, shape, depth, gray=gray) as out:

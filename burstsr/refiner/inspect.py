@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from burstsr.errors import InputError
-from burstsr.refiner.inputs import ExtraChannels, with_extra_channels
+from burstsr.io.confidence import confidence_channel
 from burstsr.refiner.networks import Generator
 
 CELL = 96  # display size of one feature map, pixels
@@ -55,14 +55,12 @@ def activations(
     image: np.ndarray,
     *,
     confidence: np.ndarray | None = None,
-    blur: float | None = None,
     layers: list[str] | None = None,
 ) -> tuple[list[Activation], np.ndarray]:
     """Run ``generator`` on ``image`` (``float32 (H, W, 3)``, a crop) and keep the outputs of
     ``layers`` (default: every one of :func:`layer_names`). ``confidence``: for a model that
     reads it, the merge's confidence map of the crop (default: an evenly sampled 8-frame
-    burst); ``blur``: for a model that reads it, the lens blur (frame pixels). Returns the
-    activations and the model's output ``(H * s, W * s, 3)``.
+    burst). Returns the activations and the model's output ``(H * s, W * s, 3)``.
 
     Raises:
         InputError: a layer name the model does not have.
@@ -74,13 +72,11 @@ def activations(
             raise InputError(f"--layers {name}: the model has no such layer; it has {known}")
     generator.eval()
     device = next(generator.parameters()).device
-    if generator.config.blur_input and blur is None:
-        from burstsr.refiner.blur import blur_for
-
-        blur = blur_for(generator, image[:, :, :3], confidence)
-    x = with_extra_channels(
-        image[:, :, :3], generator.config, ExtraChannels(confidence=confidence, blur=blur)
-    )
+    x = image[:, :, :3]
+    if generator.config.confidence:
+        if confidence is None:
+            confidence = np.full(image.shape[:2], 8.0, np.float32)
+        x = np.concatenate([x, confidence_channel(confidence)], axis=2)
     found: dict[str, np.ndarray] = {}
     hooks = []
     for name in layers:

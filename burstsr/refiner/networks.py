@@ -53,10 +53,6 @@ class GeneratorConfig:
     merge_kernel: str = "gaussian"
     # Read the merge's confidence map as a 4th input channel (see ``confidence_channel``).
     confidence: bool = False
-    # Read the lens blur (a Gaussian's sigma in frame pixels, one number an image, from the
-    # burst's lens or estimated from the merge: ``burstsr.refiner.blur``) as a constant input
-    # channel after the confidence map: the model then knows how much to deblur.
-    blur_input: bool = False
     # > 0: an any-scale model (burstsr.refiner.anyscale): the body's features become a latent
     # field of this many channels, rendered at any size by a coordinate decoder (an MLP of
     # ``decoder_layers`` layers, ``decoder_width`` wide) instead of the PixelShuffle stages.
@@ -72,7 +68,7 @@ class GeneratorConfig:
 
     @property
     def in_channels(self) -> int:
-        return 3 + int(self.confidence) + int(self.blur_input)
+        return 4 if self.confidence else 3
 
     def merge_reads(self) -> dict:
         """The merge options a model of finer-grid merges reads (``MergeConfig`` fields: its

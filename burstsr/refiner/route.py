@@ -25,10 +25,10 @@ import numpy as np
 import torch
 
 from burstsr.burst.kernels import structure_tensor
+from burstsr.io.confidence import ConfidenceTiles
 from burstsr.io.image import unit_float
 from burstsr.refiner.context import needed_context
 from burstsr.refiner.enhance import Box, run_tile
-from burstsr.refiner.inputs import ExtraChannels
 from burstsr.refiner.networks import Generator
 from burstsr.refiner.registry import DEFAULT_ROUTE_THRESHOLD
 
@@ -56,7 +56,7 @@ class Routing:
         return float(self.fine.mean()) if self.fine is not None else 1.0
 
     def run_coarse(
-        self, image: np.ndarray, extra: ExtraChannels | None, box: Box, *, half: bool = False
+        self, image: np.ndarray, extra: ConfidenceTiles | None, box: Box, *, half: bool = False
     ) -> np.ndarray:
         """The coarse network on one tile (the context it needs around it), without the
         faint pattern locked to its pixel-shuffle grid that it paints over flat areas

@@ -122,22 +122,9 @@ def train(config: TrainConfig, *, resume: bool = False, progress: Progress | Non
             raise InputError("--latent: an any-scale model trains on one device")
         if config.head_kernel != 9 or config.upsampler != "stages":
             raise InputError("--head-kernel, --upsampler: not for an any-scale model (--latent)")
-    if any_scale and config.blur_input:
-        raise InputError("--blur-input: not for an any-scale model (--latent)")
-    blur = config.blur_input
-    data = PairDataset(
-        train_pairs,
-        scale,
-        config.patch,
-        align=u,
-        confidence=conf,
-        blur=blur,
-        blur_jitter=config.blur_jitter,
-    )
+    data = PairDataset(train_pairs, scale, config.patch, align=u, confidence=conf)
     val_data = (
-        PairDataset(
-            val_pairs, scale, config.patch, augment=False, align=u, confidence=conf, blur=blur
-        )
+        PairDataset(val_pairs, scale, config.patch, augment=False, align=u, confidence=conf)
         if val_pairs
         else None
     )
@@ -150,7 +137,6 @@ def train(config: TrainConfig, *, resume: bool = False, progress: Progress | Non
         batch_norm=config.batch_norm,
         unshuffle=u,
         confidence=conf,
-        blur_input=blur,
         merge_kernel=pairs_merge_kernel(train_pairs + val_pairs),
         latent=config.latent,
         head_kernel=config.head_kernel,
