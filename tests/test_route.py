@@ -9,7 +9,7 @@ from burstsr.io import read_image, write_image
 from burstsr.refiner.checkpoint import save_generator
 from burstsr.refiner.enhance import enhance_image
 from burstsr.refiner.networks import Generator, GeneratorConfig
-from burstsr.refiner.route import Routing
+from burstsr.refiner.route import Routing, route_map
 
 from conftest import texture
 
@@ -58,6 +58,61 @@ def test_routing_sends_detailed_tiles_to_the_fine_model_and_flat_ones_to_the_coa
     # No seam: across the cross-fade the routed output stays between the two.
     lo, hi = np.minimum(whole, only_coarse), np.maximum(whole, only_coarse)
     assert ((routed >= lo - 1e-5) & (routed <= hi + 1e-5)).all()
+
+
+def _patches(size: int = 192) -> np.ndarray:
+    """Flat grey with a little noise, and two small textured patches far apart."""
+    rng = np.random.default_rng(5)
+    image = (0.5 + 0.004 * rng.standard_normal((size, size, 3))).astype(np.float32)
+    image[40:64, 40:64] = texture(24, 24, seed=6)
+    image[140:164, 130:154] = texture(24, 24, seed=7)
+    return image
+
+
+def test_a_detailed_tile_runs_the_fine_model_only_in_windows_around_its_detail():
+    """One tile (the whole image) holding two small textured patches in a flat field: the fine
+    model runs on a window around each (with the context it needs, though a single tile
+    needs none), the coarse network on the rest, cross-faded without a seam."""
+    fine, coarse = _net(0), _net(1, channels=4)
+    image = _patches()
+    whole = enhance_image(fine, image, tile=0)
+    only_coarse = enhance_image(fine, image, tile=0, routing=Routing(coarse, threshold=1e9))
+    routing = Routing(coarse, threshold=20.0, cell=16, cell_margin=4, feather=4)
+    routed = enhance_image(fine, image, tile=0, routing=routing)
+    assert routing.fine[0, 0]
+    windows = routing.windows[0, 0]
+    assert len(windows) == 2
+    for (y0, y1), window in zip(((40, 64), (140, 164)), windows, strict=True):
+        assert window.y0 <= y0 - 4 and window.y1 >= y1 + 4  # the patch and its margin
+        assert window.y1 - window.y0 <= 24 + 2 * 16 + 8  # about its cells, not the tile
+    assert 0.05 < routing.fraction < 0.25
+    # Inside a window, past its cross-fade: the fine model's output, as if run on the whole
+    # image; far from both: the coarse network's.
+    for w in windows:
+        inner = (slice(2 * w.y0 + 16, 2 * w.y1 - 16), slice(2 * w.x0 + 16, 2 * w.x1 - 16))
+        np.testing.assert_allclose(routed[inner], whole[inner], atol=1e-4)
+    far = (slice(0, 40), slice(250, 384))
+    np.testing.assert_allclose(routed[far], only_coarse[far], atol=1e-5)
+    lo, hi = np.minimum(whole, only_coarse), np.maximum(whole, only_coarse)
+    assert ((routed >= lo - 1e-4) & (routed <= hi + 1e-4)).all()
+    # ... and at a window's edge the two are cross-faded (a blend of both), not cut.
+    w = windows[0]
+    edge = (slice(2 * w.y0 + 16, 2 * w.y1 - 16), slice(2 * w.x0, 2 * w.x0 + 16))
+    blend = (np.abs(routed - whole)[edge] > 1e-4) & (np.abs(routed - only_coarse)[edge] > 1e-4)
+    assert blend.mean() > 0.5
+    # The map shows the windows at full brightness, outlined.
+    picture = route_map(image, routing)
+    assert np.isclose(picture[50, 50], image[50, 50]).all() and (picture[10, 10] < 0.2).all()
+    assert (picture == np.array([0.0, 0.9, 1.0], np.float32)).all(axis=2).any()
+
+
+def test_windows_that_would_cost_most_of_the_tile_give_way_to_the_whole_tile():
+    fine, coarse = _net(0), _net(1, channels=4)
+    image = _patches()
+    routing = Routing(coarse, threshold=20.0, cell=16, cell_margin=4, full_share=0.01)
+    routed = enhance_image(fine, image, tile=0, routing=routing)
+    assert routing.fine[0, 0] and not routing.windows and routing.fraction == 1.0
+    assert np.array_equal(routed, enhance_image(fine, image, tile=0))
 
 
 def test_enhance_cli_routes_and_draws_the_map(tmp_path):

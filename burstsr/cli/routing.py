@@ -56,9 +56,11 @@ def report_routing(
     from burstsr.refiner.route import route_map
 
     log.info(
-        "routing: deep model on %d of %d tiles (%.0f%%); scoring %.1f s, tiles %.1f s",
+        "routing: deep model on %d of %d tiles (%d of them only in windows around their "
+        "detail), %.0f%% of the area; scoring %.1f s, tiles %.1f s",
         int(routing.fine.sum()),
         routing.fine.size,
+        len(routing.windows),
         100 * routing.fraction,
         routing.seconds.get("score", 0.0),
         routing.seconds.get("tiles", 0.0),

@@ -50,7 +50,7 @@ Output = np.ndarray | PngRows  # where a result goes: an array, or a PNG written
 DEFAULT_TILE = 256  # input pixels a tile, for a model that does not fold its input
 
 
-def _ramp(length: int, fade_start: bool, fade_end: bool, blend: int) -> np.ndarray:
+def ramp(length: int, fade_start: bool, fade_end: bool, blend: int) -> np.ndarray:
     """1-D weights: linear ramps of ``2 * blend`` samples at the ends that fade, 1 elsewhere."""
     w = np.ones(length, np.float32)
     n = min(2 * blend, length)
@@ -197,9 +197,9 @@ def enhance_image(
         confidence: for a generator that reads it (``config.confidence``), the merge's
             confidence map ``(H, W)`` (:attr:`MergeResult.confidence`); without one such a
             generator reads the confidence of an evenly sampled 8-frame burst everywhere.
-        routing: run ``generator`` only on the tiles that hold detail (or have it near their
-            edge), and ``routing.coarse`` on the others (:mod:`burstsr.refiner.route`); what was
-            routed where is filled into it.
+        routing: run ``generator`` only where there is detail (whole tiles, or windows around
+            the detail in a tile), and ``routing.coarse`` elsewhere
+            (:mod:`burstsr.refiner.route`); what was routed where is filled into it.
         out: an array ``(H * scale, W * scale, 3)`` to write the result into: float32 in
             [0, 1], or uint8 / uint16 (rounded to the full range), which saves the memory of a
             float image and of a conversion before writing a file; or a PNG being written
@@ -267,8 +267,11 @@ def enhance_image(
     boxes = tile_boxes(h, w, tile, blend)
     total, done = sum(len(row) for row in boxes), 0
     fine = np.ones((len(boxes), len(boxes[0])), bool)
+    window_pad = pad  # a window inside a tile needs context even where one tile needs none
     if routing is not None:
-        fine = routing.select(image, boxes)  # scored on a reduced copy, converted in bands
+        if tile_pad is None and pad == 0:
+            window_pad = whole_blocks(needed_context(generator), generator.config.unshuffle)
+        fine = routing.select(image, boxes, window_pad)  # on a reduced copy, made in bands
     started = time.perf_counter()
     shape = (h * scale, w * scale, 3)
     if out is None:
@@ -287,12 +290,17 @@ def enhance_image(
         final = boxes[r + 1][0].ay0 * scale - top if r + 1 < len(boxes) else bottom - top
         blender = _RowBlender(bottom - top, final, w * scale, carry)
         for c, box in enumerate(row):
-            if fine[r, c]:
+            windows = routing.windows.get((r, c)) if routing is not None else None
+            if fine[r, c] and not windows:
                 core = run_tile(generator, image, extra, box, pad, half=half, ensemble=ensemble)
+            elif fine[r, c]:  # the deep model on the parts that hold detail, coarse around them
+                core = routing.run_window(
+                    generator, image, extra, box, windows, window_pad, half=half, ensemble=ensemble
+                )
             else:
                 core = routing.run_coarse(image, extra, box, half=half)
-            wy = _ramp(core.shape[0], box.ay0 > 0, box.ay1 < h, blend * scale)
-            wx = _ramp(core.shape[1], box.ax0 > 0, box.ax1 < w, blend * scale)
+            wy = ramp(core.shape[0], box.ay0 > 0, box.ay1 < h, blend * scale)
+            wx = ramp(core.shape[1], box.ax0 > 0, box.ax1 < w, blend * scale)
             blender.add(core, (wy[:, None] * wx[None, :])[:, :, None], box.ax0 * scale, out, top)
             del core
             release_free_memory()  # the tile's freed buffers: keep the heap from creeping up

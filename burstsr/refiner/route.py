@@ -1,18 +1,24 @@
-"""Coarse/fine detail routing for enhance: the fine (deep) model runs only on the tiles that
-hold detail, near their edges included; a small coarse network restores the rest.
+"""Coarse/fine detail routing for enhance: the fine (deep) model runs only where there is
+detail, whole tiles or windows around the detail in them; a small coarse network restores the
+rest.
 
-A tile's detail score is the 98th percentile of the local gradient magnitude of the input's
-luma at the frames' scale (the square root of the structure tensor's trace, in 8-bit levels per
-frame pixel): a night sky or a plain wall scores 3 to 4, texture and edges 10 and more, and the
-noise a merge leaves barely counts, since the structure tensor averages it out. It is taken
-over the tile grown by a margin (:attr:`Routing.margin`, a quarter of a tile) into its
-neighbours, so a tile goes to the fine model when detail lies near its edge, not merely because
-a neighbour holds some. Tiles at or over :attr:`Routing.threshold` go to the fine model, the
-others to the coarse one. The coarse network, small and trained with pixel loss only, paints a
-faint pattern locked to its pixel-shuffle grid over flat, noisy areas; each coarse tile has it
-taken out (:func:`remove_grid_pattern`). Every tile's output is cross-faded with its
-neighbours' as in unrouted tiling, so a fine tile fades into a coarse one over the cross-fade
-zone, without a seam.
+The detail score is the 98th percentile of the local gradient magnitude of the input's luma at
+the frames' scale (the square root of the structure tensor's trace, in 8-bit levels per frame
+pixel): a night sky or a plain wall scores 3 to 4, texture and edges 10 and more, and the noise
+a merge leaves barely counts, since the structure tensor averages it out. Each tile is scored
+in cells (:attr:`Routing.cell` frame pixels square, each over itself grown by
+:attr:`Routing.cell_margin`); a tile's score is its highest cell's. A tile under
+:attr:`Routing.threshold` goes to the coarse network. In a tile over it, each group of
+touching detailed cells gets a window, its box grown by the cell margin (overlapping boxes
+joined): when the windows' work, the context around each included, is at most
+:attr:`Routing.full_share` of the whole tile's, the fine model runs on the windows only and the
+coarse network on the tile, each window's output cross-faded into the coarse one over
+``2 * feather`` pixels (:meth:`Routing.run_window`); otherwise the fine model runs on the whole
+tile. The coarse network, small and trained with pixel loss only, paints a faint pattern locked
+to its pixel-shuffle grid over flat, noisy areas; each coarse tile has it taken out
+(:func:`remove_grid_pattern`). Every tile's output is cross-faded with its neighbours' as in
+unrouted tiling, so a fine tile fades into a coarse one over the cross-fade zone, without a
+seam.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from burstsr.burst.kernels import structure_tensor
 from burstsr.io.confidence import ConfidenceTiles
 from burstsr.io.image import unit_float
 from burstsr.refiner.context import needed_context
-from burstsr.refiner.enhance import Box, run_tile
+from burstsr.refiner.enhance import Box, ramp, run_tile
 from burstsr.refiner.networks import Generator
 from burstsr.refiner.registry import DEFAULT_ROUTE_THRESHOLD
 
@@ -39,21 +45,38 @@ LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 @dataclass
 class Routing:
     """A coarse network and the threshold that routes tiles past it; :func:`enhance_image`
-    fills in what it routed: ``scores`` and ``fine`` per tile (rows x columns), the tiles'
-    areas, and the seconds of each pass."""
+    fills in what it routed: ``scores`` and ``fine`` per tile (rows x columns), the windows of
+    the fine tiles that run the fine model on part of their area only (by ``(row, column)``),
+    the tiles' areas, and the seconds of each pass."""
 
     coarse: Generator
     threshold: float = DEFAULT_THRESHOLD
-    margin: float = 0.25  # the score's reach into the neighbours, in tiles
+    cell: int = 32  # frames' pixels: the cells a detailed tile's window is made of
+    cell_margin: int = 8  # frames' pixels: a cell's score reaches this far; its window too
+    # Windows whose work (context included) comes to more than this share of the whole tile's:
+    # the whole tile goes deep.
+    full_share: float = 0.7
+    feather: int = 16  # input pixels: half the cross-fade from a window into the coarse tile
     scores: np.ndarray | None = None
     fine: np.ndarray | None = None
+    windows: dict[tuple[int, int], list[Box]] = field(default_factory=dict)
     boxes: list[list[Box]] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def fraction(self) -> float:
-        """The share of tiles the fine model ran on."""
-        return float(self.fine.mean()) if self.fine is not None else 1.0
+        """The share of the image's area the fine model restored (its tiles, or its windows
+        in them)."""
+        if self.fine is None:
+            return 1.0
+        total = deep = 0
+        for r, row in enumerate(self.boxes):
+            for c, box in enumerate(row):
+                area = (box.y1 - box.y0) * (box.x1 - box.x0)
+                total += area
+                if self.fine[r, c]:
+                    deep += sum(_overlap(w, box) for w in self.windows.get((r, c), [box]))
+        return deep / max(total, 1)
 
     def run_coarse(
         self, image: np.ndarray, extra: ConfidenceTiles | None, box: Box, *, half: bool = False
@@ -66,23 +89,115 @@ class Routing:
         period = self.coarse.config.scale * self.coarse.config.unshuffle
         return remove_grid_pattern(tile, period) if period > 1 else tile
 
-    def select(self, image: np.ndarray, boxes: list[list[Box]]) -> np.ndarray:
-        """Score every tile (over its area grown by the margin) and pick those at or over the
-        threshold. Returns the fine mask (rows x columns of tiles)."""
+    def select(self, image: np.ndarray, boxes: list[list[Box]], pad: int = 0) -> np.ndarray:
+        """Score every tile (its highest cell's score) and pick those at or over the threshold,
+        each with its windows when the fine model needs only parts of it (:attr:`windows`;
+        ``pad``: the context, input pixels, the fine model runs a tile or window with).
+        Returns the fine mask (rows x columns of tiles)."""
         self.coarse.eval()
         start = time.perf_counter()
         gradient, u = detail_map(image, self.coarse.config.unshuffle), self.coarse.config.unshuffle
         scores = np.zeros((len(boxes), len(boxes[0])), np.float32)
+        self.windows = {}
         for r, row in enumerate(boxes):
             for c, box in enumerate(row):
-                reach = round(self.margin * max(box.y1 - box.y0, box.x1 - box.x0))
-                y0, x0 = max(box.y0 - reach, 0) // u, max(box.x0 - reach, 0) // u
-                y1, x1 = -(-(box.y1 + reach) // u), -(-(box.x1 + reach) // u)
-                scores[r, c] = float(np.percentile(gradient[y0:y1, x0:x1], 98))
+                cells, corner = self._cells(gradient, box, u)
+                scores[r, c] = cells.max()
+                detailed = cells >= self.threshold
+                windows = self._windows(detailed, corner, box, u) if detailed.any() else []
+                whole = (box.ay1 - box.ay0 + 2 * pad) * (box.ax1 - box.ax0 + 2 * pad)
+                work = sum((w.ay1 - w.ay0 + 2 * pad) * (w.ax1 - w.ax0 + 2 * pad) for w in windows)
+                if windows and work <= self.full_share * whole:
+                    self.windows[r, c] = windows
         self.scores, self.boxes = scores, boxes
         self.fine = scores >= self.threshold
         self.seconds["score"] = time.perf_counter() - start
         return self.fine
+
+    def _cells(self, gradient: np.ndarray, box: Box, u: int) -> tuple[np.ndarray, tuple]:
+        """The detail score of each :attr:`cell`-pixel cell (frames' pixels) of ``box``'s area,
+        cross-fade zone included: the 98th percentile of ``gradient`` over the cell grown by
+        :attr:`cell_margin`; and the area's top-left corner in frames' pixels."""
+        fy0, fx0 = box.ay0 // u, box.ax0 // u
+        fy1, fx1 = -(-box.ay1 // u), -(-box.ax1 // u)
+        m, n = self.cell_margin, self.cell
+        scores = [
+            [
+                np.percentile(gradient[max(y - m, 0) : y + n + m, max(x - m, 0) : x + n + m], 98)
+                for x in range(fx0, fx1, n)
+            ]
+            for y in range(fy0, fy1, n)
+        ]
+        return np.array(scores, np.float32), (fy0, fx0)
+
+    def _windows(self, detailed: np.ndarray, corner: tuple, box: Box, u: int) -> list[Box]:
+        """The parts of a tile the fine model needs: a box around each group of touching
+        ``detailed`` cells, grown by :attr:`cell_margin`, within the tile's area (input pixels,
+        whole blocks); boxes that overlap are joined into the box around both."""
+        count, _, stats, _ = cv2.connectedComponentsWithStats(detailed.astype(np.uint8), 4)
+        (fy0, fx0), m, n = corner, self.cell_margin, self.cell
+        found = []
+        for x, y, w, h, _ in stats[1:count].tolist():
+            found.append(
+                (
+                    max((fy0 + y * n - m) * u, box.ay0),
+                    min((fy0 + (y + h) * n + m) * u, box.ay1),
+                    max((fx0 + x * n - m) * u, box.ax0),
+                    min((fx0 + (x + w) * n + m) * u, box.ax1),
+                )
+            )
+        joined = True
+        while joined:  # join overlapping boxes until none overlap
+            joined = False
+            for i in range(len(found)):
+                for j in range(i + 1, len(found)):
+                    a, b = found[i], found[j]
+                    if a[0] < b[1] and b[0] < a[1] and a[2] < b[3] and b[2] < a[3]:
+                        found[i] = (
+                            min(a[0], b[0]),
+                            max(a[1], b[1]),
+                            min(a[2], b[2]),
+                            max(a[3], b[3]),
+                        )
+                        del found[j]
+                        joined = True
+                        break
+                if joined:
+                    break
+        return [
+            Box(int(y0), int(y1), int(x0), int(x1), int(y0), int(y1), int(x0), int(x1))
+            for y0, y1, x0, x1 in found
+        ]
+
+    def run_window(
+        self,
+        generator: Generator,
+        image: np.ndarray,
+        extra: ConfidenceTiles | None,
+        box: Box,
+        windows: list[Box],
+        pad: int,
+        *,
+        half: bool = False,
+        ensemble: bool = False,
+    ) -> np.ndarray:
+        """A tile restored by the coarse network (:meth:`run_coarse`) with the fine model's
+        output over each of ``windows`` (run with ``pad`` pixels of context) cross-faded into
+        it over ``2 * feather`` pixels where a window's edge is inside the tile's area."""
+        core = self.run_coarse(image, extra, box, half=half)
+        s = generator.config.scale
+        for window in windows:
+            deep = run_tile(generator, image, extra, window, pad, half=half, ensemble=ensemble)
+            fy = (window.ay0 > box.ay0, window.ay1 < box.ay1)
+            fx = (window.ax0 > box.ax0, window.ax1 < box.ax1)
+            wy = ramp(deep.shape[0], *fy, self.feather * s)
+            wx = ramp(deep.shape[1], *fx, self.feather * s)
+            part = core[
+                (window.ay0 - box.ay0) * s : (window.ay1 - box.ay0) * s,
+                (window.ax0 - box.ax0) * s : (window.ax1 - box.ax0) * s,
+            ]
+            part += (wy[:, None] * wx[None, :])[:, :, None] * (deep - part)
+        return core
 
 
 def remove_grid_pattern(tile: np.ndarray, period: int, *, min_cells: int = 256) -> np.ndarray:
@@ -152,8 +267,22 @@ def route_map(image: np.ndarray, routing: Routing) -> np.ndarray:
     out = image * 0.3
     for r, row in enumerate(routing.boxes):
         for c, box in enumerate(row):
-            region = (slice(box.y0, box.y1), slice(box.x0, box.x1))
-            if routing.fine[r, c]:
-                out[region] = image[region]
+            windows = routing.windows.get((r, c))
+            for part in (windows or [box]) if routing.fine[r, c] else []:
+                y0, y1 = max(part.y0, box.y0), min(part.y1, box.y1)
+                x0, x1 = max(part.x0, box.x0), min(part.x1, box.x1)
+                if y0 >= y1 or x0 >= x1:
+                    continue
+                out[y0:y1, x0:x1] = image[y0:y1, x0:x1]
+                if windows:  # a window's outline, in cyan
+                    out[y0, x0:x1] = out[y1 - 1, x0:x1] = (0.0, 0.9, 1.0)
+                    out[y0:y1, x0] = out[y0:y1, x1 - 1] = (0.0, 0.9, 1.0)
             out[box.y0, box.x0 : box.x1] = out[box.y0 : box.y1, box.x0] = (1.0, 0.8, 0.0)
     return out
+
+
+def _overlap(a: Box, b: Box) -> int:
+    """The area ``a``'s own area shares with ``b``'s."""
+    h = min(a.y1, b.y1) - max(a.y0, b.y0)
+    w = min(a.x1, b.x1) - max(a.x0, b.x0)
+    return max(h, 0) * max(w, 0)
