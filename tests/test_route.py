@@ -77,7 +77,7 @@ def test_a_detailed_tile_runs_the_fine_model_only_in_windows_around_its_detail()
     image = _patches()
     whole = enhance_image(fine, image, tile=0)
     only_coarse = enhance_image(fine, image, tile=0, routing=Routing(coarse, threshold=1e9))
-    routing = Routing(coarse, threshold=20.0, cell=16, cell_margin=4, feather=4)
+    routing = Routing(coarse, threshold=20.0, cell=16, cell_margin=4, feather=2)
     routed = enhance_image(fine, image, tile=0, routing=routing)
     assert routing.fine[0, 0]
     windows = routing.windows[0, 0]
@@ -89,7 +89,7 @@ def test_a_detailed_tile_runs_the_fine_model_only_in_windows_around_its_detail()
     # Inside a window, past its cross-fade: the fine model's output, as if run on the whole
     # image; far from both: the coarse network's.
     for w in windows:
-        inner = (slice(2 * w.y0 + 16, 2 * w.y1 - 16), slice(2 * w.x0 + 16, 2 * w.x1 - 16))
+        inner = (slice(2 * w.y0 + 8, 2 * w.y1 - 8), slice(2 * w.x0 + 8, 2 * w.x1 - 8))
         np.testing.assert_allclose(routed[inner], whole[inner], atol=1e-4)
     far = (slice(0, 40), slice(250, 384))
     np.testing.assert_allclose(routed[far], only_coarse[far], atol=1e-5)
@@ -97,7 +97,7 @@ def test_a_detailed_tile_runs_the_fine_model_only_in_windows_around_its_detail()
     assert ((routed >= lo - 1e-4) & (routed <= hi + 1e-4)).all()
     # ... and at a window's edge the two are cross-faded (a blend of both), not cut.
     w = windows[0]
-    edge = (slice(2 * w.y0 + 16, 2 * w.y1 - 16), slice(2 * w.x0, 2 * w.x0 + 16))
+    edge = (slice(2 * w.y0 + 8, 2 * w.y1 - 8), slice(2 * w.x0, 2 * w.x0 + 8))
     blend = (np.abs(routed - whole)[edge] > 1e-4) & (np.abs(routed - only_coarse)[edge] > 1e-4)
     assert blend.mean() > 0.5
     # The map shows the windows at full brightness, outlined.
@@ -186,3 +186,16 @@ def test_the_detail_score_of_integer_samples_is_the_converted_images_made_in_ban
         assert np.allclose(route._reduced(pixels, 4, band=16), route._reduced(pixels, 4))
     odd = rng.integers(0, 256, size=(4 * 20 + 3, 4 * 15 + 1, 3)).astype(np.uint8)
     assert np.allclose(route.detail_map(odd, 4), route.detail_map(odd / np.float32(255), 4))
+
+
+def test_overlapping_windows_are_joined_until_none_overlap():
+    from burstsr.refiner.route import _join
+
+    # a and c are apart; b overlaps both, so all three become one box; d stays apart.
+    a, b, c, d = (0, 10, 0, 10), (8, 20, 8, 30), (15, 25, 25, 40), (50, 60, 50, 60)
+    assert sorted(_join([a, c, d, b])) == [(0, 25, 0, 40), d]
+    # Joining one pair can make a box overlap one already passed: that is joined too.
+    # (e overlaps neither f nor g, only the box around both.)
+    e, f, g = (10, 15, -5, 4), (20, 30, 0, 10), (8, 25, 5, 35)
+    assert _join([e, f, g]) == [(8, 30, -5, 35)]
+    assert _join([a, d]) == [a, d]

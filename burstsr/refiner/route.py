@@ -56,7 +56,7 @@ class Routing:
     # Windows whose work (context included) comes to more than this share of the whole tile's:
     # the whole tile goes deep.
     full_share: float = 0.7
-    feather: int = 16  # input pixels: half the cross-fade from a window into the coarse tile
+    feather: int = 4  # frames' pixels: half the cross-fade from a window into the coarse tile
     scores: np.ndarray | None = None
     fine: np.ndarray | None = None
     windows: dict[tuple[int, int], list[Box]] = field(default_factory=dict)
@@ -140,34 +140,13 @@ class Routing:
         for x, y, w, h, _ in stats[1:count].tolist():
             found.append(
                 (
-                    max((fy0 + y * n - m) * u, box.ay0),
-                    min((fy0 + (y + h) * n + m) * u, box.ay1),
-                    max((fx0 + x * n - m) * u, box.ax0),
-                    min((fx0 + (x + w) * n + m) * u, box.ax1),
+                    int(max((fy0 + y * n - m) * u, box.ay0)),
+                    int(min((fy0 + (y + h) * n + m) * u, box.ay1)),
+                    int(max((fx0 + x * n - m) * u, box.ax0)),
+                    int(min((fx0 + (x + w) * n + m) * u, box.ax1)),
                 )
             )
-        joined = True
-        while joined:  # join overlapping boxes until none overlap
-            joined = False
-            for i in range(len(found)):
-                for j in range(i + 1, len(found)):
-                    a, b = found[i], found[j]
-                    if a[0] < b[1] and b[0] < a[1] and a[2] < b[3] and b[2] < a[3]:
-                        found[i] = (
-                            min(a[0], b[0]),
-                            max(a[1], b[1]),
-                            min(a[2], b[2]),
-                            max(a[3], b[3]),
-                        )
-                        del found[j]
-                        joined = True
-                        break
-                if joined:
-                    break
-        return [
-            Box(int(y0), int(y1), int(x0), int(x1), int(y0), int(y1), int(x0), int(x1))
-            for y0, y1, x0, x1 in found
-        ]
+        return [Box(y0, y1, x0, x1, y0, y1, x0, x1) for y0, y1, x0, x1 in _join(found)]
 
     def run_window(
         self,
@@ -183,15 +162,16 @@ class Routing:
     ) -> np.ndarray:
         """A tile restored by the coarse network (:meth:`run_coarse`) with the fine model's
         output over each of ``windows`` (run with ``pad`` pixels of context) cross-faded into
-        it over ``2 * feather`` pixels where a window's edge is inside the tile's area."""
+        it over ``2 * feather`` frame pixels (the window's margin) where a window's edge is
+        inside the tile's area."""
         core = self.run_coarse(image, extra, box, half=half)
         s = generator.config.scale
+        fade = self.feather * generator.config.unshuffle * s  # output pixels
         for window in windows:
             deep = run_tile(generator, image, extra, window, pad, half=half, ensemble=ensemble)
             fy = (window.ay0 > box.ay0, window.ay1 < box.ay1)
             fx = (window.ax0 > box.ax0, window.ax1 < box.ax1)
-            wy = ramp(deep.shape[0], *fy, self.feather * s)
-            wx = ramp(deep.shape[1], *fx, self.feather * s)
+            wy, wx = ramp(deep.shape[0], *fy, fade), ramp(deep.shape[1], *fx, fade)
             part = core[
                 (window.ay0 - box.ay0) * s : (window.ay1 - box.ay0) * s,
                 (window.ax0 - box.ax0) * s : (window.ax1 - box.ax0) * s,
@@ -279,6 +259,23 @@ def route_map(image: np.ndarray, routing: Routing) -> np.ndarray:
                     out[y0:y1, x0] = out[y0:y1, x1 - 1] = (0.0, 0.9, 1.0)
             out[box.y0, box.x0 : box.x1] = out[box.y0 : box.y1, box.x0] = (1.0, 0.8, 0.0)
     return out
+
+
+def _join(boxes: list[tuple[int, int, int, int]]) -> list[tuple[int, int, int, int]]:
+    """Boxes ``(y0, y1, x0, x1)`` with any two that overlap replaced by the box around both,
+    until none overlap."""
+    boxes, i = list(boxes), 0
+    while i < len(boxes):
+        for j in range(i + 1, len(boxes)):
+            a, b = boxes[i], boxes[j]
+            if a[0] < b[1] and b[0] < a[1] and a[2] < b[3] and b[2] < a[3]:
+                boxes[i] = (min(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), max(a[3], b[3]))
+                del boxes[j]
+                i = 0  # the grown box may now overlap one already passed
+                break
+        else:
+            i += 1
+    return boxes
 
 
 def _overlap(a: Box, b: Box) -> int:
