@@ -22,9 +22,10 @@ if TYPE_CHECKING:
     from burstsr.refiner.networks import Generator
 
 # Costs measured on 2 CPU cores (bench_estimate.py): the merge's seconds per megapixel (of the
-# output grid) per frame, on the frames' grid and on a finer one (adaptive kernels); start-up
-# (imports, model) and decoding/encoding per output megapixel.
-MERGE_SECONDS_PER_MP_FRAME = {1: 0.05, "fine": 0.2}
+# output grid) per frame, on the frames' grid and on a finer one (adaptive kernels; fitted to
+# 7 frames of 800x600 at x4, 1600x1200 at x2 and 4000x3000 at x2: 9.5, 10.7 and 56.5 s);
+# start-up (imports, model) and decoding/encoding per output megapixel.
+MERGE_SECONDS_PER_MP_FRAME = {1: 0.05, "fine": 0.14}
 START_SECONDS = {"merge": 0.5, "torch": 2.0}
 IO_SECONDS_PER_MP = {"read": 0.03, "write": 0.1}
 # Peak resident memory: what every process holds (Python, OpenCV; torch and a model when
@@ -39,9 +40,11 @@ ENHANCE_BYTES_PER_PX = {"out": 10, "in": 14}
 TILE_ACTIVATIONS = 12
 
 # merge --raw-path bayer on top of the demosaiced merge it starts from (the splat's time per
-# kernel tap, 9 taps a sample at x1 and 25 at x2, measured on 8 DNG frames of 3 MP at x2: 12.9 s;
-# its memory from 8 DNG frames of 12 MP: 1.80 GB at x1 and 4.20 GB at x2 in all).
-BAYER_SECONDS_PER_MP_FRAME_TAP = 0.02
+# kernel tap, 9 taps a sample at x1 and 25 at x2, and its memory, from 8 DNG frames of 12 MP:
+# 54.2 s and 1.80 GB at x1, 284.4 s and 4.20 GB at x2 in all, on a slow day; over the
+# demosaiced merge's estimate that is 0.052 s a tap at x1 and 0.092 s at x2: x2 is estimated
+# about a third low).
+BAYER_SECONDS_PER_MP_FRAME_TAP = 0.05
 BAYER_BYTES_PER_PX = 24
 
 DEFAULT_MAX_OUTPUT_MP = 64.0  # a 2000x2000 burst through run is 64 MP; 0 lifts the limit
@@ -134,15 +137,17 @@ def enhance_estimate(
     streamed: bool = False,
 ) -> Estimate:
     """The refiner on an image of ``size`` ``(height, width)``; with ``rate`` (seconds per
-    input pixel: :func:`seconds_per_input_pixel`) the time too, scaled to the image's tiles,
-    their context included. ``streamed``: the output is written as its rows are made (a PNG
-    without a resize: :func:`burstsr.io.png_rows.output_file`), so it is not held whole."""
+    input pixel: :func:`seconds_per_input_pixel`) the time too, scaled to the pixels its tiles
+    run on (:func:`tile_work`). ``streamed``: the output is written as its rows are made (a PNG
+    without a resize: :func:`burstsr.io.png_rows.output_file`), so it is not held whole. The
+    time is that of the deep model on every tile: detail routing (``--route``) can only make
+    it shorter."""
     from burstsr.refiner.enhance import tile_plan
 
     s = generator.config.scale
     h, w = size
     out_px, in_px = h * w * s * s, h * w
-    tile, _, pad = tile_plan(generator, h, w, tile, tile_pad)
+    tile, blend, pad = tile_plan(generator, h, w, tile, tile_pad)
     tile_h, tile_w = min(h, tile + 2 * pad), min(w, tile + 2 * pad)
     cost, config = ENHANCE_BYTES_PER_PX, generator.config
     peak = BASE_BYTES["torch"] + (0 if streamed else cost["out"] * out_px) + cost["in"] * in_px
@@ -150,10 +155,22 @@ def enhance_estimate(
     peak += working * config.channels * 4 * TILE_ACTIVATIONS
     seconds = None
     if rate is not None:
-        worked = -(-h // tile) * tile_h * -(-w // tile) * tile_w
+        worked = tile_work(h, w, tile, blend, pad)
         seconds = worked * rate * (8 if ensemble else 1) + START_SECONDS["torch"]
         seconds += (IO_SECONDS_PER_MP["read"] * in_px + IO_SECONDS_PER_MP["write"] * out_px) / 1e6
     return Estimate(w * s, h * s, seconds, peak)
+
+
+def tile_work(h: int, w: int, tile: int, blend: int, pad: int) -> int:
+    """The input pixels the refiner runs on for an ``h`` x ``w`` image in tiles of ``tile``,
+    each grown by its cross-fade zone ``blend`` and ``pad`` pixels of context (clipped to the
+    image, as enhance clips them; edge tiles are as narrow as what is left)."""
+
+    def extent(n: int) -> int:
+        reach = blend + pad
+        return sum(min(a + tile + reach, n) - max(a - reach, 0) for a in range(0, n, tile))
+
+    return extent(h) * extent(w)
 
 
 def outscaled(estimate: Estimate, size: tuple[int, int] | None, any_scale: bool) -> Estimate:

@@ -173,3 +173,25 @@ def test_an_output_written_row_by_row_is_not_counted_whole():
     g = Generator(GeneratorConfig(scale=4, channels=8, blocks=1))
     held, streamed = (enhance_estimate(g, (300, 500), streamed=s).peak_bytes for s in (False, True))
     assert held - streamed == ENHANCE_BYTES_PER_PX["out"] * 300 * 500 * 16
+
+
+def test_the_refiners_work_is_counted_over_the_tiles_enhance_runs():
+    """The time estimate scales with the pixels the tiles run on, context and cross-fade
+    included, edge tiles as narrow as they are: the same count as enhance's own tiles."""
+    from burstsr.estimate import tile_work
+    from burstsr.refiner.enhance import tile_boxes
+
+    for h, w, tile, blend, pad in [
+        (2400, 3200, 1024, 8, 112),
+        (100, 70, 32, 4, 10),
+        (50, 50, 64, 0, 0),
+    ]:
+        ran = 0
+        for row in tile_boxes(h, w, tile, blend):
+            for b in row:
+                ran += (min(b.ay1 + pad, h) - max(b.ay0 - pad, 0)) * (
+                    min(b.ax1 + pad, w) - max(b.ax0 - pad, 0)
+                )
+        assert tile_work(h, w, tile, blend, pad) == ran
+    # A 3200x2400 merge in tiles of 1024: 1.44 times its pixels, not 12 whole padded tiles.
+    assert tile_work(2400, 3200, 1024, 8, 112) < 1.5 * 2400 * 3200
