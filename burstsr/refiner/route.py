@@ -121,13 +121,12 @@ class Routing:
         fy0, fx0 = box.ay0 // u, box.ax0 // u
         fy1, fx1 = -(-box.ay1 // u), -(-box.ax1 // u)
         m, n = self.cell_margin, self.cell
-        scores = [
-            [
-                np.percentile(gradient[max(y - m, 0) : y + n + m, max(x - m, 0) : x + n + m], 98)
-                for x in range(fx0, fx1, n)
-            ]
-            for y in range(fy0, fy1, n)
-        ]
+
+        def score(y: int, x: int) -> float:
+            part = gradient[max(y - m, 0) : y + n + m, max(x - m, 0) : x + n + m]
+            return float(np.percentile(part, 98)) if part.size else 0.0  # past a ragged edge
+
+        scores = [[score(y, x) for x in range(fx0, fx1, n)] for y in range(fy0, fy1, n)]
         return np.array(scores, np.float32), (fy0, fx0)
 
     def _windows(self, detailed: np.ndarray, corner: tuple, box: Box, u: int) -> list[Box]:
