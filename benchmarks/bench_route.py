@@ -154,7 +154,8 @@ def speed(model, coarse, threshold: float, work: Path, out: Path) -> dict:
         print(f"  {name}: {found[name]}", file=sys.stderr, flush=True)
         if name == "real phone burst":
             small = cv2.resize(merged.image, (w // 8, h // 8), interpolation=cv2.INTER_AREA)
-            shown = cv2.resize(route_map(merged.image, routing), (w // 8, h // 8), cv2.INTER_AREA)
+            shown = route_map(merged.image, routing).astype(np.float32) / 255
+            shown = cv2.resize(shown, (w // 8, h // 8), interpolation=cv2.INTER_AREA)
             write_image(out / "route_map.png", np.hstack([small, shown]))
     return found
 

@@ -40,6 +40,7 @@ from burstsr.refiner.registry import DEFAULT_ROUTE_THRESHOLD
 
 DEFAULT_THRESHOLD = DEFAULT_ROUTE_THRESHOLD  # 8-bit levels per frame pixel
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+CYAN, YELLOW = (0, 230, 255), (255, 204, 0)  # the routing map's window outlines and tile grid
 
 
 @dataclass
@@ -239,24 +240,36 @@ def _reduced(image: np.ndarray, grid: int, band: int = 256) -> np.ndarray:
     return np.concatenate(bands)
 
 
-def route_map(image: np.ndarray, routing: Routing) -> np.ndarray:
-    """A picture of the routing at the input's size: tiles the fine model ran on at full
-    brightness, coarse tiles dimmed, the grid of tiles drawn in."""
-    image = unit_float(image[:, :, :3])
-    out = image * 0.3
+def route_map(image: np.ndarray, routing: Routing, band: int = 256) -> np.ndarray:
+    """A picture of the routing at the input's size, 8-bit RGB: what the fine model restored at
+    full brightness (its windows outlined in cyan), what the coarse network restored dimmed,
+    the grid of tiles drawn in yellow. Made ``band`` rows at a time, so a 30 MP map holds no
+    float copy of the image."""
+    h, w = image.shape[:2]
+    bright = np.zeros((h, w), bool)
+    outlines: list[Box] = []
     for r, row in enumerate(routing.boxes):
         for c, box in enumerate(row):
             windows = routing.windows.get((r, c))
             for part in (windows or [box]) if routing.fine[r, c] else []:
                 y0, y1 = max(part.y0, box.y0), min(part.y1, box.y1)
                 x0, x1 = max(part.x0, box.x0), min(part.x1, box.x1)
-                if y0 >= y1 or x0 >= x1:
-                    continue
-                out[y0:y1, x0:x1] = image[y0:y1, x0:x1]
-                if windows:  # a window's outline, in cyan
-                    out[y0, x0:x1] = out[y1 - 1, x0:x1] = (0.0, 0.9, 1.0)
-                    out[y0:y1, x0] = out[y0:y1, x1 - 1] = (0.0, 0.9, 1.0)
-            out[box.y0, box.x0 : box.x1] = out[box.y0 : box.y1, box.x0] = (1.0, 0.8, 0.0)
+                if y0 < y1 and x0 < x1:
+                    bright[y0:y1, x0:x1] = True
+                    if windows:
+                        outlines.append(Box(y0, y1, x0, x1, y0, y1, x0, x1))
+    out = np.empty((h, w, 3), np.uint8)
+    for top in range(0, h, band):
+        rows = slice(top, min(top + band, h))
+        part = unit_float(image[rows, :, :3])
+        part = np.where(bright[rows, :, None], part, part * 0.3)
+        out[rows] = np.clip(part * 255 + 0.5, 0, 255).astype(np.uint8)
+    for o in outlines:  # a window's outline, in cyan
+        out[o.y0, o.x0 : o.x1] = out[o.y1 - 1, o.x0 : o.x1] = CYAN
+        out[o.y0 : o.y1, o.x0] = out[o.y0 : o.y1, o.x1 - 1] = CYAN
+    for row in routing.boxes:
+        for box in row:
+            out[box.y0, box.x0 : box.x1] = out[box.y0 : box.y1, box.x0] = YELLOW
     return out
 
 
