@@ -112,10 +112,10 @@ def route_options(command):
             "--route/--no-route",
             default=True,
             show_default=True,
-            help="Run the deep model only on the tiles that hold detail (or have it near their "
-            "edge), a small coarse network on the rest: faster on images mostly flat (night "
-            "sky, microscopy backgrounds); a model without a coarse network beside it runs on "
-            "every tile.",
+            help="Run the deep model only where there is detail (whole tiles, or windows around "
+            "the detail in a tile), a small coarse network on the rest: faster on images mostly "
+            "flat (night sky, microscopy backgrounds); a model without a coarse network beside "
+            "it runs on every tile.",
         ),
         click.option(
             "--route-threshold",
@@ -123,7 +123,7 @@ def route_options(command):
             default=DEFAULT_ROUTE_THRESHOLD,
             show_default=True,
             help="Detail score (98th percentile of the luma's gradient, 8-bit levels per frame "
-            "pixel) from which a tile goes to the deep model; 0 sends every tile.",
+            "pixel) from which an area goes to the deep model; 0 sends everything.",
         ),
         click.option(
             "--coarse-model",
@@ -135,7 +135,8 @@ def route_options(command):
             "--save-route",
             type=click.Path(path_type=Path),
             default=None,
-            help="Write the routing map: the tiles the deep model ran on bright, the rest dim.",
+            help="Write the routing map: what the deep model restored bright (its windows "
+            "outlined in cyan), the rest dim, the tile grid in yellow.",
         ),
     ]
     for option in reversed(options):
