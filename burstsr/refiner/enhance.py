@@ -267,11 +267,15 @@ def enhance_image(
     boxes = tile_boxes(h, w, tile, blend)
     total, done = sum(len(row) for row in boxes), 0
     fine = np.ones((len(boxes), len(boxes[0])), bool)
-    window_pad = pad  # a window inside a tile needs context even where one tile needs none
+    window_pad = pad
     if routing is not None:
-        if tile_pad is None and pad == 0:
-            window_pad = whole_blocks(needed_context(generator), generator.config.unshuffle)
-        fine = routing.select(image, boxes, window_pad)  # on a reduced copy, made in bands
+        u = generator.config.unshuffle
+        # One tile needs no context, a window in it does: weighed with the model's reach, and
+        # measured (once per model) only when a window is made.
+        reach = pad or whole_blocks(generator.receptive_radius(), u)
+        fine = routing.select(image, boxes, reach)  # on a reduced copy, made in bands
+        if routing.windows and tile_pad is None and pad == 0:
+            window_pad = whole_blocks(needed_context(generator), u)
     started = time.perf_counter()
     shape = (h * scale, w * scale, 3)
     if out is None:

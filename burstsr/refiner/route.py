@@ -76,7 +76,8 @@ class Routing:
                 area = (box.y1 - box.y0) * (box.x1 - box.x0)
                 total += area
                 if self.fine[r, c]:
-                    deep += sum(_overlap(w, box) for w in self.windows.get((r, c), [box]))
+                    parts = (_clip(w, box) for w in self.windows.get((r, c), [box]))
+                    deep += sum((p.y1 - p.y0) * (p.x1 - p.x0) for p in parts if p is not None)
         return deep / max(total, 1)
 
     def run_coarse(
@@ -252,12 +253,11 @@ def route_map(image: np.ndarray, routing: Routing, band: int = 256) -> np.ndarra
         for c, box in enumerate(row):
             windows = routing.windows.get((r, c))
             for part in (windows or [box]) if routing.fine[r, c] else []:
-                y0, y1 = max(part.y0, box.y0), min(part.y1, box.y1)
-                x0, x1 = max(part.x0, box.x0), min(part.x1, box.x1)
-                if y0 < y1 and x0 < x1:
-                    bright[y0:y1, x0:x1] = True
+                shown = _clip(part, box)
+                if shown is not None:
+                    bright[shown.y0 : shown.y1, shown.x0 : shown.x1] = True
                     if windows:
-                        outlines.append(Box(y0, y1, x0, x1, y0, y1, x0, x1))
+                        outlines.append(shown)
     out = np.empty((h, w, 3), np.uint8)
     for top in range(0, h, band):
         rows = slice(top, min(top + band, h))
@@ -290,8 +290,7 @@ def _join(boxes: list[tuple[int, int, int, int]]) -> list[tuple[int, int, int, i
     return boxes
 
 
-def _overlap(a: Box, b: Box) -> int:
-    """The area ``a``'s own area shares with ``b``'s."""
-    h = min(a.y1, b.y1) - max(a.y0, b.y0)
-    w = min(a.x1, b.x1) - max(a.x0, b.x0)
-    return max(h, 0) * max(w, 0)
+def _clip(a: Box, b: Box) -> Box | None:
+    """The part of ``a``'s own area inside ``b``'s (None when they do not meet)."""
+    y0, y1, x0, x1 = max(a.y0, b.y0), min(a.y1, b.y1), max(a.x0, b.x0), min(a.x1, b.x1)
+    return Box(y0, y1, x0, x1, y0, y1, x0, x1) if y0 < y1 and x0 < x1 else None
