@@ -271,6 +271,35 @@ def test_init_from_a_shallower_model_starts_with_identity_blocks_that_still_lear
         assert last.weight.grad.abs().sum() > 0
 
 
+@pytest.mark.parametrize("batch_norm", [True, False])
+def test_init_from_a_narrower_model_computes_the_same_and_its_new_channels_learn(batch_norm):
+    from burstsr.refiner.train import init_from
+
+    torch.manual_seed(0)
+    kind = dict(scale=1, unshuffle=4, confidence=True, batch_norm=batch_norm)
+    source = Generator(GeneratorConfig(channels=8, blocks=2, **kind))
+    source.train()(torch.rand(4, 4, 32, 32))  # BN statistics that are not the defaults
+    wider = Generator(GeneratorConfig(channels=12, blocks=3, **kind))
+    assert init_from(wider, source) == len(source.state_dict())  # every tensor fits or widens
+    x = torch.rand(2, 4, 24, 32)
+    with torch.no_grad():
+        assert torch.allclose(wider.eval()(x), source.eval()(x), atol=1e-6)
+        assert torch.allclose(wider.train()(x), source.train()(x), atol=1e-5)  # batch statistics
+    # The new channels hold something, and the zeroed weights that read them get gradients.
+    wider.train()
+    with torch.no_grad():
+        assert wider.head(wider.fold(x))[:, 8:].abs().mean() > 1e-3
+    (wider(x) - x[:, :3]).abs().mean().backward()
+    for conv in (wider.body[0].body[0], wider.body_tail[0], wider.upsample[0], wider.tail):
+        assert conv.weight.grad[:, 8:].abs().sum() > 0
+    # A different upsampling (x2 -> x3: 4 C -> 9 C outputs) is not taken as a wider one.
+    x2 = Generator(GeneratorConfig(scale=2, channels=8, blocks=1))
+    x3 = Generator(GeneratorConfig(scale=3, channels=12, blocks=1))
+    fresh = x3.upsample[0].weight.detach().clone()
+    init_from(x3, x2)
+    assert torch.equal(x3.upsample[0].weight, fresh)
+
+
 def test_pair_crops_of_a_folding_model_start_on_whole_blocks(tmp_path):
     pairs = find_pairs(_pairs(tmp_path, (1, 1), size=64))
     data = PairDataset(pairs.pairs, 1, 24, augment=False, align=4)

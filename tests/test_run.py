@@ -9,6 +9,7 @@ from click.testing import CliRunner
 
 from burstsr.burst.synth import simulate_burst
 from burstsr.cli import cli
+from burstsr.errors import CheckpointError
 from burstsr.io import read_image, write_image
 from burstsr.metrics import psnr
 from burstsr.refiner.checkpoint import SHIPPED, load_generator, save_generator
@@ -230,6 +231,39 @@ def test_strength_blends_a_model_with_the_one_it_started_from(tmp_path):
     )
     assert res.exit_code == 2 and "nothing to blend" in res.stderr
     assert not (tmp_path / "e.png").exists()
+
+
+def test_strength_blends_a_deeper_wider_model_with_the_narrower_one_it_started_from(tmp_path):
+    from burstsr.refiner.train import init_from
+
+    torch.manual_seed(0)
+    kind = dict(scale=1, unshuffle=4, confidence=True)
+    start = Generator(GeneratorConfig(channels=8, blocks=2, **kind))
+    start.train()(torch.rand(4, 4, 32, 32))  # BN statistics that are not the defaults
+    save_generator(tmp_path / "start.pt", start.eval())
+    grown = Generator(GeneratorConfig(channels=12, blocks=3, **kind))
+    init_from(grown, start)
+    with torch.no_grad():
+        for p in grown.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    save_generator(tmp_path / "grown.pt", grown, train_args={"init": str(tmp_path / "start.pt")})
+    x = torch.rand(1, 4, 24, 24)
+    with torch.no_grad():
+        outs = {s: load_generator(tmp_path / "grown.pt", strength=s)(x) for s in (0.0, 0.5, 1.0)}
+        assert torch.allclose(outs[0.0], start(x), atol=1e-6)  # 0: the starting model
+        assert torch.equal(outs[1.0], load_generator(tmp_path / "grown.pt")(x))
+        assert 0 < (outs[0.5] - outs[0.0]).abs().mean() and 0 < (outs[0.5] - outs[1.0]).abs().mean()
+    # A narrower, shallower or differently made model is no start to blend with.
+    for other in (dict(channels=16, blocks=2), dict(channels=8, blocks=4)):
+        save_generator(tmp_path / "other.pt", Generator(GeneratorConfig(**other, **kind)))
+        save_generator(
+            tmp_path / "from_other.pt", grown, train_args={"init": str(tmp_path / "other.pt")}
+        )
+        with pytest.raises(CheckpointError, match="different architectures"):
+            load_generator(tmp_path / "from_other.pt", strength=0.5)
+    save_generator(tmp_path / "other.pt", Generator(GeneratorConfig(channels=8, blocks=2, scale=1)))
+    with pytest.raises(CheckpointError, match="different architectures"):
+        load_generator(tmp_path / "from_other.pt", strength=0.5)
 
 
 def test_gan_at_strength_zero_is_burst_exactly():

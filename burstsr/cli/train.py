@@ -101,7 +101,8 @@ _train = TrainConfig()
     "--init",
     default=None,
     help="Start from this model's weights where they fit (a shipped name, run folder or .pt); "
-    "blocks beyond its depth start as the identity.",
+    "blocks beyond its depth start as the identity, channels beyond its width unread (so a deeper "
+    "or wider model starts out computing what it computes).",
 )
 @click.option(
     "--disc-channels",

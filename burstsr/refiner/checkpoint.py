@@ -9,6 +9,7 @@ separate file, ``resume.pt``, of the same kind. Every write is atomic.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -20,6 +21,7 @@ from burstsr.errors import CheckpointError
 from burstsr.io import write_bytes
 from burstsr.refiner.networks import Generator, GeneratorConfig, build_generator
 from burstsr.refiner.registry import DEFAULT_MODEL, DEFAULT_RUN_MODEL, SHIPPED, WEIGHTS
+from burstsr.refiner.warm_start import init_from
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -140,10 +142,12 @@ def load_generator(
 
 
 def blend_generators(start: Generator, end: Generator, strength: float) -> Generator:
-    """``start``'s weights moved ``strength`` of the way to ``end``'s (same architecture);
-    ``strength`` 0 is ``start`` exactly, 1 is ``end`` exactly."""
+    """``start``'s weights moved ``strength`` of the way to ``end``'s; ``strength`` 0 is
+    ``start`` exactly, 1 is ``end`` exactly. The same architecture, or ``end`` deeper or wider
+    than ``start`` (trained from it with ``train --init``): ``start`` is then grown into
+    ``end``'s architecture as ``--init`` grew it, which computes exactly what it computes."""
     if start.config != end.config:
-        raise CheckpointError("--strength: the two models have different architectures")
+        start = _grown(start, end.config)
     a, b = start.state_dict(), end.state_dict()
     blended = {}
     for name, value in b.items():
@@ -156,6 +160,25 @@ def blend_generators(start: Generator, end: Generator, strength: float) -> Gener
     out = build_generator(end.config)
     out.load_state_dict(blended)
     return out
+
+
+def _grown(start: Generator, config: GeneratorConfig) -> Generator:
+    """``start`` in the deeper or wider architecture ``config`` (:func:`init_from`: identity
+    blocks, unread channels), computing what it computes; an error for any other change."""
+    same = dataclasses.replace(
+        config,
+        channels=start.config.channels,
+        blocks=start.config.blocks,
+    )
+    if (
+        same != start.config
+        or config.channels < start.config.channels
+        or config.blocks < start.config.blocks
+    ):
+        raise CheckpointError("--strength: the two models have different architectures")
+    grown = build_generator(config)
+    init_from(grown, start)
+    return grown.train(start.training)
 
 
 def _load_generator(path: str | os.PathLike, scale: int | None) -> tuple[Generator, dict]:
