@@ -42,9 +42,10 @@ TILE_ACTIVATIONS = 12
 # merge --raw-path bayer on top of the demosaiced merge it starts from (the splat's time per
 # kernel tap, 9 taps a sample at x1 and 25 at x2, and its memory, from 8 DNG frames of 12 MP:
 # 54.2 s and 1.80 GB at x1, 284.4 s and 4.20 GB at x2 in all, on a slow day; over the
-# demosaiced merge's estimate that is 0.052 s a tap at x1 and 0.092 s at x2: x2 is estimated
-# about a third low).
-BAYER_SECONDS_PER_MP_FRAME_TAP = 0.05
+# demosaiced merge's estimate that is 0.052 s a tap at x1 and 0.092 s at x2). A tap costs more
+# on a larger output grid (each one reads the kernel and adds into the accumulators at scattered
+# places of it); beyond x2, unmeasured, the x2 rate.
+BAYER_SECONDS_PER_MP_FRAME_TAP = {1: 0.052, 2: 0.092}
 BAYER_BYTES_PER_PX = 24
 
 DEFAULT_MAX_OUTPUT_MP = 64.0  # a 2000x2000 burst through run is 64 MP; 0 lifts the limit
@@ -121,7 +122,8 @@ def bayer_estimate(
     seconds = merging.seconds
     if seconds is not None:
         mp_frames = frame_size[0] * frame_size[1] * frames / 1e6
-        seconds += BAYER_SECONDS_PER_MP_FRAME_TAP * taps * mp_frames
+        rate = BAYER_SECONDS_PER_MP_FRAME_TAP[min(scale, 2)]
+        seconds += rate * taps * mp_frames
     peak = merging.peak_bytes + BAYER_BYTES_PER_PX * merging.width * merging.height
     return Estimate(merging.width, merging.height, seconds, peak)
 
