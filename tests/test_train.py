@@ -158,8 +158,12 @@ def test_resume_continues_and_reproduces_the_uninterrupted_run(tmp_path):
     train(whole)
     part = tiny(tmp_path, out=str(tmp_path / "part"), steps=6)
     train(part)  # "interrupted" after 6 steps (a checkpoint is written at val_every = 6)
+    # (Stopped at its pixel pre-training's end; the adversarial phase is added as it was in
+    # the whole run.)
     res = CliRunner().invoke(
-        cli, ["-q", "train", "--resume", str(tmp_path / "part"), "--steps", "12"]
+        cli,
+        ["-q", "train", "--resume", str(tmp_path / "part"), "--steps", "12"]
+        + ["--pretrain-steps", "6"],
     )
     assert res.exit_code == 0, res.output
     a, b = losses(tmp_path / "whole"), losses(tmp_path / "part")
@@ -168,6 +172,28 @@ def test_resume_continues_and_reproduces_the_uninterrupted_run(tmp_path):
         for key in ea:
             if key.startswith("loss_"):
                 assert ea[key] == pytest.approx(eb[key], rel=1e-5, abs=1e-7), (ea["step"], key)
+
+
+def test_resume_extends_a_pixel_loss_run_as_one_and_moves_the_adversarial_start_until_reached(
+    tmp_path,
+):
+    make_pairs(tmp_path / "pairs")
+    train(tiny(tmp_path, out=str(tmp_path / "pixel"), steps=4, pretrain_steps=4, val_every=4))
+    resume = ["-q", "train", "--resume", str(tmp_path / "pixel")]
+    res = CliRunner().invoke(cli, [*resume, "--steps", "8"])
+    assert res.exit_code == 0, res.output
+    assert {e["phase"] for e in losses(tmp_path / "pixel")} == {"pretrain"}  # no adversarial
+    # A run with an adversarial phase ahead may move its start, until it gets there.
+    gan = dict(steps=12, pretrain_steps=8, content_weight=0.0, time_limit=1e-9)
+    train(tiny(tmp_path, out=str(tmp_path / "gan"), **gan))
+    resume = ["-q", "train", "--resume", str(tmp_path / "gan")]
+    res = CliRunner().invoke(cli, [*resume, "--pretrain-steps", "6"])
+    assert res.exit_code == 0, res.output
+    phases = [e["phase"] for e in losses(tmp_path / "gan")]
+    assert phases == ["pretrain"] * 6 + ["gan"] * 6
+    res = CliRunner().invoke(cli, [*resume, "--steps", "14", "--pretrain-steps", "13"])
+    assert res.exit_code == 2 and "past its pixel pre-training" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
 
 
 def test_time_limit_stops_at_a_checkpoint_and_resume_finishes_the_same_run(tmp_path):

@@ -11,7 +11,7 @@ import click
 from burstsr.cli import command, progress_bar
 from burstsr.cli.options import device_option
 from burstsr.device import resolve_device
-from burstsr.errors import OutputError
+from burstsr.errors import InputError, OutputError
 from burstsr.io import check_folder
 from burstsr.refiner.config import VGG_LAYERS, TrainConfig
 
@@ -34,7 +34,8 @@ _train = TrainConfig()
     type=click.Path(path_type=Path),
     default=None,
     help="Continue the run in this folder where it stopped (its options are kept; "
-    "--steps may extend it).",
+    "--steps may extend it, a pixel-loss run staying one, and --pretrain-steps move the "
+    "adversarial phase's start while the run has not reached it).",
 )
 @click.option(
     "--val-dir",
@@ -207,10 +208,26 @@ def train(
     from burstsr.refiner.train import train as train_refiner
 
     if resume is not None:
-        saved = load_resume(resume / "resume.pt")["config"]
+        state = load_resume(resume / "resume.pt")
+        saved = state["config"]
         config = TrainConfig(**{**saved, "out": str(resume)})
-        if ctx.get_parameter_source("steps") == click.core.ParameterSource.COMMANDLINE:
+        given = {
+            name
+            for name in ("steps", "pretrain_steps")
+            if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE
+        }
+        if "steps" in given:
             config = dataclasses.replace(config, steps=options["steps"])
+            if "pretrain_steps" not in given and saved["pretrain_steps"] >= saved["steps"]:
+                # A pixel-loss run extended stays one (--pretrain-steps adds an adversarial phase).
+                config = dataclasses.replace(config, pretrain_steps=options["steps"])
+        if "pretrain_steps" in given and options["pretrain_steps"] != saved["pretrain_steps"]:
+            if int(state["step"]) > saved["pretrain_steps"]:
+                raise InputError(
+                    f"--pretrain-steps: run {resume} is past its pixel pre-training (step "
+                    f"{int(state['step'])} of {saved['pretrain_steps']}); it cannot change now"
+                )
+            config = dataclasses.replace(config, pretrain_steps=options["pretrain_steps"])
         if ctx.get_parameter_source("device") == click.core.ParameterSource.COMMANDLINE:
             config = dataclasses.replace(config, device=options["device"])
         # A time limit belongs to one command, not to the run: only this command line's counts.
