@@ -40,10 +40,9 @@ from burstsr.refiner.checkpoint import load_generator  # noqa: E402
 from burstsr.refiner.context import needed_context  # noqa: E402
 from burstsr.refiner.enhance import enhance_image  # noqa: E402
 from burstsr.refiner.registry import COARSE  # noqa: E402
-from burstsr.refiner.route import DEFAULT_THRESHOLD, Routing, route_map  # noqa: E402
+from burstsr.refiner.route import DEFAULT_THRESHOLD, LUMA, Routing, route_map  # noqa: E402
 
 SCALE = 4
-LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 GRID = MergeConfig(scale=SCALE, kernel="adaptive")
 
 
