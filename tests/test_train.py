@@ -122,6 +122,21 @@ def test_a_cheap_coarse_network_trains_from_the_cli_and_loads_as_trained(tmp_pat
     assert np.mean(pixel[-5:]) < np.mean(pixel[:5])
 
 
+def test_warmup_raises_the_learning_rate_linearly_then_the_step_decay_applies(tmp_path):
+    make_pairs(tmp_path / "pairs")
+    args = ["-q", "train", "--pairs", str(tmp_path / "pairs"), "--out", str(tmp_path / "run")]
+    args += ["--blocks", "1", "--channels", "8", "--steps", "8", "--pretrain-steps", "8"]
+    args += ["--batch", "2", "--patch", "32", "--val-every", "8", "--log-every", "1"]
+    args += ["--lr", "1e-3", "--lr-step", "6", "--warmup", "4", "--device", "cpu"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    logged = [e["lr"] for e in losses(tmp_path / "run")]
+    expected = [1e-3 * f for f in (0.25, 0.5, 0.75, 1, 1, 1, 0.5, 0.5)]
+    assert logged == pytest.approx(expected)
+    saved = json.loads((tmp_path / "run" / "last.json").read_text())["train_args"]
+    assert saved["warmup"] == 4
+
+
 def test_overfitting_one_pair_raises_its_psnr(tmp_path):
     make_pairs(tmp_path / "pairs", count=1, size=48)
     pairs = tmp_path / "pairs"

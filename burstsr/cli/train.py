@@ -155,6 +155,13 @@ _train = TrainConfig()
     help="Halve (x --lr-gamma) the learning rates every this many steps.",
 )
 @click.option("--lr-gamma", type=float, default=_train.lr_gamma, show_default=True)
+@click.option(
+    "--warmup",
+    type=click.IntRange(0),
+    default=_train.warmup,
+    show_default=True,
+    help="Raise the learning rates linearly over the first this many steps (fine-tunes).",
+)
 @click.option("--pixel", type=click.Choice(["l1", "mse"]), default=_train.pixel, show_default=True)
 @click.option(
     "--pixel-weight",

@@ -41,6 +41,9 @@ class TrainConfig:
     lr: float = 1e-4
     lr_step: int = 10_000  # multiply the learning rates by lr_gamma every lr_step steps
     lr_gamma: float = 0.5
+    # raise the learning rates linearly from lr / warmup to lr over the first warmup steps (a
+    # fine-tune from a trained model then does not jump away from it while Adam's moments settle)
+    warmup: int = 0
     ema: float = 0.999
     # Losses
     pixel: str = "l1"

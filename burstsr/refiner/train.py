@@ -8,9 +8,9 @@
   a generator update on ``pixel_weight * pixel + content_weight * VGG + adv_weight * adversarial``
   (the discriminator is not stepped during the generator's update).
 
-Adam (beta1 0.9) for both, the learning rate multiplied by ``lr_gamma`` every ``lr_step``
-steps, an EMA of the generator's weights (validated and saved), validation PSNR/SSIM (Y
-channel, border = scale)
+Adam (beta1 0.9) for both, the learning rate raised linearly over the first ``warmup`` steps
+and multiplied by ``lr_gamma`` every ``lr_step`` steps (``learning_rate``), an EMA of the
+generator's weights (validated and saved), validation PSNR/SSIM (Y channel, border = scale)
 every ``val_every`` steps. A run folder gets ``last.pt`` / ``best.pt`` (+ ``.json``),
 ``resume.pt``, ``metrics.jsonl``, ``loss_curves.png`` and ``samples.png``. Started under
 ``torchrun`` it trains with DistributedDataParallel (NCCL on CUDA, Gloo on the CPU); only rank 0
@@ -62,6 +62,15 @@ __all__ = ["TrainConfig", "init_from", "train"]
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int, dict], None]  # (step, total steps, latest losses)
+
+
+def learning_rate(config: TrainConfig, step: int) -> float:
+    """The learning rate of step ``step`` (from 0): a linear warm-up over ``config.warmup`` steps,
+    then ``config.lr`` times ``lr_gamma`` for every ``lr_step`` steps done."""
+    lr = config.lr * config.lr_gamma ** (step // config.lr_step)
+    if step < config.warmup:
+        lr *= (step + 1) / config.warmup
+    return lr
 
 
 def _update_ema(ema: Generator, model: Generator, decay: float) -> None:
@@ -237,7 +246,7 @@ def train(config: TrainConfig, *, resume: bool = False, progress: Progress | Non
         torch.set_num_threads(min(torch.get_num_threads(), 4))
     started = time.monotonic()
     while step < config.steps:
-        lr = config.lr * config.lr_gamma ** (step // config.lr_step)  # step decay
+        lr = learning_rate(config, step)
         for group in (*opt_g.param_groups, *opt_d.param_groups):
             group["lr"] = lr
         lr_batch, hr_batch = data.batch(config.batch, crops)
