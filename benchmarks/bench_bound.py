@@ -1,0 +1,136 @@
+"""How much could any burst method gain on the camera bursts? A bound from a perfect burst.
+
+bench_sr.py's camera bursts pass every frame through a lens blur (a Gaussian of 0.3-0.9 frame
+pixels, drawn per image) and the pixels' area before anything else. What the blur took, no
+number of frames brings back; a restoration can only undo it where it left enough contrast.
+This benchmark scores what a perfect burst would give on the same bursts (the same images,
+seeds and drawn blur as bench_sr.py):
+
+  bicubic(frame 0)   one frame of the burst upscaled (bench_sr.py's baseline)
+  perfect merge      the noise-free image through the lens and the pixels' area, known at every
+                     HR position: infinitely many frames, no noise, no mosaic, no JPEG
+  Wiener NSR         that image deconvolved with the true lens + pixel PSF (Wiener filter,
+                     noise-to-signal ratio NSR, in linear light), then to sRGB
+  run, MODEL         burstsr run --model MODEL on the burst's 8 frames (with --model MODEL)
+
+PSNR-Y, border 4, against the HR image, as bench_sr.py scores. A learned restoration can beat a
+linear filter where image priors help, so these are not hard limits; they say how much of the
+camera-burst gap is the optics' and how much is noise, JPEG and a finite burst.
+
+    python benchmarks/bench_bound.py                    # Set14 and Kodak, under a minute
+    python benchmarks/bench_bound.py --model burst      # and burstsr run, image by image
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from burstsr.burst.camera import linear_to_srgb, srgb_to_linear
+from burstsr.metrics import psnr
+from burstsr.refiner.checkpoint import load_generator
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_sr import SCALE, bicubic, camera_burst, run  # noqa: E402
+from datasets import data_dir  # noqa: E402
+
+
+def optics_otf(shape: tuple[int, int], sigma: float, box: int) -> np.ndarray:
+    """Transfer function (on the FFT grid of ``shape``) of a Gaussian lens blur of ``sigma``
+    HR pixels followed by the mean over a ``box`` x ``box`` pixel, both centred (zero phase).
+
+    The box is the discrete one the simulator's area downsampling takes (its transform is
+    sin(pi box f) / (box sin(pi f))), so that sampled at the pixels' centres this is
+    ``burstsr.burst.camera.optics``."""
+    fy = np.fft.fftfreq(shape[0])[:, None]
+    fx = np.fft.fftfreq(shape[1])[None, :]
+    lens = np.exp(-2 * np.pi**2 * sigma**2 * (fx**2 + fy**2))
+    return lens * _box(fy, box) * _box(fx, box)
+
+
+def _box(f: np.ndarray, n: int) -> np.ndarray:
+    den = n * np.sin(np.pi * f)
+    safe = np.where(den == 0, 1.0, den)
+    return np.where(den == 0, 1.0, np.sin(np.pi * n * f) / safe)
+
+
+def filtered(linear: np.ndarray, transfer: np.ndarray) -> np.ndarray:
+    """``linear (H, W, 3)`` multiplied by ``transfer`` in the frequency domain (periodic)."""
+    spectrum = np.fft.fft2(linear, axes=(0, 1)) * transfer[..., None]
+    return np.real(np.fft.ifft2(spectrum, axes=(0, 1)))
+
+
+def to_srgb(linear: np.ndarray) -> np.ndarray:
+    return np.clip(linear_to_srgb(np.clip(linear, 0, 1).astype(np.float32)), 0, 1)
+
+
+def bound_rows(folder: Path, ratios: list[float], models: dict) -> list[dict[str, float]]:
+    """PSNR-Y of each method (and of ``burstsr run`` with each of ``models``) on the camera
+    burst of every image in ``folder``."""
+    rows = []
+    for k, path in enumerate(sorted(folder.glob("*.png"))):
+        burst = camera_burst(path, k)
+        hr = burst.hr
+        transfer = optics_otf(hr.shape[:2], burst.camera.blur * SCALE, SCALE)
+        blurred = filtered(srgb_to_linear(hr).astype(np.float64), transfer)
+
+        def score(img: np.ndarray, hr: np.ndarray = hr) -> float:
+            return psnr(img, hr, border=4, y_channel=True)
+
+        row = {
+            "bicubic(frame 0)": score(np.clip(bicubic(burst.frames[0]), 0, 1)),
+            "perfect merge": score(to_srgb(blurred)),
+        }
+        for nsr in ratios:
+            wiener = np.conj(transfer) / (np.abs(transfer) ** 2 + nsr)
+            row[f"Wiener {nsr:g}"] = score(to_srgb(filtered(blurred, wiener)))
+        merges: dict = {}  # the models that read the same merge share it
+        for label, model in models.items():
+            row[f"run, {label}"] = score(run(model, burst.frames, merges=merges))
+        print(
+            f"  {path.stem}: blur {burst.camera.blur:.2f} frame px, "
+            + ", ".join(f"{name} {value:.2f}" for name, value in row.items()),
+            flush=True,
+        )
+        rows.append(row)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=data_dir())
+    parser.add_argument("--sets", default="Set14,Kodak")
+    parser.add_argument("--nsr", default="1e-2,1e-3,1e-4", help="Wiener noise-to-signal ratios")
+    parser.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        help="also score burstsr run --model (a shipped name or a checkpoint); repeatable",
+    )
+    args = parser.parse_args()
+    ratios = [float(v) for v in args.nsr.split(",")]
+    models = {name: load_generator(name) for name in args.model}
+    table = {}
+    for name in args.sets.split(","):
+        folder = args.data / name
+        if not folder.is_dir():
+            sys.exit(f"bench_bound: no image set at {folder} (make data)")
+        print(f"{name}, camera bursts:", flush=True)
+        table[name] = bound_rows(folder, ratios, models)
+    methods = list(next(iter(table.values()))[0])
+    print("\n| method | " + " | ".join(f"camera {n}" for n in table) + " |")
+    print("|---|" + "---|" * len(table))
+    for m in methods:
+        cells = []
+        for rows in table.values():
+            mean = float(np.mean([r[m] for r in rows]))
+            gain = mean - float(np.mean([r["bicubic(frame 0)"] for r in rows]))
+            cells.append(f"{mean:.2f} ({gain:+.2f})")
+        print(f"| {m} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
