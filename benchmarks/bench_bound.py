@@ -19,17 +19,21 @@ camera-burst gap is the optics' and how much is noise, JPEG and a finite burst.
 
     python benchmarks/bench_bound.py                    # Set14 and Kodak, under a minute
     python benchmarks/bench_bound.py --model burst      # and burstsr run, image by image
+    python benchmarks/bench_bound.py --model burst --ablations   # run without JPEG / noise
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
 import numpy as np
 
 from burstsr.burst.camera import linear_to_srgb, srgb_to_linear
+from burstsr.burst.synth import simulate_camera_burst
+from burstsr.io import read_image
 from burstsr.metrics import psnr
 from burstsr.refiner.checkpoint import load_generator
 
@@ -67,9 +71,20 @@ def to_srgb(linear: np.ndarray) -> np.ndarray:
     return np.clip(linear_to_srgb(np.clip(linear, 0, 1).astype(np.float32)), 0, 1)
 
 
-def bound_rows(folder: Path, ratios: list[float], models: dict) -> list[dict[str, float]]:
-    """PSNR-Y of each method (and of ``burstsr run`` with each of ``models``) on the camera
-    burst of every image in ``folder``."""
+# the same cameras with one part of the pipeline taken out (--ablations)
+ABLATIONS = {
+    "no JPEG": {"jpeg": 100},
+    "no noise": {"shot": 1e-12, "read": 1e-12},
+    "no JPEG, no noise": {"jpeg": 100, "shot": 1e-12, "read": 1e-12},
+}
+
+
+def bound_rows(
+    folder: Path, ratios: list[float], models: dict, ablations: bool = False
+) -> list[tuple[float, dict[str, float]]]:
+    """(drawn lens blur, PSNR-Y of each method) on the camera burst of every image in
+    ``folder``; the methods include ``burstsr run`` with each of ``models`` and, with
+    ``ablations``, the same on the same bursts without JPEG and/or noise."""
     rows = []
     for k, path in enumerate(sorted(folder.glob("*.png"))):
         burst = camera_burst(path, k)
@@ -90,13 +105,32 @@ def bound_rows(folder: Path, ratios: list[float], models: dict) -> list[dict[str
         merges: dict = {}  # the models that read the same merge share it
         for label, model in models.items():
             row[f"run, {label}"] = score(run(model, burst.frames, merges=merges))
+            for name, change in ABLATIONS.items() if ablations else ():
+                camera = dataclasses.replace(burst.camera, **change)
+                hr_image = read_image(path).pixels
+                other = simulate_camera_burst(hr_image, scale=SCALE, params=camera, seed=5000 + k)
+                row[f"run, {label}, {name}"] = score(run(model, other.frames))
         print(
             f"  {path.stem}: blur {burst.camera.blur:.2f} frame px, "
             + ", ".join(f"{name} {value:.2f}" for name, value in row.items()),
             flush=True,
         )
-        rows.append(row)
+        rows.append((burst.camera.blur, row))
     return rows
+
+
+def gain_table(columns: dict[str, list[dict[str, float]]]) -> None:
+    """Print the mean PSNR-Y of every method per column (gain over bicubic of frame 0)."""
+    methods = list(next(iter(columns.values()))[0])
+    print("\n| method | " + " | ".join(columns) + " |")
+    print("|---|" + "---|" * len(columns))
+    for m in methods:
+        cells = []
+        for rows in columns.values():
+            mean = float(np.mean([r[m] for r in rows]))
+            gain = mean - float(np.mean([r["bicubic(frame 0)"] for r in rows]))
+            cells.append(f"{mean:.2f} ({gain:+.2f})")
+        print(f"| {m} | " + " | ".join(cells) + " |")
 
 
 def main() -> None:
@@ -110,26 +144,38 @@ def main() -> None:
         default=[],
         help="also score burstsr run --model (a shipped name or a checkpoint); repeatable",
     )
+    parser.add_argument(
+        "--ablations",
+        action="store_true",
+        help="also run the models on the same bursts without JPEG, noise, or both",
+    )
+    parser.add_argument(
+        "--split", type=float, default=0.55, help="lens blur (frame px) that splits the bursts"
+    )
     args = parser.parse_args()
     ratios = [float(v) for v in args.nsr.split(",")]
     models = {name: load_generator(name) for name in args.model}
-    table = {}
+    found: list[tuple[float, dict[str, float]]] = []
+    columns = {}
     for name in args.sets.split(","):
         folder = args.data / name
         if not folder.is_dir():
             sys.exit(f"bench_bound: no image set at {folder} (make data)")
         print(f"{name}, camera bursts:", flush=True)
-        table[name] = bound_rows(folder, ratios, models)
-    methods = list(next(iter(table.values()))[0])
-    print("\n| method | " + " | ".join(f"camera {n}" for n in table) + " |")
-    print("|---|" + "---|" * len(table))
-    for m in methods:
-        cells = []
-        for rows in table.values():
-            mean = float(np.mean([r[m] for r in rows]))
-            gain = mean - float(np.mean([r["bicubic(frame 0)"] for r in rows]))
-            cells.append(f"{mean:.2f} ({gain:+.2f})")
-        print(f"| {m} | " + " | ".join(cells) + " |")
+        rows = bound_rows(folder, ratios, models, args.ablations)
+        columns[f"camera {name}"] = [row for _, row in rows]
+        found += rows
+    gain_table(columns)
+    sharp = [row for blur, row in found if blur < args.split]
+    soft = [row for blur, row in found if blur >= args.split]
+    if sharp and soft:
+        print(f"\nAll {len(found)} bursts by their lens blur (frame pixels):")
+        gain_table(
+            {
+                f"{len(sharp)} under {args.split:g}": sharp,
+                f"{len(soft)} at {args.split:g} or more": soft,
+            }
+        )
 
 
 if __name__ == "__main__":
