@@ -31,8 +31,16 @@ from pathlib import Path
 
 import numpy as np
 
-from burstsr.burst.camera import linear_to_srgb, srgb_to_linear
-from burstsr.burst.synth import simulate_camera_burst
+from burstsr.burst.camera import (
+    CameraParams,
+    add_sensor_noise,
+    jpeg,
+    linear_to_srgb,
+    motion_transform,
+    optics,
+    srgb_to_linear,
+)
+from burstsr.burst.synth import move_image, simulate_camera_burst
 from burstsr.io import read_image
 from burstsr.metrics import psnr
 from burstsr.refiner.checkpoint import load_generator
@@ -79,6 +87,23 @@ ABLATIONS = {
 }
 
 
+def full_colour_frames(hr: np.ndarray, camera: CameraParams, seed: int) -> list[np.ndarray]:
+    """The camera of ``simulate_camera_burst`` with a sensor that measures all three colours
+    at every pixel: the same motion, optics, noise and JPEG, no Bayer mosaic and so no
+    demosaicing (the --ablations row "no mosaic")."""
+    rng = np.random.default_rng(seed)
+    h, w = hr.shape[0] // SCALE * SCALE, hr.shape[1] // SCALE * SCALE
+    linear = srgb_to_linear(np.ascontiguousarray(hr[:h, :w], dtype=np.float32))
+    up = np.array([[SCALE, 0, (SCALE - 1) / 2], [0, SCALE, (SCALE - 1) / 2], [0, 0, 1]])
+    frames = []
+    for motion in camera.motions:
+        moved = up @ motion_transform(motion, (h // SCALE, w // SCALE)) @ np.linalg.inv(up)
+        small = np.clip(optics(move_image(linear, moved), camera.blur, SCALE), 0.0, 1.0)
+        raw = add_sensor_noise(small, shot=camera.shot, read=camera.read, rng=rng)
+        frames.append(jpeg(linear_to_srgb(raw), camera.jpeg))
+    return frames
+
+
 def bound_rows(
     folder: Path, ratios: list[float], models: dict, ablations: bool = False
 ) -> list[tuple[float, dict[str, float]]]:
@@ -110,6 +135,9 @@ def bound_rows(
                 hr_image = read_image(path).pixels
                 other = simulate_camera_burst(hr_image, scale=SCALE, params=camera, seed=5000 + k)
                 row[f"run, {label}, {name}"] = score(run(model, other.frames))
+            if ablations:
+                frames = full_colour_frames(read_image(path).pixels, burst.camera, 5000 + k)
+                row[f"run, {label}, no mosaic"] = score(run(model, frames))
         print(
             f"  {path.stem}: blur {burst.camera.blur:.2f} frame px, "
             + ", ".join(f"{name} {value:.2f}" for name, value in row.items()),
@@ -147,7 +175,7 @@ def main() -> None:
     parser.add_argument(
         "--ablations",
         action="store_true",
-        help="also run the models on the same bursts without JPEG, noise, or both",
+        help="also run the models on the same bursts without JPEG, noise, both, or the mosaic",
     )
     parser.add_argument(
         "--split", type=float, default=0.55, help="lens blur (frame px) that splits the bursts"
