@@ -13,6 +13,10 @@ seeds and drawn blur as bench_sr.py):
                      noise-to-signal ratio NSR, in linear light), then to sRGB
   run, MODEL         burstsr run --model MODEL on the burst's 8 frames (with --model MODEL)
 
+With --ablations, also run on the same bursts without the JPEG step, the noise, both, or the
+Bayer mosaic, and a x4-grid model on the perfect burst itself (with the confidence map of the
+burst's merge): how much of the gap each part of the camera, and the model, accounts for.
+
 PSNR-Y, border 4, against the HR image, as bench_sr.py scores. A learned restoration can beat a
 linear filter where image priors help, so these are not hard limits; they say how much of the
 camera-burst gap is the optics' and how much is noise, JPEG and a finite burst.
@@ -44,6 +48,7 @@ from burstsr.burst.synth import move_image, simulate_camera_burst
 from burstsr.io import read_image
 from burstsr.metrics import psnr
 from burstsr.refiner.checkpoint import load_generator
+from burstsr.refiner.enhance import enhance_image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_sr import SCALE, bicubic, camera_burst, run  # noqa: E402
@@ -138,6 +143,12 @@ def bound_rows(
             if ablations:
                 frames = full_colour_frames(read_image(path).pixels, burst.camera, 5000 + k)
                 row[f"run, {label}, no mosaic"] = score(run(model, frames))
+                reads = model.config.merge_reads()
+                if reads.get("scale", 1) == SCALE:  # a model of the x4 grid: its own input, perfect
+                    confidence = merges[SCALE, reads.get("kernel", "adaptive")][1]
+                    perfect = to_srgb(blurred).astype(np.float32)
+                    restored = enhance_image(model, perfect, confidence=confidence)
+                    row[f"{label} on the perfect burst"] = score(restored)
         print(
             f"  {path.stem}: blur {burst.camera.blur:.2f} frame px, "
             + ", ".join(f"{name} {value:.2f}" for name, value in row.items()),
