@@ -13,9 +13,10 @@ seeds and drawn blur as bench_sr.py):
                      noise-to-signal ratio NSR, in linear light), then to sRGB
   run, MODEL         burstsr run --model MODEL on the burst's 8 frames (with --model MODEL)
 
-With --ablations, also run on the same bursts without the JPEG step, the noise, both, or the
-Bayer mosaic, and a x4-grid model on the perfect burst itself (with the confidence map of the
-burst's merge): how much of the gap each part of the camera, and the model, accounts for.
+With --ablations, also run on the same bursts without the JPEG step, the noise, both, the
+Bayer mosaic, or all three, and a x4-grid model on the perfect burst itself (with the
+confidence map of the burst's merge): how much of the gap each part of the camera, the burst's
+sampling and merge, and the model account for.
 
 PSNR-Y, border 4, against the HR image, as bench_sr.py scores. A learned restoration can beat a
 linear filter where image priors help, so these are not hard limits; they say how much of the
@@ -143,6 +144,9 @@ def bound_rows(
             if ablations:
                 frames = full_colour_frames(read_image(path).pixels, burst.camera, 5000 + k)
                 row[f"run, {label}, no mosaic"] = score(run(model, frames))
+                clean = dataclasses.replace(burst.camera, **ABLATIONS["no JPEG, no noise"])
+                frames = full_colour_frames(read_image(path).pixels, clean, 5000 + k)
+                row[f"run, {label}, no JPEG, noise or mosaic"] = score(run(model, frames))
                 reads = model.config.merge_reads()
                 if reads.get("scale", 1) == SCALE:  # a model of the x4 grid: its own input, perfect
                     confidence = merges[SCALE, reads.get("kernel", "adaptive")][1]
