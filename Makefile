@@ -38,7 +38,7 @@ bench: install
 	$(BIN)/python benchmarks/bench_merge.py
 	$(BIN)/python benchmarks/bench_sr.py
 	$(BIN)/python benchmarks/bench_estimate.py --full
-	$(BIN)/python benchmarks/bench_bound.py
+	$(BIN)/python benchmarks/bench_bound.py --model burst --ablations
 	$(BIN)/python benchmarks/bench_raw.py --run
 	$(BIN)/python benchmarks/bench_anyscale.py
 
