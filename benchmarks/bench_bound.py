@@ -7,7 +7,7 @@ This benchmark scores what a perfect burst would give on the same bursts (the sa
 seeds and drawn blur as bench_sr.py):
 
   bicubic(frame 0)   one frame of the burst upscaled (bench_sr.py's baseline)
-  perfect merge      the noise-free image through the lens and the pixels' area, known at every
+  perfect burst      the noise-free image through the lens and the pixels' area, known at every
                      HR position: infinitely many frames, no noise, no mosaic, no JPEG
   Wiener NSR         that image deconvolved with the true lens + pixel PSF (Wiener filter,
                      noise-to-signal ratio NSR, in linear light), then to sRGB
@@ -24,7 +24,7 @@ camera-burst gap is the optics' and how much is noise, JPEG and a finite burst.
 
     python benchmarks/bench_bound.py                    # Set14 and Kodak, under a minute
     python benchmarks/bench_bound.py --model burst      # and burstsr run, image by image
-    python benchmarks/bench_bound.py --model burst --ablations   # run without JPEG / noise
+    python benchmarks/bench_bound.py --model burst --ablations   # parts of the camera out
 """
 
 from __future__ import annotations
@@ -110,12 +110,41 @@ def full_colour_frames(hr: np.ndarray, camera: CameraParams, seed: int) -> list[
     return frames
 
 
+def ablation_outputs(
+    path: Path, k: int, burst, model, merges: dict, blurred: np.ndarray
+) -> list[tuple[str, np.ndarray]]:
+    """(row name with a ``{label}`` field, output) of ``model`` on the burst of image ``k``
+    with parts of its camera taken out, and, for a model of the x4 grid, on the perfect burst
+    ``blurred`` (linear) itself, with the confidence map of the burst's own merge."""
+    hr = read_image(path).pixels
+    seed = 5000 + k  # bench_sr.py's seed for this image
+    outputs = []
+    for name, change in ABLATIONS.items():
+        camera = dataclasses.replace(burst.camera, **change)
+        frames = simulate_camera_burst(hr, scale=SCALE, params=camera, seed=seed).frames
+        outputs.append((f"run, {{label}}, {name}", run(model, frames)))
+    outputs.append(
+        ("run, {label}, no mosaic", run(model, full_colour_frames(hr, burst.camera, seed)))
+    )
+    clean = dataclasses.replace(burst.camera, **ABLATIONS["no JPEG, no noise"])
+    frames = full_colour_frames(hr, clean, seed)
+    outputs.append(("run, {label}, no JPEG, noise or mosaic", run(model, frames)))
+    reads = model.config.merge_reads()
+    if reads.get("scale", 1) == SCALE:
+        confidence = merges[SCALE, reads.get("kernel", "adaptive")][1]
+        perfect = to_srgb(blurred).astype(np.float32)
+        outputs.append(
+            ("{label} on the perfect burst", enhance_image(model, perfect, confidence=confidence))
+        )
+    return outputs
+
+
 def bound_rows(
     folder: Path, ratios: list[float], models: dict, ablations: bool = False
 ) -> list[tuple[float, dict[str, float]]]:
     """(drawn lens blur, PSNR-Y of each method) on the camera burst of every image in
     ``folder``; the methods include ``burstsr run`` with each of ``models`` and, with
-    ``ablations``, the same on the same bursts without JPEG and/or noise."""
+    ``ablations``, :func:`ablation_outputs`."""
     rows = []
     for k, path in enumerate(sorted(folder.glob("*.png"))):
         burst = camera_burst(path, k)
@@ -128,7 +157,7 @@ def bound_rows(
 
         row = {
             "bicubic(frame 0)": score(np.clip(bicubic(burst.frames[0]), 0, 1)),
-            "perfect merge": score(to_srgb(blurred)),
+            "perfect burst": score(to_srgb(blurred)),
         }
         for nsr in ratios:
             wiener = np.conj(transfer) / (np.abs(transfer) ** 2 + nsr)
@@ -136,23 +165,9 @@ def bound_rows(
         merges: dict = {}  # the models that read the same merge share it
         for label, model in models.items():
             row[f"run, {label}"] = score(run(model, burst.frames, merges=merges))
-            for name, change in ABLATIONS.items() if ablations else ():
-                camera = dataclasses.replace(burst.camera, **change)
-                hr_image = read_image(path).pixels
-                other = simulate_camera_burst(hr_image, scale=SCALE, params=camera, seed=5000 + k)
-                row[f"run, {label}, {name}"] = score(run(model, other.frames))
             if ablations:
-                frames = full_colour_frames(read_image(path).pixels, burst.camera, 5000 + k)
-                row[f"run, {label}, no mosaic"] = score(run(model, frames))
-                clean = dataclasses.replace(burst.camera, **ABLATIONS["no JPEG, no noise"])
-                frames = full_colour_frames(read_image(path).pixels, clean, 5000 + k)
-                row[f"run, {label}, no JPEG, noise or mosaic"] = score(run(model, frames))
-                reads = model.config.merge_reads()
-                if reads.get("scale", 1) == SCALE:  # a model of the x4 grid: its own input, perfect
-                    confidence = merges[SCALE, reads.get("kernel", "adaptive")][1]
-                    perfect = to_srgb(blurred).astype(np.float32)
-                    restored = enhance_image(model, perfect, confidence=confidence)
-                    row[f"{label} on the perfect burst"] = score(restored)
+                for name, image in ablation_outputs(path, k, burst, model, merges, blurred):
+                    row[name.format(label=label)] = score(image)
         print(
             f"  {path.stem}: blur {burst.camera.blur:.2f} frame px, "
             + ", ".join(f"{name} {value:.2f}" for name, value in row.items()),
