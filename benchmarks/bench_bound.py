@@ -36,17 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
-from burstsr.burst.camera import (
-    CameraParams,
-    add_sensor_noise,
-    jpeg,
-    linear_to_srgb,
-    motion_transform,
-    optics,
-    srgb_to_linear,
-)
-from burstsr.burst.synth import move_image, simulate_camera_burst
-from burstsr.io import read_image
+from burstsr.burst.camera import linear_to_srgb, srgb_to_linear
+from burstsr.burst.synth import simulate_camera_burst
 from burstsr.metrics import psnr
 from burstsr.refiner.checkpoint import load_generator
 from burstsr.refiner.enhance import enhance_image
@@ -85,57 +76,36 @@ def to_srgb(linear: np.ndarray) -> np.ndarray:
     return np.clip(linear_to_srgb(np.clip(linear, 0, 1).astype(np.float32)), 0, 1)
 
 
-# the same cameras with one part of the pipeline taken out (--ablations)
+# the same cameras with parts of the pipeline taken out (--ablations): changed parameters and
+# whether the sensor has its Bayer mosaic
+NO_NOISE = {"shot": 1e-12, "read": 1e-12}
 ABLATIONS = {
-    "no JPEG": {"jpeg": 100},
-    "no noise": {"shot": 1e-12, "read": 1e-12},
-    "no JPEG, no noise": {"jpeg": 100, "shot": 1e-12, "read": 1e-12},
+    "no JPEG": ({"jpeg": 100}, True),
+    "no noise": (NO_NOISE, True),
+    "no JPEG, no noise": ({"jpeg": 100, **NO_NOISE}, True),
+    "no mosaic": ({}, False),
+    "no JPEG, noise or mosaic": ({"jpeg": 100, **NO_NOISE}, False),
 }
 
 
-def full_colour_frames(hr: np.ndarray, camera: CameraParams, seed: int) -> list[np.ndarray]:
-    """The camera of ``simulate_camera_burst`` with a sensor that measures all three colours
-    at every pixel: the same motion, optics, noise and JPEG, no Bayer mosaic and so no
-    demosaicing (the --ablations row "no mosaic")."""
-    rng = np.random.default_rng(seed)
-    h, w = hr.shape[0] // SCALE * SCALE, hr.shape[1] // SCALE * SCALE
-    linear = srgb_to_linear(np.ascontiguousarray(hr[:h, :w], dtype=np.float32))
-    up = np.array([[SCALE, 0, (SCALE - 1) / 2], [0, SCALE, (SCALE - 1) / 2], [0, 0, 1]])
-    frames = []
-    for motion in camera.motions:
-        moved = up @ motion_transform(motion, (h // SCALE, w // SCALE)) @ np.linalg.inv(up)
-        small = np.clip(optics(move_image(linear, moved), camera.blur, SCALE), 0.0, 1.0)
-        raw = add_sensor_noise(small, shot=camera.shot, read=camera.read, rng=rng)
-        frames.append(jpeg(linear_to_srgb(raw), camera.jpeg))
-    return frames
-
-
 def ablation_outputs(
-    path: Path, k: int, burst, model, merges: dict, blurred: np.ndarray
+    k: int, burst, model, merges: dict, perfect: np.ndarray
 ) -> list[tuple[str, np.ndarray]]:
     """(row name with a ``{label}`` field, output) of ``model`` on the burst of image ``k``
-    with parts of its camera taken out, and, for a model of the x4 grid, on the perfect burst
-    ``blurred`` (linear) itself, with the confidence map of the burst's own merge."""
-    hr = read_image(path).pixels
-    seed = 5000 + k  # bench_sr.py's seed for this image
+    with parts of its camera taken out, and, for a model of the x4 grid, on the ``perfect``
+    burst (sRGB) itself, with the confidence map of the burst's own merge."""
     outputs = []
-    for name, change in ABLATIONS.items():
+    for name, (change, bayer) in ABLATIONS.items():
         camera = dataclasses.replace(burst.camera, **change)
-        frames = simulate_camera_burst(hr, scale=SCALE, params=camera, seed=seed).frames
-        outputs.append((f"run, {{label}}, {name}", run(model, frames)))
-    outputs.append(
-        ("run, {label}, no mosaic", run(model, full_colour_frames(hr, burst.camera, seed)))
-    )
-    clean = dataclasses.replace(burst.camera, **ABLATIONS["no JPEG, no noise"])
-    frames = full_colour_frames(hr, clean, seed)
-    outputs.append(("run, {label}, no JPEG, noise or mosaic", run(model, frames)))
+        other = simulate_camera_burst(  # bench_sr.py's seed for this image
+            burst.hr, scale=SCALE, params=camera, seed=5000 + k, bayer=bayer
+        )
+        outputs.append((f"run, {{label}}, {name}", run(model, other.frames)))
     reads = model.config.merge_reads()
     if reads.get("scale", 1) == SCALE:
         confidence = merges[SCALE, reads.get("kernel", "adaptive")][1]
-        perfect = to_srgb(blurred).astype(np.float32)
-        outputs.append(
-            ("{label} on the perfect burst", enhance_image(model, perfect, confidence=confidence))
-        )
+        restored = enhance_image(model, perfect, confidence=confidence)
+        outputs.append(("{label} on the perfect burst", restored))
     return outputs
 
 
@@ -155,9 +125,10 @@ def bound_rows(
         def score(img: np.ndarray, hr: np.ndarray = hr) -> float:
             return psnr(img, hr, border=4, y_channel=True)
 
+        perfect = to_srgb(blurred)
         row = {
             "bicubic(frame 0)": score(np.clip(bicubic(burst.frames[0]), 0, 1)),
-            "perfect burst": score(to_srgb(blurred)),
+            "perfect burst": score(perfect),
         }
         for nsr in ratios:
             wiener = np.conj(transfer) / (np.abs(transfer) ** 2 + nsr)
@@ -166,7 +137,7 @@ def bound_rows(
         for label, model in models.items():
             row[f"run, {label}"] = score(run(model, burst.frames, merges=merges))
             if ablations:
-                for name, image in ablation_outputs(path, k, burst, model, merges, blurred):
+                for name, image in ablation_outputs(k, burst, model, merges, perfect):
                     row[name.format(label=label)] = score(image)
         print(
             f"  {path.stem}: blur {burst.camera.blur:.2f} frame px, "

@@ -32,26 +32,3 @@ def test_lens_part_is_the_simulators_gaussian_blur():
     dense = filtered(image.astype(np.float64), optics_otf((96, 96), 2.4, 1))
     inner = np.s_[16:-16, 16:-16]  # away from the periodic / reflected borders
     np.testing.assert_allclose(dense[inner], lens_blur(image, 2.4)[inner], atol=2e-3)
-
-
-def test_full_colour_camera_is_the_simulators_camera_without_the_mosaic():
-    from bench_bound import full_colour_frames
-
-    from burstsr.burst.camera import CameraParams
-    from burstsr.burst.synth import simulate_camera_burst
-
-    grey = np.repeat(_scene(48)[:, :, :1], 3, axis=2)  # JPEG's chroma subsampling keeps it
-    hr = cv2.resize(grey, (192, 192), interpolation=cv2.INTER_CUBIC)
-    still = {"shift_x": 0.0, "shift_y": 0.0, "turn": 0.0, "zoom": 0.0}
-    moved = {"shift_x": 1.3, "shift_y": -0.6, "turn": 0.5, "zoom": 0.004}
-    camera = CameraParams(
-        frames=2, blur=0.4, shot=1e-12, read=1e-12, jpeg=100, motions=[still, moved]
-    )
-    frames = full_colour_frames(hr, camera, seed=0)
-    bayer = simulate_camera_burst(hr, scale=4, params=camera, seed=0)
-    assert [f.shape for f in frames] == [(48, 48, 3), (48, 48, 3)]
-    inner = np.s_[4:-4, 4:-4]
-    # frame 0 is the clean reference through the optics; frame 1 moved as the simulator moves it
-    assert np.abs(frames[0] - bayer.clean)[inner].mean() < 0.004
-    assert np.abs(frames[1] - bayer.frames[1])[inner].mean() < 0.01
-    assert np.abs(frames[1] - frames[0])[inner].mean() > 0.02

@@ -2,6 +2,7 @@
 
 import json
 
+import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -83,6 +84,28 @@ def test_camera_burst_is_reproducible_and_its_motion_is_known():
         assert corner_error(motion_transform(motion, (32, 40)), t, (32, 40)) < 1e-9
     # the frame is the clean camera image plus noise and JPEG, not something else
     assert np.abs(a.frames[0] - a.clean).mean() < 0.06
+
+
+def test_full_colour_camera_is_the_simulators_camera_without_the_mosaic():
+    from burstsr.burst.camera import CameraParams
+
+    rng = np.random.default_rng(0)
+    scene = cv2.GaussianBlur(rng.random((48, 48, 3)).astype(np.float32), (0, 0), 1.5)
+    grey = np.repeat(scene[:, :, :1], 3, axis=2)  # JPEG's chroma subsampling keeps it
+    hr = cv2.resize(grey, (192, 192), interpolation=cv2.INTER_CUBIC)
+    still = {"shift_x": 0.0, "shift_y": 0.0, "turn": 0.0, "zoom": 0.0}
+    moved = {"shift_x": 1.3, "shift_y": -0.6, "turn": 0.5, "zoom": 0.004}
+    camera = CameraParams(
+        frames=2, blur=0.4, shot=1e-12, read=1e-12, jpeg=100, motions=[still, moved]
+    )
+    frames = simulate_camera_burst(hr, scale=4, params=camera, seed=0, bayer=False).frames
+    bayer = simulate_camera_burst(hr, scale=4, params=camera, seed=0)
+    assert [f.shape for f in frames] == [(48, 48, 3), (48, 48, 3)]
+    inner = np.s_[4:-4, 4:-4]
+    # frame 0 is the clean reference through the optics; frame 1 moved as the simulator moves it
+    assert np.abs(frames[0] - bayer.clean)[inner].mean() < 0.004
+    assert np.abs(frames[1] - bayer.frames[1])[inner].mean() < 0.01
+    assert np.abs(frames[1] - frames[0])[inner].mean() > 0.02
 
 
 def test_synth_camera_writes_drawn_parameters(tmp_path):

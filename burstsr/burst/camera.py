@@ -184,7 +184,8 @@ def motion_transform(motion: dict, size: tuple[int, int]) -> np.ndarray:
 @dataclass(frozen=True)
 class CameraFrame:
     """One simulated camera frame: ``image`` the JPEG-decoded sRGB frame ``float32 (h, w, 3)``;
-    ``raw`` the noisy linear RGGB mosaic ``float32 (h, w)`` it was developed from."""
+    ``raw`` the noisy linear RGGB mosaic ``float32 (h, w)`` it was developed from (without a
+    mosaic: the noisy linear RGB ``(h, w, 3)``)."""
 
     image: np.ndarray
     raw: np.ndarray
@@ -198,12 +199,13 @@ def develop(
     scale: int,
     rng: np.random.Generator,
     warp: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    bayer: bool = True,
 ) -> CameraFrame:
     """One frame through the camera: move (``warp(image, transform)``), :func:`optics`,
-    mosaic, add noise, demosaic, encode sRGB and JPEG."""
-    small = optics(warp(linear_hr, transform_hr), params.blur, scale)
-    raw = add_sensor_noise(
-        mosaic(np.clip(small, 0.0, 1.0)), shot=params.shot, read=params.read, rng=rng
-    )
-    image = jpeg(linear_to_srgb(demosaic(raw)), params.jpeg)
+    mosaic, add noise, demosaic, encode sRGB and JPEG. ``bayer=False``: a sensor that measures
+    all three colours at every pixel (no mosaic, no demosaicing)."""
+    small = np.clip(optics(warp(linear_hr, transform_hr), params.blur, scale), 0.0, 1.0)
+    sensed = mosaic(small) if bayer else small
+    raw = add_sensor_noise(sensed, shot=params.shot, read=params.read, rng=rng)
+    image = jpeg(linear_to_srgb(demosaic(raw) if bayer else raw), params.jpeg)
     return CameraFrame(image=image, raw=raw)

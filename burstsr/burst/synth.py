@@ -151,6 +151,7 @@ def simulate_camera_burst(
     ranges: CameraRanges = CameraRanges(),
     params: CameraParams | None = None,
     seed: int = 0,
+    bayer: bool = True,
 ) -> SimulatedBurst:
     """Simulate a handheld burst of ``hr`` (sRGB ``float32 (H, W, 3)``) through a camera
     (:mod:`burstsr.burst.camera`): motion with zoom and almost-still frames, lens blur, Bayer
@@ -161,6 +162,8 @@ def simulate_camera_burst(
         ranges: what the camera and the motion are drawn from.
         params: a camera drawn already (its frame count and motions are used as they are).
         seed: random seed; the same seed gives the same burst.
+        bayer: ``False`` for a sensor without a colour-filter mosaic (no demosaicing; ``raws``
+            are then RGB), to measure what the mosaic costs.
 
     Returns:
         The burst, with ``raws`` (the noisy linear mosaics) and ``camera`` (the drawn
@@ -178,7 +181,13 @@ def simulate_camera_burst(
     for motion in params.motions:
         t_lr = motion_transform(motion, lr_size)
         frame = develop(
-            linear, _lr_to_hr(t_lr, scale), params, scale=scale, rng=rng, warp=move_image
+            linear,
+            _lr_to_hr(t_lr, scale),
+            params,
+            scale=scale,
+            rng=rng,
+            warp=move_image,
+            bayer=bayer,
         )
         frames.append(frame.image)
         raws.append(frame.raw)
