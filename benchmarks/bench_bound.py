@@ -43,7 +43,7 @@ from burstsr.refiner.checkpoint import load_generator
 from burstsr.refiner.enhance import enhance_image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_sr import SCALE, bicubic, camera_burst, run  # noqa: E402
+from bench_sr import CAMERA_SEED, SCALE, bicubic, camera_burst, run  # noqa: E402
 from datasets import data_dir  # noqa: E402
 
 
@@ -97,8 +97,8 @@ def ablation_outputs(
     outputs = []
     for name, (change, bayer) in ABLATIONS.items():
         camera = dataclasses.replace(burst.camera, **change)
-        other = simulate_camera_burst(  # bench_sr.py's seed for this image
-            burst.hr, scale=SCALE, params=camera, seed=5000 + k, bayer=bayer
+        other = simulate_camera_burst(
+            burst.hr, scale=SCALE, params=camera, seed=CAMERA_SEED + k, bayer=bayer
         )
         outputs.append((f"run, {{label}}, {name}", run(model, other.frames)))
     reads = model.config.merge_reads()

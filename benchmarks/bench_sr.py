@@ -148,10 +148,13 @@ def plain_burst(path: Path, k: int, frames: int = 8):
     )
 
 
+CAMERA_SEED = 5000  # image k of a set gets the camera burst of seed CAMERA_SEED + k
+
+
 def camera_burst(path: Path, k: int, frames: int = 8, **ranges):
     hr = read_image(path).pixels
     ranges = CameraRanges(frames=(frames, frames), **ranges)
-    return simulate_camera_burst(hr, scale=SCALE, ranges=ranges, seed=5000 + k)
+    return simulate_camera_burst(hr, scale=SCALE, ranges=ranges, seed=CAMERA_SEED + k)
 
 
 WORLDS = {"plain": plain_burst, "camera": camera_burst}

@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from burstsr.burst.camera import (
+    CameraParams,
     CameraRanges,
     add_sensor_noise,
     demosaic,
@@ -87,8 +88,6 @@ def test_camera_burst_is_reproducible_and_its_motion_is_known():
 
 
 def test_full_colour_camera_is_the_simulators_camera_without_the_mosaic():
-    from burstsr.burst.camera import CameraParams
-
     rng = np.random.default_rng(0)
     scene = cv2.GaussianBlur(rng.random((48, 48, 3)).astype(np.float32), (0, 0), 1.5)
     grey = np.repeat(scene[:, :, :1], 3, axis=2)  # JPEG's chroma subsampling keeps it
