@@ -35,7 +35,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
 from crops import busiest, row  # noqa: E402
-from datasets import data_dir  # noqa: E402
+from datasets import CAMERA_SEED, PLAIN_SEED, data_dir  # noqa: E402
 
 from burstsr.burst.camera import CameraRanges  # noqa: E402
 from burstsr.burst.pipeline import merge_burst  # noqa: E402
@@ -64,10 +64,10 @@ def simulate(world: str, hr: np.ndarray, scale: int, k: int):
     """bench_sr.py's bursts of image ``k`` (same seeds), at ``scale``."""
     if world == "plain":
         return simulate_burst(
-            hr, frames=8, scale=scale, noise=0.02, shift=2.0, rotate=1.0, seed=4000 + k
+            hr, frames=8, scale=scale, noise=0.02, shift=2.0, rotate=1.0, seed=PLAIN_SEED + k
         )
     ranges = CameraRanges(frames=(8, 8))
-    return simulate_camera_burst(hr, scale=scale, ranges=ranges, seed=5000 + k)
+    return simulate_camera_burst(hr, scale=scale, ranges=ranges, seed=CAMERA_SEED + k)
 
 
 def merged(frames: list[np.ndarray]) -> np.ndarray:

@@ -43,8 +43,8 @@ from burstsr.refiner.checkpoint import load_generator
 from burstsr.refiner.enhance import enhance_image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_sr import CAMERA_SEED, SCALE, bicubic, camera_burst, run  # noqa: E402
-from datasets import data_dir  # noqa: E402
+from bench_sr import SCALE, bicubic, camera_burst, run  # noqa: E402
+from datasets import CAMERA_SEED, data_dir  # noqa: E402
 
 
 def optics_otf(shape: tuple[int, int], sigma: float, box: int) -> np.ndarray:

@@ -28,7 +28,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
-from datasets import BURST_NAME, data_dir  # noqa: E402
+from datasets import BURST_NAME, CAMERA_SEED, PLAIN_SEED, data_dir  # noqa: E402
 
 from burstsr.burst.camera import CameraRanges  # noqa: E402
 from burstsr.burst.config import MergeConfig  # noqa: E402
@@ -72,11 +72,19 @@ def quality(model, coarse, thresholds: list[float], work: Path) -> dict:
                 hr = read_image(path).pixels
                 if world == "plain":
                     burst = simulate_burst(
-                        hr, frames=8, scale=SCALE, noise=0.02, shift=2.0, rotate=1.0, seed=4000 + k
+                        hr,
+                        frames=8,
+                        scale=SCALE,
+                        noise=0.02,
+                        shift=2.0,
+                        rotate=1.0,
+                        seed=PLAIN_SEED + k,
                     )
                 else:
                     ranges = CameraRanges(frames=(8, 8))
-                    burst = simulate_camera_burst(hr, scale=SCALE, ranges=ranges, seed=5000 + k)
+                    burst = simulate_camera_burst(
+                        hr, scale=SCALE, ranges=ranges, seed=CAMERA_SEED + k
+                    )
                 merged = _merge(burst.frames, work / "q")
                 plain = enhance_image(model, merged.image, confidence=merged.confidence)
                 row = [psnr(plain, burst.hr, border=SCALE, y_channel=True)]

@@ -62,7 +62,7 @@ from burstsr.refiner.plots import line_chart
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from crops import busiest, row  # noqa: E402
-from datasets import data_dir  # noqa: E402
+from datasets import CAMERA_SEED, PLAIN_SEED, data_dir  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = data_dir()
@@ -144,11 +144,8 @@ def score(img: np.ndarray, hr: np.ndarray) -> tuple[float, float, float, float]:
 def plain_burst(path: Path, k: int, frames: int = 8):
     hr = read_image(path).pixels
     return simulate_burst(
-        hr, frames=frames, scale=SCALE, noise=0.02, shift=2.0, rotate=1.0, seed=4000 + k
+        hr, frames=frames, scale=SCALE, noise=0.02, shift=2.0, rotate=1.0, seed=PLAIN_SEED + k
     )
-
-
-CAMERA_SEED = 5000  # image k of a set gets the camera burst of seed CAMERA_SEED + k
 
 
 def camera_burst(path: Path, k: int, frames: int = 8, **ranges):
