@@ -34,12 +34,11 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
+from bursts import world_burst  # noqa: E402
 from crops import busiest, row  # noqa: E402
-from datasets import CAMERA_SEED, PLAIN_SEED, data_dir  # noqa: E402
+from datasets import data_dir  # noqa: E402
 
-from burstsr.burst.camera import CameraRanges  # noqa: E402
 from burstsr.burst.pipeline import merge_burst  # noqa: E402
-from burstsr.burst.synth import simulate_burst, simulate_camera_burst  # noqa: E402
 from burstsr.errors import InputError  # noqa: E402
 from burstsr.io import read_image, write_image  # noqa: E402
 from burstsr.metrics import psnr  # noqa: E402
@@ -58,16 +57,6 @@ def resized(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     t = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None]
     out = F.interpolate(t, size=size, mode="bicubic", antialias=True, align_corners=False)
     return out[0].clamp(0, 1).permute(1, 2, 0).numpy()
-
-
-def simulate(world: str, hr: np.ndarray, scale: int, k: int):
-    """bench_sr.py's bursts of image ``k`` (same seeds), at ``scale``."""
-    if world == "plain":
-        return simulate_burst(
-            hr, frames=8, scale=scale, noise=0.02, shift=2.0, rotate=1.0, seed=PLAIN_SEED + k
-        )
-    ranges = CameraRanges(frames=(8, 8))
-    return simulate_camera_burst(hr, scale=scale, ranges=ranges, seed=CAMERA_SEED + k)
 
 
 def merged(frames: list[np.ndarray]) -> np.ndarray:
@@ -108,7 +97,7 @@ def main(argv: list[str] | None = None) -> dict:
             for k, path in enumerate(files[: args.limit or None]):
                 hr = read_image(path).pixels
                 for burst_scale, scales in ((4, NEAR), (8, FAR)):
-                    burst = simulate(world, hr, burst_scale, k)
+                    burst = world_burst(world, hr, k, scale=burst_scale)
                     merge = merged(burst.frames)
                     h, w = merge.shape[:2]
                     fixed = enhance_image(fidelity, merge)

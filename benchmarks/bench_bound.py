@@ -44,7 +44,8 @@ from burstsr.refiner.enhance import enhance_image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_sr import SCALE, bicubic, camera_burst, run  # noqa: E402
-from datasets import CAMERA_SEED, data_dir  # noqa: E402
+from bursts import CAMERA_SEED  # noqa: E402
+from datasets import data_dir  # noqa: E402
 
 
 def optics_otf(shape: tuple[int, int], sigma: float, box: int) -> np.ndarray:

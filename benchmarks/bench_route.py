@@ -28,12 +28,13 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
-from datasets import BURST_NAME, CAMERA_SEED, PLAIN_SEED, data_dir  # noqa: E402
+from bursts import world_burst  # noqa: E402
+from datasets import BURST_NAME, data_dir  # noqa: E402
 
 from burstsr.burst.camera import CameraRanges  # noqa: E402
 from burstsr.burst.config import MergeConfig  # noqa: E402
 from burstsr.burst.pipeline import merge_burst  # noqa: E402
-from burstsr.burst.synth import simulate_burst, simulate_camera_burst  # noqa: E402
+from burstsr.burst.synth import simulate_camera_burst  # noqa: E402
 from burstsr.io import read_image, write_image  # noqa: E402
 from burstsr.metrics import periodic_pattern, psnr  # noqa: E402
 from burstsr.refiner.checkpoint import load_generator  # noqa: E402
@@ -70,21 +71,7 @@ def quality(model, coarse, thresholds: list[float], work: Path) -> dict:
             rows = []
             for k, path in enumerate(sorted((data_dir() / name).glob("*.png"))):
                 hr = read_image(path).pixels
-                if world == "plain":
-                    burst = simulate_burst(
-                        hr,
-                        frames=8,
-                        scale=SCALE,
-                        noise=0.02,
-                        shift=2.0,
-                        rotate=1.0,
-                        seed=PLAIN_SEED + k,
-                    )
-                else:
-                    ranges = CameraRanges(frames=(8, 8))
-                    burst = simulate_camera_burst(
-                        hr, scale=SCALE, ranges=ranges, seed=CAMERA_SEED + k
-                    )
+                burst = world_burst(world, hr, k, scale=SCALE)
                 merged = _merge(burst.frames, work / "q")
                 plain = enhance_image(model, merged.image, confidence=merged.confidence)
                 row = [psnr(plain, burst.hr, border=SCALE, y_channel=True)]

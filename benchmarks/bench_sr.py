@@ -48,10 +48,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from burstsr.burst.camera import CameraRanges
 from burstsr.burst.pipeline import MergeConfig, merge_burst
 from burstsr.burst.superres import ACCUMULATORS
-from burstsr.burst.synth import simulate_burst, simulate_camera_burst
 from burstsr.device import resolve_device
 from burstsr.io import read_image, write_image
 from burstsr.metrics import periodic_pattern, psnr, ssim, texture_ratio
@@ -61,8 +59,9 @@ from burstsr.refiner.enhance import enhance_image
 from burstsr.refiner.plots import line_chart
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bursts  # noqa: E402
 from crops import busiest, row  # noqa: E402
-from datasets import CAMERA_SEED, PLAIN_SEED, data_dir  # noqa: E402
+from datasets import data_dir  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = data_dir()
@@ -142,16 +141,11 @@ def score(img: np.ndarray, hr: np.ndarray) -> tuple[float, float, float, float]:
 
 
 def plain_burst(path: Path, k: int, frames: int = 8):
-    hr = read_image(path).pixels
-    return simulate_burst(
-        hr, frames=frames, scale=SCALE, noise=0.02, shift=2.0, rotate=1.0, seed=PLAIN_SEED + k
-    )
+    return bursts.plain_burst(read_image(path).pixels, k, frames, SCALE)
 
 
 def camera_burst(path: Path, k: int, frames: int = 8, **ranges):
-    hr = read_image(path).pixels
-    ranges = CameraRanges(frames=(frames, frames), **ranges)
-    return simulate_camera_burst(hr, scale=SCALE, ranges=ranges, seed=CAMERA_SEED + k)
+    return bursts.camera_burst(read_image(path).pixels, k, frames, SCALE, **ranges)
 
 
 WORLDS = {"plain": plain_burst, "camera": camera_burst}

@@ -32,10 +32,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 ARCHIVE_URL = "https://codeload.github.com/{repo}/tar.gz/{commit}"
 BURST_NAME = "hdrplus_0006_20160722_115157_431"
-# The benchmarks' simulated bursts: image k of a set (in sorted order) gets the plain burst of
-# seed PLAIN_SEED + k and the camera-realistic one of seed CAMERA_SEED + k, in every benchmark.
-PLAIN_SEED = 4000
-CAMERA_SEED = 5000
 
 
 @dataclass(frozen=True)
