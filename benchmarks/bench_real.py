@@ -37,6 +37,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from burstsr.burst.camera import jpeg as jpeg_round_trip
 from burstsr.io import read_image, write_image
 from burstsr.metrics import periodic_pattern, psnr, ssim
 from burstsr.refiner.checkpoint import load_generator
@@ -53,14 +54,8 @@ def decimate(frame: np.ndarray, jpeg: int) -> np.ndarray:
     """``frame`` area-downsampled ``SCALE`` x, then (``jpeg`` > 0) JPEG-compressed at that
     quality (OpenCV's encoder, 4:2:0)."""
     h, w = frame.shape[:2]
-    small = cv2.resize(frame, (w // SCALE, h // SCALE), interpolation=cv2.INTER_AREA)
-    if jpeg <= 0:
-        return np.clip(small, 0, 1)
-    bgr = (np.clip(small, 0, 1)[..., ::-1] * 255 + 0.5).astype(np.uint8)
-    ok, encoded = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, jpeg])
-    if not ok:
-        raise RuntimeError(f"OpenCV could not encode a JPEG of quality {jpeg}")
-    return cv2.imdecode(encoded, cv2.IMREAD_COLOR)[..., ::-1].astype(np.float32) / 255
+    small = np.clip(cv2.resize(frame, (w // SCALE, h // SCALE), interpolation=cv2.INTER_AREA), 0, 1)
+    return jpeg_round_trip(small, jpeg) if jpeg > 0 else small
 
 
 def score(image: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
@@ -112,8 +107,11 @@ def main() -> None:
     frames = [read_image(p).pixels for p in paths]
     h, w = (s // SCALE * SCALE for s in frames[0].shape[:2])
     frames = [f[:h, :w] for f in frames]
-    refs = range(len(frames)) if args.references == "all" else map(int, args.references.split(","))
-    refs = list(refs)
+    if args.references == "all":
+        refs = list(range(len(frames)))
+    else:
+        refs = [int(r) for r in args.references.split(",")]
+    truth_periodic = [periodic_pattern(frames[r]) for r in refs]  # the same at every quality
     models = {name: load_generator(name) for name in args.models.split(",") if name}
     counts = [int(n) for n in args.frames.split(",") if n]
     args.out.mkdir(parents=True, exist_ok=True)
@@ -126,7 +124,6 @@ def main() -> None:
             order = [r] + [i for i in range(len(frames)) if i != r]
             outputs = restorations([lows_all[i] for i in order], models, counts)
             truth = frames[r]
-            periodic.setdefault("truth", []).append(periodic_pattern(truth))
             for method, image in outputs.items():
                 table.setdefault(method, []).append(score(image, truth))
                 if method.startswith("run, "):
@@ -159,8 +156,8 @@ def main() -> None:
             per = periodic.get(method)
             cell = f"{np.mean(per):.3f} / {np.max(per):.3f}" if per else ""
             print(f"| {method} | {p:.2f} | {p - base:+.2f} | {s:.4f} | {cell} |")
-        truth = periodic["truth"]
-        print(f"\n(The truths' own periodic score: {np.mean(truth):.3f} / {np.max(truth):.3f}.)\n")
+        mean, most = np.mean(truth_periodic), np.max(truth_periodic)
+        print(f"\n(The truths' own periodic score: {mean:.3f} / {most:.3f}.)\n")
         print(flush=True)
 
 
