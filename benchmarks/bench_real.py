@@ -22,10 +22,14 @@ border of 16 pixels (where the frames do not all overlap); the periodic-pattern 
 outputs (burstsr.metrics.periodic_pattern, 8-bit levels). Caveats: the truth is itself a
 resized, JPEG-compressed phone frame (quality 92, a little noise of its own), and 4x
 downsampling averages the phone's noise away, so these bursts are cleaner than the ones a
-phone records at that size; --jpeg adds compression back.
+phone records at that size; --jpeg adds compression back. --camera makes the small frames
+with the camera simulator's optics and sensor instead (burstsr.burst.camera, one fixed camera
+in the middle of the training ranges: lens blur 0.5 small pixels, RGGB mosaic, shot and read
+noise, demosaicing, sRGB, JPEG 90): the real motion and scene with a camera's degradations.
 
     python benchmarks/bench_real.py                      # about 10 minutes on 2 CPU cores
     python benchmarks/bench_real.py --models burst --references 0 --jpeg 0
+    python benchmarks/bench_real.py --camera --jpeg 90    # the camera simulator's frames
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from burstsr.burst.camera import CameraParams, develop, srgb_to_linear
 from burstsr.burst.camera import jpeg as jpeg_round_trip
 from burstsr.io import read_image, write_image
 from burstsr.metrics import periodic_pattern, psnr, ssim
@@ -56,6 +61,24 @@ def decimate(frame: np.ndarray, jpeg: int) -> np.ndarray:
     h, w = frame.shape[:2]
     small = np.clip(cv2.resize(frame, (w // SCALE, h // SCALE), interpolation=cv2.INTER_AREA), 0, 1)
     return jpeg_round_trip(small, jpeg) if jpeg > 0 else small
+
+
+# The camera of --camera: the middle of burstsr.burst.camera's training ranges (lens blur
+# 0.3-0.9, shot noise 1e-4-1.2e-2 log-uniform, read noise from the shot noise's fit).
+CAMERA_BLUR, CAMERA_SHOT = 0.5, 2e-3
+CAMERA_READ = float(np.exp(2.18 * np.log(CAMERA_SHOT) + 1.2))
+
+
+def through_camera(frame: np.ndarray, quality: int, seed: int) -> np.ndarray:
+    """``frame`` made ``SCALE`` x smaller by the camera simulator: linear light, lens blur,
+    area downsampling, RGGB mosaic, shot and read noise (drawn from ``seed``), demosaicing,
+    sRGB and JPEG at ``quality``."""
+    params = CameraParams(
+        frames=1, blur=CAMERA_BLUR, shot=CAMERA_SHOT, read=CAMERA_READ, jpeg=quality
+    )
+    rng = np.random.default_rng(seed)
+    linear = srgb_to_linear(frame)
+    return develop(linear, np.eye(3), params, scale=SCALE, rng=rng, warp=lambda im, _: im).image
 
 
 def score(image: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
@@ -97,6 +120,11 @@ def main() -> None:
     parser.add_argument(
         "--frames", default="2,4", help="also run the first model on this many frames"
     )
+    parser.add_argument(
+        "--camera",
+        action="store_true",
+        help="make the small frames with the camera simulator (JPEG at --jpeg, 90 for 0)",
+    )
     parser.add_argument("--out", type=Path, default=Path("bench-out"))
     args = parser.parse_args()
 
@@ -117,7 +145,12 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
 
     for quality in (int(q) for q in args.jpeg.split(",")):
-        lows_all = [decimate(f, quality) for f in frames]
+        if args.camera:
+            quality = quality or 90
+            lows_all = [through_camera(f, quality, seed=i) for i, f in enumerate(frames)]
+        else:
+            lows_all = [decimate(f, quality) for f in frames]
+        world = "camera" if args.camera else "jpeg"
         table: dict[str, list[tuple[float, float]]] = {}
         periodic: dict[str, list[float]] = {}
         for r in refs:
@@ -129,7 +162,7 @@ def main() -> None:
                 if method.startswith("run, "):
                     periodic.setdefault(method, []).append(periodic_pattern(image))
             cells = ", ".join(f"{m} {table[m][-1][0]:.2f}" for m in outputs)
-            print(f"  jpeg {quality}, reference {r}: {cells}", file=sys.stderr, flush=True)
+            print(f"  {world} {quality}, reference {r}: {cells}", file=sys.stderr, flush=True)
             if r == refs[0]:
                 size = 96
                 y, x = busiest(truth, size)
@@ -137,12 +170,13 @@ def main() -> None:
                 shown += [m for m in outputs if m.startswith("run, ")]
                 panels = [outputs[m][y : y + size, x : x + size] for m in shown]
                 panels.append(truth[y : y + size, x : x + size])
-                name = args.out / f"real_truth_jpeg{quality}.png"
+                name = args.out / f"real_truth_{world}{quality}.png"
                 write_image(name, row(panels, zoom=2))
                 print(f"  crops ({' | '.join(shown)} | truth): {name}", file=sys.stderr)
 
         print(
             f"\nThe real burst, frames {SCALE}x smaller"
+            + (" by the camera simulator" if args.camera else "")
             + (f", JPEG {quality}" if quality > 0 else "")
             + f", x{SCALE}; mean over {len(refs)} reference frames (PSNR-Y, SSIM-Y, border"
             f" {BORDER}; periodic score of run's outputs, mean / max):\n"
