@@ -41,6 +41,7 @@ bench: install
 	$(BIN)/python benchmarks/bench_bound.py --model burst --ablations
 	$(BIN)/python benchmarks/bench_raw.py --run
 	$(BIN)/python benchmarks/bench_real.py
+	$(BIN)/python benchmarks/bench_real.py --camera --jpeg 90
 	$(BIN)/python benchmarks/bench_anyscale.py
 
 # Re-create examples/burst from the Kodak image (needs `make data`).
