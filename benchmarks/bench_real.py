@@ -144,13 +144,15 @@ def main() -> None:
     counts = [int(n) for n in args.frames.split(",") if n]
     args.out.mkdir(parents=True, exist_ok=True)
 
-    for quality in (int(q) for q in args.jpeg.split(",")):
+    qualities = [int(q) for q in args.jpeg.split(",")]
+    if args.camera:  # the camera always compresses: 0 means its default, once
+        qualities = list(dict.fromkeys(q or 90 for q in qualities))
+    world = "camera" if args.camera else "jpeg"
+    for quality in qualities:
         if args.camera:
-            quality = quality or 90
             lows_all = [through_camera(f, quality, seed=i) for i, f in enumerate(frames)]
         else:
             lows_all = [decimate(f, quality) for f in frames]
-        world = "camera" if args.camera else "jpeg"
         table: dict[str, list[tuple[float, float]]] = {}
         periodic: dict[str, list[float]] = {}
         for r in refs:
