@@ -165,10 +165,14 @@ def estimate_transform(
     if options.method in ("orb", "auto"):
         orb_level = _orb_level(ref_pyr, options)
         ref_orb = reference.features if reference.orb_level == orb_level else None
+        # As ECC's start (auto), an affine fit: a homography fitted to the few, clustered
+        # matches of a small image can throw its corners pixels off, and ECC then settles far
+        # from the motion; ECC fits the full homography from the affine start.
+        orb_motion = options.motion
+        if options.method == "auto" and options.motion == "homography":
+            orb_motion = "affine"
         found = orb_estimate(
-            ref_orb if ref_orb is not None else ref_pyr[orb_level],
-            frm_pyr[orb_level],
-            options.motion,
+            ref_orb if ref_orb is not None else ref_pyr[orb_level], frm_pyr[orb_level], orb_motion
         )
         if not isinstance(found, str) and implausible(found[0], ref_pyr[orb_level].shape):
             found = "matches agree only on an implausible motion (repetitive texture?)"
