@@ -36,6 +36,7 @@ data: install
 # Every benchmark behind docs/benchmarks.md (needs `make data`; hours on 2 CPU cores).
 bench: install
 	$(BIN)/python benchmarks/bench_merge.py
+	$(BIN)/python benchmarks/bench_align.py
 	$(BIN)/python benchmarks/bench_sr.py
 	$(BIN)/python benchmarks/bench_estimate.py --full
 	$(BIN)/python benchmarks/bench_bound.py --model burst --ablations
