@@ -13,8 +13,9 @@ refinement in burst/refine.py, the checks in burst/checks.py):
 ``ecc``   Evangelidis & Psarakis' enhanced correlation coefficient (``cv2.findTransformECC``),
           coarse-to-fine over a 2x pyramid, started from a phase-correlation translation on the
           coarsest level, refined down to the finest level of at most ``max_align_pixels``.
-``auto``  ORB for the estimate, ECC from the ORB level down for the refinement; when ECC fails
-          the ORB estimate is kept, when ORB fails ECC runs on its own.
+``auto``  ORB for the estimate (an affine fit when the motion is a homography), ECC from the
+          ORB level down for the refinement; when ECC fails the ORB estimate is kept, when ORB
+          fails ECC runs on its own.
 
 Each result carries a score: the correlation coefficient between the reference and the aligned
 frame over their overlap on the finest level used. Frames below ``min_score`` are rejected.
