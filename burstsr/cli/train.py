@@ -187,6 +187,14 @@ _train = TrainConfig()
     "(beyond the HR crop's own), which GANs on PixelShuffle upsamplers tend to paint.",
 )
 @click.option(
+    "--grid-weight",
+    type=click.FloatRange(0),
+    default=_train.grid_weight,
+    show_default=True,
+    help="Both phases: weight of a penalty on the part of the error locked to the 4-pixel "
+    "output grid (a faint screen the pixel loss barely sees).",
+)
+@click.option(
     "--vgg-weights",
     type=click.Path(path_type=Path),
     default=None,

@@ -53,6 +53,7 @@ class TrainConfig:
     adv_weight: float = 1e-3
     gan_loss: str = "standard"  # standard (SRGAN) | relativistic (RaGAN, as ESRGAN)
     periodic_weight: float = 0.0  # adversarial phase: penalty on a pattern locked to the 4 px grid
+    grid_weight: float = 0.0  # both phases: penalty on the error locked to the 4 px grid
     vgg_weights: str | None = None
     # Bookkeeping
     val_every: int = 500

@@ -150,6 +150,33 @@ class ContentLoss(nn.Module):
         return F.mse_loss(feats(output), feats(target).detach())
 
 
+def _phase_means(x: torch.Tensor, period: int) -> torch.Tensor:
+    """Per image, the mean high-pass luma (luma minus a Gaussian blur, sigma 2) at each of the
+    ``period x period`` pixel phases of ``x`` ``(N, 3, H, W)``: ``(N, period, period)``."""
+    y = 0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]
+    radius = 6
+    t = torch.arange(-radius, radius + 1, dtype=y.dtype, device=y.device)
+    k = torch.exp(-0.5 * (t / 2.0) ** 2)
+    k = k / k.sum()
+    blurred = F.pad(y[:, None], (radius,) * 4, mode="reflect")
+    blurred = F.conv2d(blurred, k.view(1, 1, 1, -1))
+    blurred = F.conv2d(blurred, k.view(1, 1, -1, 1))[:, 0]
+    high = y - blurred
+    n, h, w = high.shape
+    h, w = h // period * period, w // period * period
+    return high[:, :h, :w].reshape(n, h // period, period, w // period, period).mean(dim=(1, 3))
+
+
+def grid_error_loss(output: torch.Tensor, target: torch.Tensor, period: int = 4) -> torch.Tensor:
+    """The part of the error locked to the ``period``-pixel output grid: per image, the RMS over
+    the phases of the mean high-pass luma of ``output - target`` (in [0, 1] units), averaged
+    over the batch. The target's own texture cancels, so even a pattern far under the crop's
+    texture is measured; an L1 loss barely sees an offset that small against its errors.
+    Crops must start on the grid (the training crops and folds do)."""
+    phases = _phase_means(output - target, period)
+    return phases.pow(2).mean(dim=(1, 2)).add(1e-12).sqrt().mean()
+
+
 def periodic_loss(output: torch.Tensor, target: torch.Tensor, period: int = 4) -> torch.Tensor:
     """How much more ``output`` repeats a pattern locked to its ``period``-pixel grid than
     ``target`` does: per image, the RMS over the ``period x period`` phases of the mean high-pass
@@ -158,19 +185,7 @@ def periodic_loss(output: torch.Tensor, target: torch.Tensor, period: int = 4) -
     must start on the grid (the training crops and folds do)."""
 
     def score(x: torch.Tensor) -> torch.Tensor:
-        y = 0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]
-        radius = 6
-        t = torch.arange(-radius, radius + 1, dtype=y.dtype, device=y.device)
-        k = torch.exp(-0.5 * (t / 2.0) ** 2)
-        k = k / k.sum()
-        blurred = F.pad(y[:, None], (radius,) * 4, mode="reflect")
-        blurred = F.conv2d(blurred, k.view(1, 1, 1, -1))
-        blurred = F.conv2d(blurred, k.view(1, 1, -1, 1))[:, 0]
-        high = y - blurred
-        n, h, w = high.shape
-        h, w = h // period * period, w // period * period
-        phases = high[:, :h, :w].reshape(n, h // period, period, w // period, period)
-        return phases.mean(dim=(1, 3)).pow(2).mean(dim=(1, 2)).add(1e-12).sqrt()
+        return _phase_means(x, period).pow(2).mean(dim=(1, 2)).add(1e-12).sqrt()
 
     return F.relu(score(output) - score(target)).mean()
 

@@ -42,6 +42,7 @@ from burstsr.refiner.distributed import Rank, gather_states, init_distributed
 from burstsr.refiner.losses import (
     ContentLoss,
     adversarial_loss,
+    grid_error_loss,
     periodic_loss,
     pixel_loss,
     relativistic_loss,
@@ -291,8 +292,14 @@ def train(config: TrainConfig, *, resume: bool = False, progress: Progress | Non
             else:
                 loss_pix = pixel_loss(sr.float(), hr_batch, config.pixel)
                 loss_g = loss_pix
+                if config.grid_weight > 0:
+                    loss_grid = grid_error_loss(sr.float(), hr_batch)
+                    loss_g = loss_g + config.grid_weight * loss_grid
+                    losses["grid"] = loss_grid.item()
             if adversarial:  # never for an any-scale model (checked above)
                 loss_g = config.pixel_weight * loss_pix
+                if config.grid_weight > 0:
+                    loss_g = loss_g + config.grid_weight * loss_grid
                 if content is not None:
                     loss_c = content(sr.float(), hr_batch)
                     loss_g = loss_g + config.content_weight * loss_c
