@@ -154,6 +154,9 @@ def test_training_refuses_what_an_any_scale_model_cannot_do(tmp_path):
         cli, [*base, "--out", str(tmp_path / "b"), "--steps", "4", "--pretrain-steps", "2"]
     )
     assert res.exit_code != 0 and "--pretrain-steps" in res.output
+    grid = ["--steps", "4", "--pretrain-steps", "4", "--grid-weight", "1"]
+    res = runner.invoke(cli, [*base, "--out", str(tmp_path / "c"), *grid])
+    assert res.exit_code != 0 and "--grid-weight" in res.output and "Traceback" not in res.output
 
 
 def test_enhance_renders_any_size_and_sample_needs_an_any_scale_model(tmp_path):

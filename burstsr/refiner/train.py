@@ -132,6 +132,8 @@ def train(config: TrainConfig, *, resume: bool = False, progress: Progress | Non
             raise InputError("--latent: an any-scale model trains on one device")
         if config.head_kernel != 9 or config.upsampler != "stages":
             raise InputError("--head-kernel, --upsampler: not for an any-scale model (--latent)")
+        if config.grid_weight > 0:
+            raise InputError("--grid-weight: not for an any-scale model (--latent)")
     data = PairDataset(train_pairs, scale, config.patch, align=u, confidence=conf)
     val_data = (
         PairDataset(val_pairs, scale, config.patch, augment=False, align=u, confidence=conf)
