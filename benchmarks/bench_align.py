@@ -38,6 +38,7 @@ from burstsr.io import read_image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from datasets import data_dir  # noqa: E402
+from stack_scripts import ecc_homography  # noqa: E402
 
 METHODS = {
     "burstsr (auto, homography)": AlignOptions(),
@@ -48,16 +49,11 @@ BASELINE = "classic ECC (identity start)"
 
 
 def classic_ecc(reference: np.ndarray, frame: np.ndarray) -> np.ndarray:
-    """The stacking scripts' alignment: one full-frame ECC homography from the identity."""
-    warp = np.eye(3, dtype=np.float32)
-    criteria = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 100, 1e-6)
+    """The stacking scripts' alignment (stack_scripts.py); the identity where it fails."""
     try:
-        _, warp = cv2.findTransformECC(
-            reference, frame, warp, cv2.MOTION_HOMOGRAPHY, criteria, None, 5
-        )
+        return ecc_homography(reference, frame).astype(np.float64)
     except cv2.error:
-        pass  # not converged: the identity stands
-    return warp.astype(np.float64)
+        return np.eye(3)  # not converged: the identity stands
 
 
 def main() -> None:

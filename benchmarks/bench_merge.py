@@ -70,6 +70,7 @@ from burstsr.metrics import psnr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from datasets import BURST_NAME, data_dir  # noqa: E402
+from stack_scripts import ecc_homography  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 KODAK = data_dir() / "Kodak"
@@ -119,17 +120,7 @@ def classic(paths: list[Path], method: str) -> Outcome:
         t0 = time.perf_counter()
         try:
             if method == "ecc":
-                criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 100, 1e-6)
-                _, warp = cv2.findTransformECC(
-                    ref_gray,
-                    gray,
-                    np.eye(3, dtype=np.float32),
-                    cv2.MOTION_HOMOGRAPHY,
-                    criteria,
-                    None,
-                    5,
-                )
-                warp = warp.astype(np.float64)
+                warp = ecc_homography(ref_gray, gray).astype(np.float64)
             else:
                 kp2, d2 = orb.detectAndCompute(np.clip(gray * 255, 0, 255).astype(np.uint8), None)
                 matches = cv2.BFMatcher(cv2.NORM_HAMMING, crossCheck=True).match(d1, d2)

@@ -36,21 +36,27 @@ def read(path: Path) -> np.ndarray:
     return image[:, :, :3].astype(np.float32) / scale
 
 
+def ecc_homography(ref_gray: np.ndarray, gray: np.ndarray) -> np.ndarray:
+    """The recipe's alignment: one full-frame ECC homography (reference -> frame) from the
+    identity, 100 iterations / 1e-6, Gaussian 5. Raises ``cv2.error`` when it does not
+    converge."""
+    criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 100, 1e-6)
+    warp = np.eye(3, dtype=np.float32)
+    _, warp = cv2.findTransformECC(ref_gray, gray, warp, cv2.MOTION_HOMOGRAPHY, criteria, None, 5)
+    return warp
+
+
 def classic_ecc(paths: list[Path]) -> np.ndarray:
     """Full-resolution ECC to the first frame, bilinear warp, plain average."""
     first = read(paths[0])
     h, w = first.shape[:2]
     ref_gray = cv2.cvtColor(first, cv2.COLOR_BGR2GRAY)
     total = first.copy()
-    criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 100, 1e-6)
     for path in paths[1:]:
         frame = read(path)
         gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-        warp = np.eye(3, dtype=np.float32)
         try:
-            _, warp = cv2.findTransformECC(
-                ref_gray, gray, warp, cv2.MOTION_HOMOGRAPHY, criteria, None, 5
-            )
+            warp = ecc_homography(ref_gray, gray)
         except cv2.error:
             warp = np.eye(3, dtype=np.float32)  # the script would stop; we average it unaligned
         total += cv2.warpPerspective(
