@@ -192,25 +192,28 @@ def outscaled(estimate: Estimate, size: tuple[int, int] | None, any_scale: bool)
 
 
 def seconds_per_input_pixel(generator: Generator, *, half: bool = False) -> float:
-    """Time the generator on a patch of 64 x 64 of its working pixels (after folding) on its
-    device (a fraction of a second on a CPU), in half precision with ``half`` (as ``--half``
-    runs it): seconds per input pixel."""
+    """Time the generator as its tiles run it
+    (:func:`burstsr.refiner.enhance.inference_network`) on a patch of 64 x 64 of its working
+    pixels (after folding) on its device (a fraction of a second on a CPU), in half precision
+    with ``half`` (as ``--half`` runs it): seconds per input pixel."""
     import torch
 
     from burstsr.device import inference_precision, layout_for_half
+    from burstsr.refiner.enhance import inference_network
 
     generator.eval()
     u = generator.config.unshuffle
     side = 64 * u
     device = next(generator.parameters()).device
     layout_for_half(generator, device, half)  # as enhance_image runs it
+    network = inference_network(generator)  # what its tiles run
     channels = generator.config.in_channels
     patch = torch.rand(1, channels, side, side, device=device)
     with torch.inference_mode(), inference_precision(device, half):
-        generator(patch)  # warm-up: allocations, kernel selection
+        network(patch)  # warm-up: allocations, kernel selection
         _sync(device)
         start = time.perf_counter()
-        generator(patch)
+        network(patch)
         _sync(device)
     return (time.perf_counter() - start) / (side * side)
 

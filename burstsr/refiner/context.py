@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from burstsr.io.confidence import confidence_channel
-from burstsr.refiner.networks import Generator
+from burstsr.refiner.networks import Generator, weights_version
 
 TOLERANCE = 1e-5  # of the full range: 0.65 of a 16-bit level, 1/400 of an 8-bit one
 MARGIN = 1.25  # the context used, over the one measured
@@ -101,8 +101,7 @@ def needed_context(generator: Generator) -> int:
     place changes to the weights (an optimiser's step, ``load_state_dict``) measure it again;
     replacing a parameter's ``.data`` does not. Weights made under ``torch.inference_mode``
     keep no version, so for them it is measured every time."""
-    params = list(generator.parameters())
-    version = None if any(p.is_inference() for p in params) else tuple(p._version for p in params)
+    version = weights_version(generator)
     known = getattr(generator, "_needed_context", None)
     if version is not None and known is not None and known[0] == version:
         return known[1]

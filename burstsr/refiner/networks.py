@@ -22,6 +22,7 @@ can be smaller and the upsampling can be ESPCN's sub-pixel convolution (``upsamp
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import asdict, dataclass
 from functools import lru_cache
@@ -30,6 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from burstsr.burst.superres import KERNELS
 
@@ -195,6 +197,36 @@ def fold_output_conv(
     folded = flat[:, :, torch.tensor(index, device=weight.device)]  # (o, c, a, b, a2, b2, ky, kx)
     folded = folded.permute(0, 2, 3, 1, 4, 5, 6, 7).reshape(o * f * f, c * f * f, *index.shape[-2:])
     return folded, bias.repeat_interleave(f * f), radius
+
+
+def weights_version(network: nn.Module) -> tuple[int, ...] | None:
+    """A key that changes whenever ``network``'s weights change in place (an optimiser's step,
+    ``load_state_dict``), for what is derived from them and kept; None for weights made under
+    ``torch.inference_mode``, which keep no version (derive again every time)."""
+    params = list(network.parameters())
+    if any(p.is_inference() for p in params):
+        return None
+    return tuple(p._version for p in params)
+
+
+def fold_batch_norm(network: nn.Module) -> nn.Module:
+    """A copy of ``network`` for inference, every ``BatchNorm2d`` that follows a ``Conv2d`` in
+    a ``Sequential`` folded into that convolution (``Identity`` in its place): in ``eval()``
+    mode a batch norm is a fixed scale and shift per channel, so the folded convolution gives
+    the same numbers (within float rounding) without a pass over the activations per batch
+    norm. The copy is in ``eval()`` mode; ``network`` is left as it was. Not for training: the
+    batch norms' statistics are gone from the copy."""
+    folded = copy.deepcopy(network).eval()
+    with torch.no_grad():
+        for module in folded.modules():
+            if not isinstance(module, nn.Sequential):
+                continue
+            for i in range(len(module) - 1):
+                conv, norm = module[i], module[i + 1]
+                if isinstance(conv, nn.Conv2d) and isinstance(norm, nn.BatchNorm2d):
+                    module[i] = fuse_conv_bn_eval(conv, norm)
+                    module[i + 1] = nn.Identity()
+    return folded
 
 
 class Generator(nn.Module):
