@@ -37,6 +37,7 @@ figures side by side.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import subprocess
 import sys
@@ -54,6 +55,7 @@ from burstsr.device import resolve_device
 from burstsr.io import read_image, write_image
 from burstsr.metrics import periodic_pattern, psnr, ssim, texture_ratio
 from burstsr.naturalness import Pristine, fit_pristine, niqe
+from burstsr.refiner.backproject import Observation, back_project, worth_back_projecting
 from burstsr.refiner.checkpoint import DEFAULT_RUN_MODEL, SHIPPED, load_generator
 from burstsr.refiner.enhance import enhance_image
 from burstsr.refiner.plots import line_chart
@@ -77,22 +79,28 @@ def bicubic(img: np.ndarray, scale: int = SCALE) -> np.ndarray:
 
 def merge(
     frames: list[np.ndarray], grid: int = 1, kernel: str = "adaptive"
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """``burstsr merge [--scale grid --kernel kernel]``: (image, confidence map or None). One
-    frame: itself, on that grid."""
+) -> tuple[np.ndarray, np.ndarray | None, list[Observation]]:
+    """``burstsr merge [--scale grid --kernel kernel]``: (image, confidence map or None, the
+    frames it used with the motions it found). One frame: itself, on that grid."""
     if len(frames) == 1:
+        observations = [Observation(frames[0], np.eye(3))]
         frame = torch.from_numpy(np.ascontiguousarray(frames[0])).permute(2, 0, 1)
         if grid == 1:
-            return frames[0], None
+            return frames[0], None, observations
         acc = ACCUMULATORS[kernel](frame, grid)
         acc.add(frame, np.eye(3))
         image, confidence = acc.result(frame)
         image = image.clamp(0, 1).permute(1, 2, 0).numpy()
-        return image, None if confidence is None else confidence.numpy()
+        return image, None if confidence is None else confidence.numpy(), observations
     with tempfile.TemporaryDirectory() as tmp:
         paths = [write_image(Path(tmp) / f"f{i:02d}.png", f) for i, f in enumerate(frames)]
         result = merge_burst(paths, config=MergeConfig(scale=grid, kernel=kernel), device=DEVICE[0])
-        return result.image, result.confidence
+    observations = [
+        Observation(frames[r.index], np.eye(3) if r.transform is None else np.array(r.transform))
+        for r in result.frames
+        if r.used
+    ]
+    return result.image, result.confidence, observations
 
 
 def run(
@@ -102,16 +110,28 @@ def run(
     ensemble: bool = False,
     half: bool = False,
     merges: dict | None = None,
+    back_projection: bool = True,
+    unprojected: list | None = None,
 ) -> np.ndarray:
-    """Merge as the model reads it, then enhance: ``burstsr run --model``. ``merges``: a cache
-    of this burst's merges by (grid, kernel), shared by the models that read the same one."""
+    """Merge as the model reads it, then enhance, then back-project where the frames look
+    area-sampled (``back_projection``): ``burstsr run --model`` (``--back-project auto`` or
+    ``off``). ``merges``: a cache of this burst's merges by (grid, kernel), shared by the
+    models that read the same one. ``unprojected``: a list the output before back-projection
+    is appended to (the same as ``off`` gives)."""
     reads = model.config.merge_reads()
     key = (reads.get("scale", 1), reads.get("kernel", "adaptive"))
     merges = {} if merges is None else merges
     if key not in merges:
         merges[key] = merge(frames, *key)
-    image, confidence = merges[key]
-    return enhance_image(model, image, confidence=confidence, ensemble=ensemble, half=half)
+    image, confidence, observations = merges[key]
+    enhance = functools.partial(enhance_image, model, ensemble=ensemble, half=half)
+    out = enhance(image, confidence=confidence)
+    if unprojected is not None:
+        unprojected.append(out)
+    if back_projection and len(frames) > 1 and not model.config.any_scale:
+        if worth_back_projecting(observations, image, enhance, confidence=confidence)[0]:
+            out = back_project(out, observations, out.shape[0] // frames[0].shape[0])
+    return out
 
 
 PRISTINE: list[Pristine] = []  # NIQE's pristine model, fitted once in main()
@@ -169,8 +189,10 @@ def quality(
                 f"x{SCALE}-grid merge (adaptive, no network)": merges[SCALE, "adaptive"][0],
             }
             for label, model in models.items():
-                out = run(model, burst.frames, merges=merges)
+                before: list = []
+                out = run(model, burst.frames, merges=merges, unprojected=before)
                 results[f"run, {label}"] = out
+                results[f"run, {label} --back-project off"] = before[0]
                 periodic.setdefault(label, []).append(periodic_pattern(out))
                 if ensemble and label == DEFAULT_RUN_MODEL:
                     results[f"run, {label} --ensemble"] = run(

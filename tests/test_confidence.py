@@ -79,7 +79,8 @@ def test_synth_train_with_confidence_then_run_passes_the_map(tmp_path, monkeypat
     write_frames(tmp_path / "b", burst.frames)
     monkeypatch.chdir(tmp_path)
     model = str(tmp_path / "run" / "last.pt")
-    res = CliRunner().invoke(cli, ["-q", "run", "b", "--model", model, "--keep-merge"])
+    args = ["-q", "run", "b", "--model", model, "--keep-merge", "--back-project", "off"]
+    res = CliRunner().invoke(cli, args)  # compared with merge + enhance below
     assert res.exit_code == 0, res.output
     res = CliRunner().invoke(
         cli, ["-q", "merge", "b", "-o", "m.png", "--scale", "2", "--save-confidence", "c.png"]

@@ -34,8 +34,9 @@ def test_run_merges_then_enhances(tmp_path):
     out.parent.mkdir()
     res = CliRunner().invoke(
         cli,
-        ["-q", "run", str(tmp_path / "b"), "-o", str(out), "--model", str(model), "--keep-merge"],
-    )
+        ["-q", "run", str(tmp_path / "b"), "-o", str(out), "--model", str(model), "--keep-merge",
+         "--back-project", "off"],  # the merge, then the enhance alone
+    )  # fmt: skip
     assert res.exit_code == 0, res.output
     final, merged = read_image(out), read_image(tmp_path / "out" / "result.png")
     assert merged.shape == (48, 64) and final.shape == (96, 128)
@@ -50,9 +51,8 @@ def test_run_merges_on_the_grid_a_folding_model_reads(tmp_path, monkeypatch):
     torch.manual_seed(0)
     g = Generator(GeneratorConfig(scale=1, unshuffle=2, channels=8, blocks=1)).eval()
     model = save_generator(tmp_path / "fold.pt", g)
-    res = CliRunner().invoke(
-        cli, ["-q", "run", str(tmp_path / "b"), "--model", str(model), "--keep-merge"]
-    )
+    args = ["-q", "run", str(tmp_path / "b"), "--model", str(model), "--keep-merge"]
+    res = CliRunner().invoke(cli, [*args, "--back-project", "off"])  # compared with enhance below
     assert res.exit_code == 0, res.output
     # Default names: the scale frames -> output; the kept merge names its x2 grid and notes it.
     assert read_image(Path("result_x2.png")).shape == (64, 96)

@@ -41,6 +41,13 @@ from burstsr.estimate import (
 from burstsr.io import Burst, check_output, format_depth, load_burst, write_image
 from burstsr.io.crop import Crop
 from burstsr.io.names import merge_name
+from burstsr.io.raw import RAW_EXTENSIONS
+from burstsr.refiner.backproject import (
+    Observation,
+    burst_observations,
+    worth_back_projecting,
+)
+from burstsr.refiner.backproject import back_project as back_project_onto
 from burstsr.refiner.outscale import output_size, resize_to, scale_name
 from burstsr.refiner.registry import DEFAULT_RUN_MODEL
 
@@ -72,6 +79,19 @@ log = logging.getLogger("burstsr")
 @outscale_options
 @route_options
 @click.option(
+    "--back-project",
+    "back_project",
+    type=click.Choice(["auto", "on", "off"]),
+    default="auto",
+    show_default=True,
+    help="Make the output agree with the frames it came from (iterative back-projection: "
+    "moved and made x4 smaller as each frame was, it should give that frame back). auto: "
+    "only where the frames look area-sampled without a lens blur (downscaled photos, clean "
+    "sensors; tested on a crop first): +0.6 dB on such simulated bursts, +0.8 dB on a real "
+    "burst made 4x smaller; phone and camera-like frames are left alone. Not for RAW "
+    "bursts or --outscale/--width; the output is then held whole in memory.",
+)
+@click.option(
     "--keep-merge",
     is_flag=True,
     help="Also write the merge beside the output: result_grid4.png for a model that reads "
@@ -101,6 +121,7 @@ def run(
     crop: Crop | None,
     max_output_mp: float,
     raw_path: str,
+    back_project: str,
     **options,
 ) -> None:
     """Merge the burst in SOURCE_FOLDER, then restore and upscale the merge: the whole job.
@@ -144,6 +165,7 @@ def run(
     if raw_path == "bayer":
         check_bayer_options(burst.paths, crop=crop, save_aligned=None)
     size = output_size(burst.frame_size(), outscale=outscale, width=width)
+    back_project = check_back_project(back_project, burst, generator, size)
     check_output(output, inputs=burst.paths, overwrite=overwrite, bit_depth=depth)
     merged_path = output.parent / merge_name(config.scale)
     if keep_merge:
@@ -181,16 +203,17 @@ def run(
             if keep_merge:
                 result.write(merged_path, bit_depth=depth)
             out_depth = depth or format_depth(output, result.bit_depth)
+            enhance = functools.partial(
+                enhance_image, generator, tile=tile, half=half, ensemble=ensemble
+            )
+            observations = frames_to_back_project(back_project, burst, result, enhance)
             out = None
-            if size is None:  # written as it comes, in the integers of the file's depth
+            stream = size is None and observations is None
+            if stream:  # written as it comes, in the integers of the file's depth
                 shape = output_shape(generator, result.image.shape[:2])
                 out = writing.enter_context(output_file(output, shape, out_depth, gray=result.gray))
-            refined = enhance_image(
-                generator,
+            refined = enhance(
                 result.image,
-                tile=tile,
-                half=half,
-                ensemble=ensemble,
                 confidence=result.confidence,
                 routing=routing,
                 progress=enhancing,
@@ -198,11 +221,20 @@ def run(
                 size=size,
                 seed=sample,
             )
+            if observations is not None:
+                factor = refined.shape[0] // burst.frame_size()[0]
+
+                def projecting(done: int, total: int) -> None:
+                    if progress is not None:
+                        progress(100, 100, f"back-projection {done}/{total}")
+
+                refined = back_project_onto(refined, observations, factor, progress=projecting)
         report_routing(routing, result.image, save_route)
         gray, used, frames = result.gray, result.used, len(result.frames)
         del result  # the merge: no longer needed while the output is encoded
-        if size is not None:
-            refined = resize_to(refined, size)
+        if not stream:
+            if size is not None:
+                refined = resize_to(refined, size)
             shape = refined.shape[:2]
             write_image(output, refined[:, :, 0] if gray else refined, bit_depth=out_depth)
     log.info(
@@ -216,6 +248,44 @@ def run(
         output,
         time.perf_counter() - started,
     )
+
+
+def check_back_project(mode: str, burst: Burst, generator: Generator, size) -> str:
+    """``--back-project`` before any work: ``on`` is refused where it cannot apply (RAW frames,
+    whose merge is in linear light; an output resized or rendered at another size); ``auto``
+    becomes ``off`` there."""
+    raw = any(p.suffix.lower() in RAW_EXTENSIONS for p in burst.paths)
+    resized = size is not None or generator.config.any_scale
+    if mode == "on" and (raw or resized):
+        why = "RAW frames" if raw else "an output of another size (--outscale, --width)"
+        raise click.BadParameter(f"on: not for {why}", param_hint="--back-project")
+    return "off" if raw or resized else mode
+
+
+def frames_to_back_project(
+    mode: str, burst: Burst, result: MergeResult, enhance: Callable
+) -> list[Observation] | None:
+    """The frames to back-project ``run``'s output onto, or None: ``off``; ``auto`` where the
+    frames do not look area-sampled (asked of a crop first:
+    :func:`~burstsr.refiner.backproject.worth_back_projecting`)."""
+    if mode == "off":
+        return None
+    observations = burst_observations(burst, result.frames)
+    if mode == "auto":
+        fits, power = worth_back_projecting(
+            observations, result.image, enhance, confidence=result.confidence
+        )
+        log.info(
+            "back-projection %s: the frames look %s (residual %.2e without a lens blur, "
+            "%.2e with 0.2 px)",
+            "on" if fits else "off",
+            "area-sampled" if fits else "softer than area sampling",
+            power[0.0],
+            power[0.2],
+        )
+        if not fits:
+            return None
+    return observations
 
 
 def merge_for_run(

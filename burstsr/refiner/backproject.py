@@ -1,0 +1,207 @@
+"""Back-projection: make the restored image agree with the frames it was made from.
+
+The refiner restores the merge, and nothing ties its output to the measurements: made x4
+smaller and moved as each frame was, it need not give that frame back. Iterative
+back-projection (M. Irani and S. Peleg, "Improving Resolution by Image Registration", 1991)
+closes that gap. Each iteration predicts every frame from the current image (moved by the
+frame's motion, then each 4 x 4 block averaged, as the sensor's pixels do), and adds back the
+mean of the frames' residuals, each spread over the block it came from and moved back::
+
+    image += step * mean_k( move_k^-1( spread(frame_k - area(move_k(image))) ) )
+
+That model of the camera (motion, then area sampling) is only right for some bursts: frames
+downscaled from sharp photographs, clean simulated bursts, sensors without a visible lens blur.
+Where the frames are softer than the model predicts (lens blur, demosaicing, JPEG), pushing the
+image toward them blurs it. So :func:`fits_area_sampling` first asks the frames: the restored
+image, predicted through a lens blur of 0 and of a little more, must explain the frames best
+with none (docs/benchmarks.md has the measurements behind this test).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import cv2
+import numpy as np
+
+if TYPE_CHECKING:
+    from burstsr.burst.result import FrameReport
+    from burstsr.io import Burst
+
+log = logging.getLogger(__name__)
+
+BLURS = (0.0, 0.2)  # lens blurs (frame pixels) the fit compares
+ITERATIONS = 4  # the default: most of the gain (docs/benchmarks.md), a few seconds a MP
+STEP = 1.0
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One frame as the camera measured it: ``frame`` ``float32 (h, w, 3)`` in [0, 1] (the
+    encoding the merge and the restored image share) and ``transform``, the 3x3 map from the
+    reference frame's pixel coordinates to this frame's (what the merge's report holds)."""
+
+    frame: np.ndarray
+    transform: np.ndarray
+
+
+def fine_transform(transform: np.ndarray, scale: int) -> np.ndarray:
+    """``transform`` (frame pixels) as the same motion on a grid ``scale`` times finer (pixel
+    centres: frame pixel ``x`` covers fine pixels ``scale * x .. scale * x + scale - 1``)."""
+    s = float(scale)
+    to_fine = np.array([[s, 0, (s - 1) / 2], [0, s, (s - 1) / 2], [0, 0, 1]])
+    return to_fine @ np.asarray(transform, np.float64) @ np.linalg.inv(to_fine)
+
+
+def _blur(image: np.ndarray, sigma: float) -> np.ndarray:
+    return cv2.GaussianBlur(image, (0, 0), sigma) if sigma > 0 else image
+
+
+def predict(
+    image: np.ndarray, transform: np.ndarray, scale: int, blur: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """What a frame with ``transform`` would measure of ``image`` (``float32 (H, W, 3)``, on a
+    grid ``scale`` times finer than the frames): moved, blurred by ``blur`` frame pixels, each
+    ``scale x scale`` block averaged. Returns the prediction ``(H / scale, W / scale, 3)`` and
+    where it is valid (``bool``: the block saw only the image, nothing beyond its edges)."""
+    h, w = image.shape[0] // scale, image.shape[1] // scale
+    fine = fine_transform(transform, scale)
+    size = (w * scale, h * scale)
+    flags = cv2.INTER_LANCZOS4 | cv2.WARP_INVERSE_MAP
+    moved = cv2.warpPerspective(image, np.linalg.inv(fine), size, flags=flags,
+                                borderMode=cv2.BORDER_REFLECT)  # fmt: skip
+    inside = cv2.warpPerspective(np.ones(size[::-1], np.float32), np.linalg.inv(fine), size,
+                                 flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP)  # fmt: skip
+    moved = _blur(moved, blur * scale)
+    prediction = cv2.resize(moved, (w, h), interpolation=cv2.INTER_AREA)
+    margin = int(np.ceil(3 * blur)) + 1  # what the blur reaches, and the resampling's taps
+    valid = cv2.resize(inside, (w, h), interpolation=cv2.INTER_AREA) >= 1.0
+    valid = cv2.erode(valid.astype(np.uint8), np.ones((2 * margin + 1,) * 2, np.uint8)) > 0
+    return prediction, valid
+
+
+def residual_power(
+    image: np.ndarray,
+    observations: Sequence[Observation],
+    scale: int,
+    blurs: Sequence[float] = BLURS,
+) -> dict[float, float]:
+    """The mean squared difference between the frames and :func:`predict` of ``image``,
+    for each lens blur in ``blurs`` (over the pixels valid for every blur)."""
+    totals = dict.fromkeys(blurs, 0.0)
+    count = 0.0
+    for obs in observations:
+        predictions = {blur: predict(image, obs.transform, scale, blur) for blur in blurs}
+        valid = predictions[max(blurs)][1]  # the widest blur reaches furthest
+        count += float(valid.sum()) * image.shape[2]
+        for blur, (prediction, _) in predictions.items():
+            h, w = prediction.shape[:2]
+            totals[blur] += float(np.square(obs.frame[:h, :w] - prediction)[valid].sum())
+    return {blur: total / max(count, 1.0) for blur, total in totals.items()}
+
+
+def fits_area_sampling(
+    image: np.ndarray, observations: Sequence[Observation], scale: int
+) -> tuple[bool, dict[float, float]]:
+    """Whether the frames look like ``image`` moved and area-sampled, with no lens blur: the
+    prediction without blur explains them better than one with a blur of 0.2 frame pixels.
+    Returns the answer and the residual powers it compared."""
+    power = residual_power(image, observations, scale)
+    return power[BLURS[0]] < power[BLURS[1]], power
+
+
+def back_project(
+    image: np.ndarray,
+    observations: Sequence[Observation],
+    scale: int,
+    *,
+    iterations: int = ITERATIONS,
+    step: float = STEP,
+    progress: Callable[[int, int], None] | None = None,
+) -> np.ndarray:
+    """``image`` (``float32 (H, W, 3)`` in [0, 1], ``scale`` times the frames' size) after
+    ``iterations`` of back-projection onto ``observations`` (see the module's docstring);
+    clipped to [0, 1]. ``progress(done, total)`` after each iteration."""
+    image = np.array(image, dtype=np.float32)  # a copy: the caller's image is left as it is
+    height, width = image.shape[:2]
+    for done in range(1, iterations + 1):
+        update = np.zeros_like(image)
+        weight = np.zeros(image.shape[:2], np.float32)
+        for obs in observations:
+            prediction, valid = predict(image, obs.transform, scale)
+            h, w = prediction.shape[:2]
+            residual = (obs.frame[:h, :w] - prediction) * valid[:, :, None]
+            spread = cv2.resize(residual, (w * scale, h * scale), interpolation=cv2.INTER_NEAREST)
+            mask = cv2.resize(valid.astype(np.float32), (w * scale, h * scale),
+                              interpolation=cv2.INTER_NEAREST)  # fmt: skip
+            fine = fine_transform(obs.transform, scale)
+            flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+            update += cv2.warpPerspective(spread, fine, (width, height), flags=flags)
+            weight += cv2.warpPerspective(mask, fine, (width, height), flags=flags)
+            del spread, mask
+        # Each pixel takes the mean residual of the frames that saw it.
+        image += step * update / np.maximum(weight, 1.0)[:, :, None]
+        np.clip(image, 0.0, 1.0, out=image)
+        if progress is not None:
+            progress(done, iterations)
+    return image
+
+
+def worth_back_projecting(
+    observations: Sequence[Observation],
+    merge: np.ndarray,
+    enhance: Callable[..., np.ndarray],
+    *,
+    confidence: np.ndarray | None = None,
+    side: int = 256,
+) -> tuple[bool, dict[float, float]]:
+    """``run --back-project auto``'s test, on a crop: ``enhance`` (the model, called as
+    ``enhance(image, confidence=...)``) restores a central region of ``merge`` (up to
+    ``side`` frame pixels square; ``merge`` is on a grid a whole number of times finer than
+    the frames, ``confidence`` on the same grid), and :func:`fits_area_sampling` compares that
+    with the frames. Returns its answer and the residual powers it compared."""
+    h, w = observations[0].frame.shape[:2]
+    ch, cw = min(h, side), min(w, side)
+    y0, x0 = (h - ch) // 2, (w - cw) // 2
+    g = merge.shape[0] // h
+    box = (slice(y0 * g, (y0 + ch) * g), slice(x0 * g, (x0 + cw) * g))
+    restored = enhance(merge[box], confidence=None if confidence is None else confidence[box])
+    crop = crop_observations(observations, x0, y0, cw, ch)
+    return fits_area_sampling(restored, crop, restored.shape[0] // ch)
+
+
+def burst_observations(burst: Burst, reports: Sequence[FrameReport]) -> list[Observation]:
+    """The frames a merge used (``reports``: its :attr:`MergeResult.frames`), read again from
+    ``burst``, with the motions it found (the reference's: none). Gray frames get three equal
+    channels, as the merge gives them."""
+    observations = []
+    for report in reports:
+        if not report.used:
+            continue
+        transform = np.eye(3) if report.transform is None else np.asarray(report.transform)
+        pixels = burst.read(report.index).pixels
+        if pixels.ndim == 2:
+            pixels = np.repeat(pixels[:, :, None], 3, axis=2)
+        frame = np.ascontiguousarray(pixels[:, :, :3], dtype=np.float32)
+        observations.append(Observation(frame, transform))
+    return observations
+
+
+def crop_observations(
+    observations: Sequence[Observation], x0: int, y0: int, width: int, height: int
+) -> list[Observation]:
+    """The observations of the reference's region ``x0, y0, width, height`` (frame pixels) as
+    a problem of its own: each frame cut to the same region, its motion re-expressed between
+    the two crops' coordinates (what moves out of the region is left out by
+    :func:`predict`'s valid mask)."""
+    shift = np.array([[1.0, 0.0, x0], [0.0, 1.0, y0], [0.0, 0.0, 1.0]])
+    return [
+        Observation(
+            np.ascontiguousarray(obs.frame[y0 : y0 + height, x0 : x0 + width]),
+            np.linalg.inv(shift) @ obs.transform @ shift,
+        )
+        for obs in observations
+    ]

@@ -1,0 +1,131 @@
+"""Back-projection onto the frames: the camera model, the fit that gates it, and what it buys."""
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+from click.testing import CliRunner
+from test_raw import raw_burst
+
+from burstsr.burst.synth import simulate_burst
+from burstsr.cli import cli
+from burstsr.io import read_image
+from burstsr.metrics import psnr
+from burstsr.refiner.backproject import (
+    Observation,
+    back_project,
+    crop_observations,
+    fits_area_sampling,
+    predict,
+    residual_power,
+)
+from burstsr.refiner.checkpoint import save_generator
+from burstsr.refiner.networks import Generator, GeneratorConfig
+
+from conftest import texture, write_frames
+
+SCALE = 4
+
+
+def _burst(hr: np.ndarray, *, noise: float = 0.0, seed: int = 0):
+    burst = simulate_burst(hr, frames=6, scale=SCALE, noise=noise, quantize=False, seed=seed)
+    return burst, [Observation(f, t) for f, t in zip(burst.frames, burst.transforms, strict=True)]
+
+
+def test_the_prediction_of_the_scene_gives_back_its_frames():
+    burst, observations = _burst(texture(96, 128, seed=1))
+    for obs in observations:
+        prediction, valid = predict(burst.hr, obs.transform, SCALE)
+        assert prediction.shape == obs.frame.shape and valid.mean() > 0.6
+        assert np.abs(prediction - obs.frame)[valid].max() < 2e-3
+        # Moved the wrong way, it does not.
+        wrong, _ = predict(burst.hr, np.linalg.inv(obs.transform), SCALE)
+        if np.abs(obs.transform - np.eye(3)).max() > 0.05:
+            assert np.abs(wrong - obs.frame)[valid].mean() > 5e-3
+
+
+def test_back_projection_brings_a_soft_estimate_back_toward_the_scene():
+    burst, observations = _burst(texture(96, 128, seed=2), noise=0.01)
+    soft = cv2.GaussianBlur(burst.hr, (0, 0), 2.0)
+    kept = soft.copy()
+    sharper = back_project(soft, observations, SCALE, iterations=4)
+    assert np.array_equal(soft, kept)  # the input is left as it was
+    assert psnr(sharper, burst.hr) > psnr(soft, burst.hr) + 1.5
+    before = residual_power(soft, observations, SCALE, blurs=(0.0,))[0.0]
+    after = residual_power(sharper, observations, SCALE, blurs=(0.0,))[0.0]
+    assert after < before / 3
+    assert sharper.min() >= 0 and sharper.max() <= 1
+
+
+def test_the_fit_tells_area_sampled_frames_from_frames_behind_a_lens_blur():
+    hr = texture(128, 160, seed=3)
+    _, sharp = _burst(hr, noise=0.005)
+    assert fits_area_sampling(hr, sharp, SCALE)[0]
+    # The same motions seen through a lens blur of 0.6 frame pixels: the frames are softer
+    # than the scene area-sampled, and the fit says so.
+    _, soft = _burst(cv2.GaussianBlur(hr, (0, 0), 0.6 * SCALE), noise=0.005)
+    fits, power = fits_area_sampling(hr, soft, SCALE)
+    assert not fits and power[0.2] < power[0.0]
+
+
+def test_a_crop_of_the_reference_is_a_problem_of_its_own():
+    burst, observations = _burst(texture(128, 160, seed=4))
+    x0, y0, w, h = 8, 6, 24, 20  # frame pixels
+    crop = crop_observations(observations, x0, y0, w, h)
+    part = burst.hr[y0 * SCALE : (y0 + h) * SCALE, x0 * SCALE : (x0 + w) * SCALE]
+    for whole, local in zip(observations, crop, strict=True):
+        full, _ = predict(burst.hr, whole.transform, SCALE)
+        cut, valid = predict(part, local.transform, SCALE)
+        assert valid.sum() > 0.3 * valid.size
+        expected = full[y0 : y0 + h, x0 : x0 + w]
+        assert np.abs(cut - expected)[valid].max() < 2e-3
+
+
+def _tiny_model(path: Path) -> Path:
+    import torch
+
+    torch.manual_seed(0)
+    config = GeneratorConfig(scale=SCALE, channels=8, blocks=1)
+    return save_generator(path, Generator(config).eval())
+
+
+def test_run_back_projects_where_the_frames_are_area_sampled(tmp_path):
+    burst = simulate_burst(texture(128, 160, seed=5), frames=6, scale=SCALE, noise=0.005, seed=1)
+    write_frames(tmp_path / "b", burst.frames, bit_depth=16)
+    model = _tiny_model(tmp_path / "m.pt")
+    outputs = {}
+    for mode in ("on", "off", "auto"):
+        out = tmp_path / f"{mode}.png"
+        args = ["-q", "run", str(tmp_path / "b"), "-o", str(out), "--model", str(model)]
+        res = CliRunner().invoke(cli, [*args, "--back-project", mode])
+        assert res.exit_code == 0, res.output
+        outputs[mode] = read_image(out).pixels
+        assert outputs[mode].shape == burst.hr.shape
+    # An untrained model restores badly; back-projected onto the frames, it comes far closer.
+    assert psnr(outputs["on"], burst.hr) > psnr(outputs["off"], burst.hr) + 1.0
+    assert np.array_equal(outputs["auto"], outputs["on"])  # these frames are area-sampled
+
+
+def test_run_leaves_frames_behind_a_lens_blur_alone_and_refuses_raw(tmp_path):
+    hr = cv2.GaussianBlur(texture(128, 160, seed=6), (0, 0), 0.8 * SCALE)
+    burst = simulate_burst(hr, frames=5, scale=SCALE, noise=0.005, seed=2)
+    write_frames(tmp_path / "b", burst.frames, bit_depth=16)
+    model = _tiny_model(tmp_path / "m.pt")
+    # The shipped model restores detail the blurred frames no longer show: they look softer
+    # than its output area-sampled, so auto leaves that output as it is.
+    for mode in ("auto", "off"):
+        args = ["-q", "run", str(tmp_path / "b"), "-o", str(tmp_path / f"{mode}.png")]
+        res = CliRunner().invoke(cli, [*args, "--back-project", mode])
+        assert res.exit_code == 0, res.output
+    assert np.array_equal(
+        read_image(tmp_path / "auto.png").pixels, read_image(tmp_path / "off.png").pixels
+    )
+    # Not for RAW frames (merged in linear light) or an output of another size: said at once.
+    args = ["-q", "run", str(tmp_path / "b"), "--model", str(model), "--back-project", "on"]
+    res = CliRunner().invoke(cli, [*args, "--outscale", "2"])
+    assert res.exit_code == 2 and "--back-project" in res.stderr and "Traceback" not in res.output
+    raw_burst(tmp_path / "raw", n=3)
+    args = ["-q", "run", str(tmp_path / "raw"), "--model", str(model), "--back-project", "on"]
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 2 and "RAW" in res.stderr and "Traceback" not in res.output
+    assert not list(tmp_path.glob("result*"))
