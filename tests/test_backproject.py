@@ -12,12 +12,14 @@ from burstsr.cli import cli
 from burstsr.io import read_image
 from burstsr.metrics import psnr
 from burstsr.refiner.backproject import (
+    MIN_FRAMES,
     Observation,
     back_project,
     crop_observations,
     fits_area_sampling,
     predict,
     residual_power,
+    worth_back_projecting,
 )
 from burstsr.refiner.checkpoint import save_generator
 from burstsr.refiner.networks import Generator, GeneratorConfig
@@ -81,6 +83,22 @@ def test_a_crop_of_the_reference_is_a_problem_of_its_own():
         assert np.abs(cut - expected)[valid].max() < 2e-3
 
 
+def test_auto_leaves_bursts_of_few_frames_alone():
+    burst, observations = _burst(texture(96, 128, seed=7), noise=0.005)
+
+    merge = burst.frames[0]  # on the frames' grid; the "model" upscales it
+    h, w = merge.shape[:2]
+    ch, cw = min(h, 256), min(w, 256)
+
+    def crop_restore(image, confidence=None):  # a perfect restoration of the central crop
+        y0, x0 = (h - ch) // 2 * SCALE, (w - cw) // 2 * SCALE
+        return burst.hr[y0 : y0 + image.shape[0] * SCALE, x0 : x0 + image.shape[1] * SCALE]
+
+    assert worth_back_projecting(observations, merge, crop_restore)[0]
+    assert MIN_FRAMES == 6 and len(observations) == 6
+    assert worth_back_projecting(observations[:5], merge, crop_restore) == (False, {})
+
+
 def _tiny_model(path: Path) -> Path:
     import torch
 
@@ -108,7 +126,7 @@ def test_run_back_projects_where_the_frames_are_area_sampled(tmp_path):
 
 def test_run_leaves_frames_behind_a_lens_blur_alone_and_refuses_raw(tmp_path):
     hr = cv2.GaussianBlur(texture(128, 160, seed=6), (0, 0), 0.8 * SCALE)
-    burst = simulate_burst(hr, frames=5, scale=SCALE, noise=0.005, seed=2)
+    burst = simulate_burst(hr, frames=6, scale=SCALE, noise=0.005, seed=2)
     write_frames(tmp_path / "b", burst.frames, bit_depth=16)
     model = _tiny_model(tmp_path / "m.pt")
     # The shipped model restores detail the blurred frames no longer show: they look softer

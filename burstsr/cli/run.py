@@ -43,6 +43,7 @@ from burstsr.io.crop import Crop
 from burstsr.io.names import merge_name
 from burstsr.io.raw import RAW_EXTENSIONS
 from burstsr.refiner.backproject import (
+    MIN_FRAMES,
     Observation,
     burst_observations,
     worth_back_projecting,
@@ -86,9 +87,9 @@ log = logging.getLogger("burstsr")
     show_default=True,
     help="Make the output agree with the frames it came from (iterative back-projection: "
     "moved and made x4 smaller as each frame was, it should give that frame back). auto: "
-    "only where the frames look area-sampled without a lens blur (downscaled photos, clean "
-    "sensors; tested on a crop first): +0.6 dB on such simulated bursts, +0.8 dB on a real "
-    "burst made 4x smaller; phone and camera-like frames are left alone. Not for RAW "
+    "for 6 frames or more that look area-sampled without a lens blur (downscaled photos, "
+    "clean sensors; tested on a crop first): +0.6 dB on such simulated bursts, +0.8 dB on a "
+    "real burst made 4x smaller; phone and camera-like frames are left alone. Not for RAW "
     "bursts or --outscale/--width; the output is then held whole in memory.",
 )
 @click.option(
@@ -272,18 +273,21 @@ def frames_to_back_project(
         return None
     observations = burst_observations(burst, result.frames)
     if mode == "auto":
-        fits, power = worth_back_projecting(
+        worth, power = worth_back_projecting(
             observations, result.image, enhance, confidence=result.confidence
         )
-        log.info(
-            "back-projection %s: the frames look %s (residual %.2e without a lens blur, "
-            "%.2e with 0.2 px)",
-            "on" if fits else "off",
-            "area-sampled" if fits else "softer than area sampling",
-            power[0.0],
-            power[0.2],
-        )
-        if not fits:
+        if not power:
+            log.info("back-projection off: %d frames (it needs %d)", len(observations), MIN_FRAMES)
+        else:
+            log.info(
+                "back-projection %s: the frames look %s (on a crop, mean squared residual "
+                "%.2e without a lens blur, %.2e with 0.2 px)",
+                "on" if worth else "off",
+                "area-sampled" if worth else "softer than area sampling",
+                power[0.0],
+                power[0.2],
+            )
+        if not worth:
             return None
     return observations
 

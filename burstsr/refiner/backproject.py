@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 BLURS = (0.0, 0.2)  # lens blurs (frame pixels) the fit compares
+MIN_FRAMES = 6  # auto back-projects bursts of at least this many frames (docs/benchmarks.md)
 ITERATIONS = 4  # the default: most of the gain (docs/benchmarks.md), a few seconds a MP
 STEP = 1.0
 
@@ -158,11 +159,15 @@ def worth_back_projecting(
     confidence: np.ndarray | None = None,
     side: int = 256,
 ) -> tuple[bool, dict[float, float]]:
-    """``run --back-project auto``'s test, on a crop: ``enhance`` (the model, called as
-    ``enhance(image, confidence=...)``) restores a central region of ``merge`` (up to
-    ``side`` frame pixels square; ``merge`` is on a grid a whole number of times finer than
-    the frames, ``confidence`` on the same grid), and :func:`fits_area_sampling` compares that
-    with the frames. Returns its answer and the residual powers it compared."""
+    """``run --back-project auto``'s test. At least :data:`MIN_FRAMES` frames (with fewer, the
+    mean residual is mostly their noise: on smooth scenes back-projection then costs PSNR), and
+    frames that look area-sampled, asked of a crop: ``enhance`` (the model, called as
+    ``enhance(image, confidence=...)``) restores a central region of ``merge`` (up to ``side``
+    frame pixels square; ``merge`` on a grid a whole number of times finer than the frames,
+    ``confidence`` on the same grid) and :func:`fits_area_sampling` compares it with the
+    frames. Returns the answer and the residual powers compared (empty with too few frames)."""
+    if len(observations) < MIN_FRAMES:
+        return False, {}
     h, w = observations[0].frame.shape[:2]
     ch, cw = min(h, side), min(w, side)
     y0, x0 = (h - ch) // 2, (w - cw) // 2
