@@ -55,7 +55,13 @@ from burstsr.device import resolve_device
 from burstsr.io import read_image, write_image
 from burstsr.metrics import periodic_pattern, psnr, ssim, texture_ratio
 from burstsr.naturalness import Pristine, fit_pristine, niqe
-from burstsr.refiner.backproject import Observation, back_project, worth_back_projecting
+from burstsr.refiner.backproject import (
+    Observation,
+    back_project,
+    central_region,
+    crop_observations,
+    worth_back_projecting,
+)
 from burstsr.refiner.checkpoint import DEFAULT_RUN_MODEL, SHIPPED, load_generator
 from burstsr.refiner.enhance import enhance_image
 from burstsr.refiner.plots import line_chart
@@ -129,7 +135,11 @@ def run(
     if unprojected is not None:
         unprojected.append(out)
     if back_projection and len(frames) > 1 and not model.config.any_scale:
-        if worth_back_projecting(observations, image, enhance, confidence=confidence)[0]:
+        h, w = frames[0].shape[:2]
+        region = central_region(h, w)
+        crop = crop_observations(observations, *region)
+        grid = image.shape[0] // h
+        if worth_back_projecting(crop, image, enhance, region, grid=grid, confidence=confidence)[0]:
             out = back_project(out, observations, out.shape[0] // frames[0].shape[0])
     return out
 

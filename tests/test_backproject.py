@@ -15,6 +15,7 @@ from burstsr.refiner.backproject import (
     MIN_FRAMES,
     Observation,
     back_project,
+    central_region,
     crop_observations,
     fits_area_sampling,
     predict,
@@ -85,18 +86,18 @@ def test_a_crop_of_the_reference_is_a_problem_of_its_own():
 
 def test_auto_leaves_bursts_of_few_frames_alone():
     burst, observations = _burst(texture(96, 128, seed=7), noise=0.005)
+    merge = burst.frames[0]  # on the frames' grid; the "model" below upscales it
+    region = central_region(*merge.shape[:2], side=16)
+    x0, y0, w, h = region
+    assert (w, h) == (16, 16) and (x0, y0) == ((32 - 16) // 2, (24 - 16) // 2)
 
-    merge = burst.frames[0]  # on the frames' grid; the "model" upscales it
-    h, w = merge.shape[:2]
-    ch, cw = min(h, 256), min(w, 256)
+    def restore(image, confidence=None):  # a perfect restoration of the region
+        return burst.hr[y0 * SCALE : (y0 + h) * SCALE, x0 * SCALE : (x0 + w) * SCALE]
 
-    def crop_restore(image, confidence=None):  # a perfect restoration of the central crop
-        y0, x0 = (h - ch) // 2 * SCALE, (w - cw) // 2 * SCALE
-        return burst.hr[y0 : y0 + image.shape[0] * SCALE, x0 : x0 + image.shape[1] * SCALE]
-
-    assert worth_back_projecting(observations, merge, crop_restore)[0]
-    assert MIN_FRAMES == 6 and len(observations) == 6
-    assert worth_back_projecting(observations[:5], merge, crop_restore) == (False, {})
+    crop = crop_observations(observations, *region)
+    assert worth_back_projecting(crop, merge, restore, region, grid=1)[0]
+    assert MIN_FRAMES == 6 and len(crop) == 6
+    assert worth_back_projecting(crop[:5], merge, restore, region, grid=1) == (False, {})
 
 
 def _tiny_model(path: Path) -> Path:
@@ -138,12 +139,15 @@ def test_run_leaves_frames_behind_a_lens_blur_alone_and_refuses_raw(tmp_path):
     assert np.array_equal(
         read_image(tmp_path / "auto.png").pixels, read_image(tmp_path / "off.png").pixels
     )
-    # Not for RAW frames (merged in linear light) or an output of another size: said at once.
+    # Back-projected at the model's scale, then resized to the size asked for.
     args = ["-q", "run", str(tmp_path / "b"), "--model", str(model), "--back-project", "on"]
-    res = CliRunner().invoke(cli, [*args, "--outscale", "2"])
-    assert res.exit_code == 2 and "--back-project" in res.stderr and "Traceback" not in res.output
+    res = CliRunner().invoke(cli, [*args, "--outscale", "2", "-o", str(tmp_path / "x2.png")])
+    assert res.exit_code == 0, res.output
+    assert read_image(tmp_path / "x2.png").shape == (64, 80)
+    # Not for RAW frames (merged in linear light): said at once, nothing written.
     raw_burst(tmp_path / "raw", n=3)
     args = ["-q", "run", str(tmp_path / "raw"), "--model", str(model), "--back-project", "on"]
     res = CliRunner().invoke(cli, args)
     assert res.exit_code == 2 and "RAW" in res.stderr and "Traceback" not in res.output
+    assert res.exit_code == 2 and "--back-project" in res.stderr
     assert not list(tmp_path.glob("result*"))

@@ -43,9 +43,12 @@ from burstsr.io.crop import Crop
 from burstsr.io.names import merge_name
 from burstsr.io.raw import RAW_EXTENSIONS
 from burstsr.refiner.backproject import (
+    BACK_PROJECTION_BYTES,
+    ITERATIONS,
     MIN_FRAMES,
     Observation,
     burst_observations,
+    central_region,
     worth_back_projecting,
 )
 from burstsr.refiner.backproject import back_project as back_project_onto
@@ -90,7 +93,7 @@ log = logging.getLogger("burstsr")
     "for 6 frames or more that look area-sampled without a lens blur (downscaled photos, "
     "clean sensors; tested on a crop first): +0.6 dB on such simulated bursts, +0.8 dB on a "
     "real burst made 4x smaller; phone and camera-like frames are left alone. Not for RAW "
-    "bursts or --outscale/--width; the output is then held whole in memory.",
+    "bursts; the output is then held whole in memory.",
 )
 @click.option(
     "--keep-merge",
@@ -224,6 +227,14 @@ def run(
             )
             if observations is not None:
                 factor = refined.shape[0] // burst.frame_size()[0]
+                log.info(
+                    "back-projecting onto %d frames (%d iterations; about %.1f GB of memory "
+                    "for the %.1f MP output)",
+                    len(observations),
+                    ITERATIONS,
+                    refined.shape[0] * refined.shape[1] * BACK_PROJECTION_BYTES / 1e9,
+                    refined.shape[0] * refined.shape[1] / 1e6,
+                )
 
                 def projecting(done: int, total: int) -> None:
                     if progress is not None:
@@ -253,31 +264,37 @@ def run(
 
 def check_back_project(mode: str, burst: Burst, generator: Generator, size) -> str:
     """``--back-project`` before any work: ``on`` is refused where it cannot apply (RAW frames,
-    whose merge is in linear light; an output resized or rendered at another size); ``auto``
-    becomes ``off`` there."""
+    whose merge is in linear light; an any-scale model rendering another size directly);
+    ``auto`` becomes ``off`` there. Another model's output is back-projected, then resized."""
     raw = any(p.suffix.lower() in RAW_EXTENSIONS for p in burst.paths)
-    resized = size is not None or generator.config.any_scale
-    if mode == "on" and (raw or resized):
-        why = "RAW frames" if raw else "an output of another size (--outscale, --width)"
+    rendered = size is not None and generator.config.any_scale
+    if mode == "on" and (raw or rendered):
+        why = "RAW frames" if raw else "an any-scale model's --outscale or --width"
         raise click.BadParameter(f"on: not for {why}", param_hint="--back-project")
-    return "off" if raw or resized else mode
+    return "off" if raw or rendered else mode
 
 
 def frames_to_back_project(
     mode: str, burst: Burst, result: MergeResult, enhance: Callable
 ) -> list[Observation] | None:
     """The frames to back-project ``run``'s output onto, or None: ``off``; ``auto`` where the
-    frames do not look area-sampled (asked of a crop first:
-    :func:`~burstsr.refiner.backproject.worth_back_projecting`)."""
+    frames do not look area-sampled (asked of their central region first, each frame read
+    whole one at a time: :func:`~burstsr.refiner.backproject.worth_back_projecting`)."""
     if mode == "off":
         return None
-    observations = burst_observations(burst, result.frames)
     if mode == "auto":
+        h, w = burst.frame_size()
+        region = central_region(h, w)
         worth, power = worth_back_projecting(
-            observations, result.image, enhance, confidence=result.confidence
+            burst_observations(burst, result.frames, region),
+            result.image,
+            enhance,
+            region,
+            grid=result.image.shape[0] // h,
+            confidence=result.confidence,
         )
         if not power:
-            log.info("back-projection off: %d frames (it needs %d)", len(observations), MIN_FRAMES)
+            log.info("back-projection off: %d frames (it needs %d)", result.used, MIN_FRAMES)
         else:
             log.info(
                 "back-projection %s: the frames look %s (on a crop, mean squared residual "
@@ -289,7 +306,7 @@ def frames_to_back_project(
             )
         if not worth:
             return None
-    return observations
+    return burst_observations(burst, result.frames)
 
 
 def merge_for_run(

@@ -4,8 +4,9 @@ The refiner restores the merge, and nothing ties its output to the measurements:
 smaller and moved as each frame was, it need not give that frame back. Iterative
 back-projection (M. Irani and S. Peleg, "Improving Resolution by Image Registration", 1991)
 closes that gap. Each iteration predicts every frame from the current image (moved by the
-frame's motion, then each 4 x 4 block averaged, as the sensor's pixels do), and adds back the
-mean of the frames' residuals, each spread over the block it came from and moved back::
+frame's motion, then each block of ``scale x scale`` pixels averaged, as the sensor's pixels
+do), and adds back the mean of the frames' residuals, each spread over the block it came from
+and moved back::
 
     image += step * mean_k( move_k^-1( spread(frame_k - area(move_k(image))) ) )
 
@@ -19,7 +20,6 @@ with none (docs/benchmarks.md has the measurements behind this test).
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -31,12 +31,14 @@ if TYPE_CHECKING:
     from burstsr.burst.result import FrameReport
     from burstsr.io import Burst
 
-log = logging.getLogger(__name__)
-
 BLURS = (0.0, 0.2)  # lens blurs (frame pixels) the fit compares
 MIN_FRAMES = 6  # auto back-projects bursts of at least this many frames (docs/benchmarks.md)
-ITERATIONS = 4  # the default: most of the gain (docs/benchmarks.md), a few seconds a MP
+ITERATIONS = 4  # most of the gain (docs/benchmarks.md); about 2 s a MP out, 7 frames, 2 cores
 STEP = 1.0
+# Bytes :func:`back_project` holds per output pixel at its peak (16 float32 planes: the image,
+# its update and weight, a frame's prediction, spread residual and mask, and their warps back);
+# a 30.7 MP output took 1.9 GB more than run without it (docs/benchmarks.md).
+BACK_PROJECTION_BYTES = 16 * 4
 
 
 @dataclass(frozen=True)
@@ -151,37 +153,49 @@ def back_project(
     return image
 
 
+def central_region(height: int, width: int, side: int = 256) -> tuple[int, int, int, int]:
+    """``x0, y0, width, height`` of the central region of a ``height x width`` frame, at most
+    ``side`` pixels square: where ``auto`` tests the frames."""
+    h, w = min(height, side), min(width, side)
+    return (width - w) // 2, (height - h) // 2, w, h
+
+
 def worth_back_projecting(
     observations: Sequence[Observation],
     merge: np.ndarray,
     enhance: Callable[..., np.ndarray],
+    region: tuple[int, int, int, int],
     *,
+    grid: int,
     confidence: np.ndarray | None = None,
-    side: int = 256,
 ) -> tuple[bool, dict[float, float]]:
-    """``run --back-project auto``'s test. At least :data:`MIN_FRAMES` frames (with fewer, the
-    mean residual is mostly their noise: on smooth scenes back-projection then costs PSNR), and
-    frames that look area-sampled, asked of a crop: ``enhance`` (the model, called as
-    ``enhance(image, confidence=...)``) restores a central region of ``merge`` (up to ``side``
-    frame pixels square; ``merge`` on a grid a whole number of times finer than the frames,
-    ``confidence`` on the same grid) and :func:`fits_area_sampling` compares it with the
-    frames. Returns the answer and the residual powers compared (empty with too few frames)."""
+    """``run --back-project auto``'s test, on ``region`` (``x0, y0, width, height`` of the
+    frames, :func:`central_region`; ``observations``: the frames cut to it,
+    :func:`crop_observations`). At least :data:`MIN_FRAMES` frames (with fewer, the mean
+    residual is mostly their noise: on smooth scenes back-projection then costs PSNR), and
+    frames that look area-sampled: ``enhance`` (the model, called as
+    ``enhance(image, confidence=...)``) restores the region of ``merge`` (on a grid ``grid``
+    times finer than the frames, ``confidence`` on the same grid) and
+    :func:`fits_area_sampling` compares it with the frames. Returns the answer and the residual
+    powers compared (none with too few frames)."""
     if len(observations) < MIN_FRAMES:
         return False, {}
-    h, w = observations[0].frame.shape[:2]
-    ch, cw = min(h, side), min(w, side)
-    y0, x0 = (h - ch) // 2, (w - cw) // 2
-    g = merge.shape[0] // h
-    box = (slice(y0 * g, (y0 + ch) * g), slice(x0 * g, (x0 + cw) * g))
+    x0, y0, w, h = region
+    g = grid
+    box = (slice(y0 * g, (y0 + h) * g), slice(x0 * g, (x0 + w) * g))
     restored = enhance(merge[box], confidence=None if confidence is None else confidence[box])
-    crop = crop_observations(observations, x0, y0, cw, ch)
-    return fits_area_sampling(restored, crop, restored.shape[0] // ch)
+    return fits_area_sampling(restored, observations, restored.shape[0] // h)
 
 
-def burst_observations(burst: Burst, reports: Sequence[FrameReport]) -> list[Observation]:
+def burst_observations(
+    burst: Burst,
+    reports: Sequence[FrameReport],
+    region: tuple[int, int, int, int] | None = None,
+) -> list[Observation]:
     """The frames a merge used (``reports``: its :attr:`MergeResult.frames`), read again from
-    ``burst``, with the motions it found (the reference's: none). Gray frames get three equal
-    channels, as the merge gives them."""
+    ``burst``, with the motions it found (the reference's: none); with ``region`` (``x0, y0,
+    width, height``) each cut to it as :func:`crop_observations` does, one frame in memory
+    whole at a time. Gray frames get three equal channels, as the merge gives them."""
     observations = []
     for report in reports:
         if not report.used:
@@ -189,9 +203,16 @@ def burst_observations(burst: Burst, reports: Sequence[FrameReport]) -> list[Obs
         transform = np.eye(3) if report.transform is None else np.asarray(report.transform)
         pixels = burst.read(report.index).pixels
         if pixels.ndim == 2:
-            pixels = np.repeat(pixels[:, :, None], 3, axis=2)
-        frame = np.ascontiguousarray(pixels[:, :, :3], dtype=np.float32)
+            pixels = pixels[:, :, None]
+        if region is not None:
+            x0, y0, w, h = region
+            pixels = pixels[y0 : y0 + h, x0 : x0 + w]
+            shift = np.array([[1.0, 0.0, x0], [0.0, 1.0, y0], [0.0, 0.0, 1.0]])
+            transform = np.linalg.inv(shift) @ transform @ shift
+        frame = np.empty((*pixels.shape[:2], 3), np.float32)
+        frame[:] = pixels[:, :, :3]  # three equal channels from one
         observations.append(Observation(frame, transform))
+        del pixels
     return observations
 
 
