@@ -14,6 +14,7 @@ from burstsr.metrics import psnr
 from burstsr.refiner.backproject import (
     MIN_FRAMES,
     Observation,
+    agreement,
     back_project,
     central_region,
     crop_observations,
@@ -151,3 +152,18 @@ def test_run_leaves_frames_behind_a_lens_blur_alone_and_refuses_raw(tmp_path):
     assert res.exit_code == 2 and "RAW" in res.stderr and "Traceback" not in res.output
     assert res.exit_code == 2 and "--back-project" in res.stderr
     assert not list(tmp_path.glob("result*"))
+
+
+def test_an_object_that_moved_in_one_frame_leaves_no_ghost():
+    burst, observations = _burst(texture(128, 160, seed=8), noise=0.005)
+    frame = observations[3].frame.copy()
+    frame[8:20, 10:26] = frame[8:20, 10:26][::-1, ::-1]  # something moved in frame 3 only
+    observations[3] = Observation(frame, observations[3].transform)
+    area = (slice(8 * SCALE, 20 * SCALE), slice(10 * SCALE, 26 * SCALE))
+    soft = cv2.GaussianBlur(burst.hr, (0, 0), 2.0)
+    out = back_project(soft, observations, SCALE)
+    # The frames that agree sharpen the area; the one that does not is left out there.
+    assert psnr(out[area], burst.hr[area]) > psnr(soft[area], burst.hr[area]) + 1.0
+    trust = agreement(frame - predict(burst.hr, observations[3].transform, SCALE)[0],
+                      predict(burst.hr, observations[3].transform, SCALE)[1])  # fmt: skip
+    assert trust[10:18, 12:24].max() < 0.05 and np.median(trust) > 0.5

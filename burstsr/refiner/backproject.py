@@ -35,6 +35,7 @@ BLURS = (0.0, 0.2)  # lens blurs (frame pixels) the fit compares
 MIN_FRAMES = 6  # auto back-projects bursts of at least this many frames (docs/benchmarks.md)
 ITERATIONS = 4  # most of the gain (docs/benchmarks.md); about 2 s a MP out, 7 frames, 2 cores
 STEP = 1.0
+ROBUST_CUTOFF = 4.685  # Tukey's biweight constant, in robust spreads of a frame's residual
 # Bytes :func:`back_project` holds per output pixel at its peak (16 float32 planes: the image,
 # its update and weight, a frame's prediction, spread residual and mask, and their warps back);
 # a 30.7 MP output took 1.9 GB more than run without it (docs/benchmarks.md).
@@ -116,6 +117,23 @@ def fits_area_sampling(
     return power[BLURS[0]] < power[BLURS[1]], power
 
 
+def agreement(
+    residual: np.ndarray, valid: np.ndarray, *, cutoff: float = ROBUST_CUTOFF
+) -> np.ndarray:
+    """How far to trust each pixel of a frame's ``residual`` (``(h, w, 3)``; ``valid``
+    ``(h, w)``): ``float32 (h, w)`` in [0, 1], 0 outside ``valid``. Tukey's biweight of the
+    largest channel's residual over ``cutoff`` times its robust spread (1.4826 x the median
+    over the valid pixels), then the least over each pixel's 3 x 3 neighbourhood: where a frame
+    shows something the image does not (an object that moved, a misregistered area), the
+    residual is far beyond the noise, and that area of the frame is left out instead of being
+    painted in as a ghost."""
+    size = np.abs(residual).max(axis=2)
+    spread = 1.4826 * float(np.median(size[valid])) if valid.any() else 0.0
+    ratio = size / max(cutoff * spread, 1e-4)
+    trust = np.square(np.clip(1.0 - np.square(ratio), 0.0, 1.0)) * valid
+    return cv2.erode(trust.astype(np.float32), np.ones((3, 3), np.uint8))
+
+
 def back_project(
     image: np.ndarray,
     observations: Sequence[Observation],
@@ -136,10 +154,11 @@ def back_project(
         for obs in observations:
             prediction, valid = predict(image, obs.transform, scale)
             h, w = prediction.shape[:2]
-            residual = (obs.frame[:h, :w] - prediction) * valid[:, :, None]
+            residual = obs.frame[:h, :w] - prediction
+            trust = agreement(residual, valid)
+            residual *= trust[:, :, None]
             spread = cv2.resize(residual, (w * scale, h * scale), interpolation=cv2.INTER_NEAREST)
-            mask = cv2.resize(valid.astype(np.float32), (w * scale, h * scale),
-                              interpolation=cv2.INTER_NEAREST)  # fmt: skip
+            mask = cv2.resize(trust, (w * scale, h * scale), interpolation=cv2.INTER_NEAREST)
             fine = fine_transform(obs.transform, scale)
             flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
             update += cv2.warpPerspective(spread, fine, (width, height), flags=flags)
