@@ -10,6 +10,10 @@ and moved back::
 
     image += step * mean_k( move_k^-1( spread(frame_k - area(move_k(image))) ) )
 
+Where a frame shows something the image does not (an object that moved, an area aligned
+wrongly), its residual is far beyond the noise: :func:`agreement` leaves such areas of a frame
+out, so they are not painted in as ghosts.
+
 That model of the camera (motion, then area sampling) is only right for some bursts: frames
 downscaled from sharp photographs, clean simulated bursts, sensors without a visible lens blur.
 Where the frames are softer than the model predicts (lens blur, demosaicing, JPEG), pushing the
