@@ -227,15 +227,13 @@ def burst_observations(
         pixels = burst.read(report.index).pixels
         if pixels.ndim == 2:
             pixels = pixels[:, :, None]
-        if region is not None:
-            x0, y0, w, h = region
-            pixels = pixels[y0 : y0 + h, x0 : x0 + w]
-            shift = np.array([[1.0, 0.0, x0], [0.0, 1.0, y0], [0.0, 0.0, 1.0]])
-            transform = np.linalg.inv(shift) @ transform @ shift
         frame = np.empty((*pixels.shape[:2], 3), np.float32)
         frame[:] = pixels[:, :, :3]  # three equal channels from one
-        observations.append(Observation(frame, transform))
         del pixels
+        observation = Observation(frame, transform)
+        if region is not None:  # only the region is kept
+            observation = crop_observations([observation], *region)[0]
+        observations.append(observation)
     return observations
 
 
