@@ -48,6 +48,10 @@ TILE_ACTIVATIONS = 12
 BAYER_SECONDS_PER_MP_FRAME_TAP = {1: 0.052, 2: 0.092}
 BAYER_BYTES_PER_PX = 24
 
+# run's back-projection onto the frames: seconds per output megapixel, frame and iteration
+# (7 frames, 30.7 MP out: 6 iterations in about 90 s on 2 cores; docs/benchmarks.md).
+BACK_PROJECTION_SECONDS_PER_MP_FRAME = 0.07
+
 DEFAULT_MAX_OUTPUT_MP = 64.0  # a 2000x2000 burst through run is 64 MP; 0 lifts the limit
 
 
@@ -161,6 +165,23 @@ def enhance_estimate(
         seconds = worked * rate * (8 if ensemble else 1) + START_SECONDS["torch"]
         seconds += (IO_SECONDS_PER_MP["read"] * in_px + IO_SECONDS_PER_MP["write"] * out_px) / 1e6
     return Estimate(w * s, h * s, seconds, peak)
+
+
+def back_projection_estimate(
+    estimate: Estimate, frames: int, *, streamed: bool = False
+) -> Estimate:
+    """``estimate`` (``run``'s; ``streamed``: made for an output written row by row) followed by
+    back-projection of that output onto ``frames`` frames (:mod:`burstsr.refiner.backproject`):
+    its iterations' time, and the planes it holds beside the output, which it holds whole."""
+    from burstsr.refiner.backproject import BACK_PROJECTION_BYTES, ITERATIONS
+
+    px = estimate.width * estimate.height
+    seconds = estimate.seconds
+    if seconds is not None:
+        seconds += BACK_PROJECTION_SECONDS_PER_MP_FRAME * px / 1e6 * frames * ITERATIONS
+    held = ENHANCE_BYTES_PER_PX["out"] if streamed else 0
+    peak = estimate.peak_bytes + (BACK_PROJECTION_BYTES + held) * px
+    return Estimate(estimate.width, estimate.height, seconds, peak)
 
 
 def tile_work(h: int, w: int, tile: int, blend: int, pad: int) -> int:

@@ -21,6 +21,7 @@ from burstsr.refiner.backproject import (
     fits_area_sampling,
     predict,
     residual_power,
+    shrink,
     worth_back_projecting,
 )
 from burstsr.refiner.checkpoint import save_generator
@@ -59,6 +60,29 @@ def test_back_projection_brings_a_soft_estimate_back_toward_the_scene():
     after = residual_power(sharper, observations, SCALE, blurs=(0.0,))[0.0]
     assert after < before / 3
     assert sharper.min() >= 0 and sharper.max() <= 1
+
+
+def test_the_mean_residual_is_shrunk_where_it_is_only_the_frames_noise():
+    # A smooth scene restored exactly: every residual is the frames' noise, and adding its mean
+    # back would paint that noise in; shrunk against it, little of it gets through.
+    hr = cv2.GaussianBlur(texture(96, 128, seed=9), (0, 0), 6.0)
+    burst = simulate_burst(hr, frames=8, scale=SCALE, noise=0.02, quantize=False, seed=3)
+    observations = [Observation(f, t) for f, t in zip(burst.frames, burst.transforms, strict=True)]
+    shrunk = back_project(burst.hr, observations, SCALE)
+    unshrunk = back_project(burst.hr, observations, SCALE, shrinkage=0)
+    assert psnr(shrunk, burst.hr) > psnr(unshrunk, burst.hr) + 2.0
+    assert psnr(shrunk, burst.hr) > 36.0
+    # Where the residual stands above the noise (a soft estimate of a detailed scene), the
+    # shrinking takes nothing away.
+    burst, observations = _burst(texture(96, 128, seed=2), noise=0.02)
+    soft = cv2.GaussianBlur(burst.hr, (0, 0), 2.0)
+    gain = psnr(back_project(soft, observations, SCALE), burst.hr) - psnr(soft, burst.hr)
+    plain = psnr(back_project(soft, observations, SCALE, shrinkage=0), burst.hr)
+    assert gain > 3.0 and psnr(soft, burst.hr) + gain > plain - 0.1
+    # The gain itself: m^2 / (m^2 + noise^2), in place.
+    mean = np.array([[[0.0, 0.01, 0.1]]], np.float32)
+    out = shrink(mean, np.array([[0.01]], np.float32))
+    assert out is mean and np.allclose(out, [[[0.0, 0.005, 0.1 * 100 / 101]]], atol=1e-6)
 
 
 def test_the_fit_tells_area_sampled_frames_from_frames_behind_a_lens_blur():

@@ -195,3 +195,25 @@ def test_the_refiners_work_is_counted_over_the_tiles_enhance_runs():
         assert tile_work(h, w, tile, blend, pad) == ran
     # A 3200x2400 merge in tiles of 1024: 1.44 times its pixels, not 12 whole padded tiles.
     assert tile_work(2400, 3200, 1024, 8, 112) < 1.5 * 2400 * 3200
+
+
+def test_back_projection_adds_its_iterations_and_the_planes_it_holds():
+    from burstsr.estimate import back_projection_estimate
+    from burstsr.refiner.backproject import BACK_PROJECTION_BYTES
+
+    run = Estimate(6400, 4800, 85.0, 1.6e9)  # run's estimate with the output held whole
+    projected = back_projection_estimate(run, 7)
+    assert (projected.width, projected.height) == (6400, 4800)
+    # Measured on the real burst forced through it (7 frames, 30.7 MP out, docs/benchmarks.md):
+    # 183 s and 3.39 GB in all, against 85 s and 1.26 GB without (written row by row).
+    assert 70 < projected.seconds - run.seconds < 110
+    assert projected.peak_bytes - run.peak_bytes == BACK_PROJECTION_BYTES * 6400 * 4800
+    assert 3.0e9 < projected.peak_bytes < 4.0e9
+    # Twice the frames, about twice the extra time; an output that was to be written row by
+    # row is now held as well; no time without a rate.
+    assert back_projection_estimate(run, 14).seconds - run.seconds == pytest.approx(
+        2 * (projected.seconds - run.seconds)
+    )
+    streamed = back_projection_estimate(run, 7, streamed=True)
+    assert streamed.peak_bytes - projected.peak_bytes == ENHANCE_BYTES_PER_PX["out"] * 6400 * 4800
+    assert back_projection_estimate(Estimate(64, 48, None, 1e9), 7).seconds is None

@@ -30,6 +30,7 @@ from burstsr.device import check_half, resolve_device
 from burstsr.errors import OutputError
 from burstsr.estimate import (
     Estimate,
+    back_projection_estimate,
     bayer_estimate,
     check_output_size,
     enhance_estimate,
@@ -43,7 +44,6 @@ from burstsr.io.crop import Crop
 from burstsr.io.names import merge_name
 from burstsr.io.raw import RAW_EXTENSIONS
 from burstsr.refiner.backproject import (
-    BACK_PROJECTION_BYTES,
     ITERATIONS,
     MIN_FRAMES,
     Observation,
@@ -180,7 +180,8 @@ def run(
         check_output(merged_path, inputs=burst.paths, overwrite=overwrite, bit_depth=depth)
     if save_route is not None:
         check_output(save_route, inputs=burst.paths, overwrite=overwrite)
-    estimate = run_estimate(
+    streamed = output.suffix.lower() == ".png" and size is None and back_project != "on"
+    refining = run_estimate(
         burst,
         config,
         generator,
@@ -188,8 +189,11 @@ def run(
         ensemble=ensemble,
         bayer=raw_path == "bayer",
         half=half,
-        streamed=output.suffix.lower() == ".png" and size is None,
+        streamed=streamed,
     )
+    estimate = refining
+    if back_project == "on":  # auto says it when the frames have been asked
+        estimate = back_projection_estimate(refining, len(burst))
     estimate = outscaled(estimate, size, generator.config.any_scale)
     check_output_size(estimate, max_output_mp, "merge a region of the frames (--crop X,Y,W,H)")
     log.info("output %s", estimate.describe())
@@ -227,14 +231,18 @@ def run(
             )
             if observations is not None:
                 factor = refined.shape[0] // burst.frame_size()[0]
+                projection = back_projection_estimate(
+                    dataclasses.replace(refining, seconds=0.0),
+                    len(observations),
+                    streamed=streamed,
+                )
                 log.info(
-                    "back-projecting onto %d frames (%d iterations; about %.1f GB of memory "
-                    "for the %.1f MP output)",
+                    "back-projecting onto %d frames (%d iterations): %s",
                     len(observations),
                     ITERATIONS,
-                    refined.shape[0] * refined.shape[1] * BACK_PROJECTION_BYTES / 1e9,
-                    refined.shape[0] * refined.shape[1] / 1e6,
+                    projection.describe(),
                 )
+                warn_if_short_of_memory(projection, log)
 
                 def projecting(done: int, total: int) -> None:
                     if progress is not None:

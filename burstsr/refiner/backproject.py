@@ -12,7 +12,10 @@ and moved back::
 
 Where a frame shows something the image does not (an object that moved, an area aligned
 wrongly), its residual is far beyond the noise: :func:`agreement` leaves such areas of a frame
-out, so they are not painted in as ghosts.
+out, so they are not painted in as ghosts. Where the mean residual is no larger than the noise
+of a mean of that many frames, it is mostly that noise: :func:`shrink` lets only its part above
+the noise through, so smooth areas, which the refiner already restores well, are not made
+noisy.
 
 That model of the camera (motion, then area sampling) is only right for some bursts: frames
 downscaled from sharp photographs, clean simulated bursts, sensors without a visible lens blur.
@@ -37,13 +40,14 @@ if TYPE_CHECKING:
 
 BLURS = (0.0, 0.2)  # lens blurs (frame pixels) the fit compares
 MIN_FRAMES = 6  # auto back-projects bursts of at least this many frames (docs/benchmarks.md)
-ITERATIONS = 4  # most of the gain (docs/benchmarks.md); about 2 s a MP out, 7 frames, 2 cores
+ITERATIONS = 6  # most of the gain (docs/benchmarks.md); about 3 s a MP out, 7 frames, 2 cores
 STEP = 1.0
 ROBUST_CUTOFF = 4.685  # Tukey's biweight constant, in robust spreads of a frame's residual
-# Bytes :func:`back_project` holds per output pixel at its peak (16 float32 planes: the image,
-# its update and weight, a frame's prediction, spread residual and mask, and their warps back);
-# a 30.7 MP output took 1.9 GB more than run without it (docs/benchmarks.md).
-BACK_PROJECTION_BYTES = 16 * 4
+SHRINK = 1.0  # the mean residual is shrunk against this many times the noise of the mean
+# Bytes :func:`back_project` holds per output pixel at its peak (17 float32 planes: the image,
+# its update, weight and noise, a frame's prediction, spread residual and mask, and their warps
+# back); a 30.7 MP output took 1.9 GB more than run without it (docs/benchmarks.md).
+BACK_PROJECTION_BYTES = 17 * 4
 
 
 @dataclass(frozen=True)
@@ -138,6 +142,25 @@ def agreement(
     return cv2.erode(trust.astype(np.float32), np.ones((3, 3), np.uint8))
 
 
+def noise_level(residual: np.ndarray, valid: np.ndarray) -> float:
+    """The robust spread of a frame's ``residual`` (``(h, w, 3)``) over the ``valid`` pixels:
+    1.4826 x the median absolute value, the standard deviation of Gaussian noise."""
+    return 1.4826 * float(np.median(np.abs(residual[valid]))) if valid.any() else 0.0
+
+
+def shrink(mean: np.ndarray, noise: np.ndarray) -> np.ndarray:
+    """``mean`` (``(H, W, 3)``, the frames' mean residual) shrunk in place where it is no larger
+    than ``noise`` (``(H, W)``, the standard deviation of that mean): multiplied by
+    ``m^2 / (m^2 + noise^2)``, a Wiener gain that keeps what stands above the noise."""
+    floor = np.square(noise) + 1e-12
+    for channel in range(mean.shape[2]):  # one plane of temporaries at a time
+        part = mean[:, :, channel]
+        gain = np.square(part)
+        gain /= gain + floor
+        part *= gain
+    return mean
+
+
 def back_project(
     image: np.ndarray,
     observations: Sequence[Observation],
@@ -145,20 +168,24 @@ def back_project(
     *,
     iterations: int = ITERATIONS,
     step: float = STEP,
+    shrinkage: float = SHRINK,
     progress: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
     """``image`` (``float32 (H, W, 3)`` in [0, 1], ``scale`` times the frames' size) after
-    ``iterations`` of back-projection onto ``observations`` (see the module's docstring);
-    clipped to [0, 1]. ``progress(done, total)`` after each iteration."""
+    ``iterations`` of back-projection onto ``observations`` (see the module's docstring); each
+    pixel's mean residual :func:`shrink`-ed against ``shrinkage`` times its noise (0: not at
+    all); clipped to [0, 1]. ``progress(done, total)`` after each iteration."""
     image = np.array(image, dtype=np.float32)  # a copy: the caller's image is left as it is
     height, width = image.shape[:2]
     for done in range(1, iterations + 1):
         update = np.zeros_like(image)
         weight = np.zeros(image.shape[:2], np.float32)
+        variance = np.zeros(image.shape[:2], np.float32)  # of the frames' residuals, summed
         for obs in observations:
             prediction, valid = predict(image, obs.transform, scale)
             h, w = prediction.shape[:2]
             residual = obs.frame[:h, :w] - prediction
+            sigma = noise_level(residual, valid)
             trust = agreement(residual, valid)
             residual *= trust[:, :, None]
             spread = cv2.resize(residual, (w * scale, h * scale), interpolation=cv2.INTER_NEAREST)
@@ -166,10 +193,22 @@ def back_project(
             fine = fine_transform(obs.transform, scale)
             flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
             update += cv2.warpPerspective(spread, fine, (width, height), flags=flags)
-            weight += cv2.warpPerspective(mask, fine, (width, height), flags=flags)
-            del spread, mask
-        # Each pixel takes the mean residual of the frames that saw it.
-        image += step * update / np.maximum(weight, 1.0)[:, :, None]
+            seen = cv2.warpPerspective(mask, fine, (width, height), flags=flags)
+            weight += seen
+            seen *= sigma**2
+            variance += seen
+            del spread, mask, seen
+        # Each pixel takes the mean residual of the frames that saw it, less their noise.
+        count = np.maximum(weight, 1.0)
+        update /= count[:, :, None]
+        if shrinkage > 0:
+            np.sqrt(variance, out=variance)
+            variance *= shrinkage
+            variance /= count  # now the noise of the mean
+            shrink(update, variance)
+        del weight, variance, count
+        update *= step
+        image += update
         np.clip(image, 0.0, 1.0, out=image)
         if progress is not None:
             progress(done, iterations)
