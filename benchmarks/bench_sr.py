@@ -62,7 +62,12 @@ from burstsr.refiner.backproject import (
     crop_observations,
     worth_back_projecting,
 )
-from burstsr.refiner.checkpoint import DEFAULT_RUN_MODEL, SHIPPED, load_generator
+from burstsr.refiner.checkpoint import (
+    DEFAULT_RUN_MODEL,
+    SHIPPED,
+    load_adversarial_start,
+    load_generator,
+)
 from burstsr.refiner.enhance import enhance_image
 from burstsr.refiner.plots import line_chart
 
@@ -109,6 +114,11 @@ def merge(
     return result.image, result.confidence, observations
 
 
+# id(model) -> the model an adversarial model started from: what run's back-projection test
+# restores with (burstsr.refiner.checkpoint.load_adversarial_start).
+TESTERS: dict = {}
+
+
 def run(
     model,
     frames: list[np.ndarray],
@@ -139,6 +149,9 @@ def run(
         region = central_region(h, w)
         crop = crop_observations(observations, *region)
         grid = image.shape[0] // h
+        tester = TESTERS.get(id(model))  # an adversarial model's start, as run asks with
+        if tester is not None:
+            enhance = functools.partial(enhance_image, tester, ensemble=ensemble, half=half)
         if worth_back_projecting(crop, image, enhance, region, grid=grid, confidence=confidence)[0]:
             out = back_project(out, observations, out.shape[0] // frames[0].shape[0])
     return out
@@ -389,6 +402,10 @@ def main() -> None:
         name: load_generator(path, strength=strengths.get(name)).to(DEVICE[0])
         for name, path in paths.items()
     }
+    for name, path in paths.items():
+        start = load_adversarial_start(path, device=DEVICE[0])
+        if start is not None:
+            TESTERS[id(models[name])] = start
     sets = {"Set14": args.data / "Set14", "Kodak": args.data / "Kodak"}
     PRISTINE.append(pristine_model(args.data, args.out))
     print(f"# bench_sr (x{SCALE}, 8 frames; torch {torch.__version__})\n")

@@ -214,7 +214,12 @@ def run(
             enhance = functools.partial(
                 enhance_image, generator, tile=tile, half=half, ensemble=ensemble
             )
-            observations = frames_to_back_project(back_project, burst, result, enhance)
+            observations = frames_to_back_project(
+                back_project,
+                burst,
+                result,
+                tester_for_back_projection(back_project, model, generator, enhance),
+            )
             out = None
             stream = size is None and observations is None
             if stream:  # written as it comes, in the integers of the file's depth
@@ -280,6 +285,24 @@ def check_back_project(mode: str, burst: Burst, generator: Generator, size) -> s
         why = "RAW frames" if raw else "an any-scale model's --outscale or --width"
         raise click.BadParameter(f"on: not for {why}", param_hint="--back-project")
     return "off" if raw or rendered else mode
+
+
+def tester_for_back_projection(
+    mode: str, model: str, generator: Generator, enhance: functools.partial
+) -> Callable:
+    """What ``auto`` restores its test crop with: ``enhance`` (``generator``'s), or for an
+    adversarial model the model it started from (its ``--strength 0``), whose output is as
+    sharp as the frames support (:func:`~burstsr.refiner.checkpoint.load_adversarial_start`)."""
+    from burstsr.refiner.checkpoint import load_adversarial_start
+
+    if mode != "auto":
+        return enhance
+    device = next(generator.parameters()).device
+    start = load_adversarial_start(model, device=device)
+    if start is None:
+        return enhance
+    log.debug("back-projection's test restores with the model %s started from", model)
+    return functools.partial(enhance.func, start, **enhance.keywords)
 
 
 def frames_to_back_project(

@@ -141,6 +141,29 @@ def load_generator(
     return generator.to(device).eval()
 
 
+def load_adversarial_start(
+    path: str | os.PathLike, *, device: torch.device | str = "cpu"
+) -> Generator | None:
+    """The model an adversarially trained ``path`` started from (``train --init``; what
+    ``--strength 0`` gives), for questions that its invented texture would confound: ``run
+    --back-project auto`` asks whether the frames look area-sampled, and texture sharper than
+    any frame reads as frames softer than that. None for a model trained without an adversarial
+    phase (pixel and content losses only), or whose start cannot be loaded."""
+    try:
+        args = _load(resolve_model_path(path)).get("train_args", {})
+    except CheckpointError:
+        return None
+    adversarial = (args.get("adv_weight") or 0) > 0 and (args.get("steps") or 0) > (
+        args.get("pretrain_steps") or 0
+    )
+    if not adversarial or not args.get("init"):
+        return None
+    try:
+        return load_generator(path, device=device, strength=0.0)
+    except CheckpointError:
+        return None
+
+
 def blend_generators(start: Generator, end: Generator, strength: float) -> Generator:
     """``start``'s weights moved ``strength`` of the way to ``end``'s; ``strength`` 0 is
     ``start`` exactly, 1 is ``end`` exactly. The same architecture, or ``end`` deeper or wider
