@@ -43,7 +43,7 @@ from burstsr.refiner.checkpoint import load_generator
 from burstsr.refiner.enhance import enhance_image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_sr import SCALE, bicubic, camera_burst, run  # noqa: E402
+from bench_sr import SCALE, ask_with_starts, bicubic, camera_burst, run  # noqa: E402
 from bursts import CAMERA_SEED  # noqa: E402
 from datasets import data_dir  # noqa: E402
 
@@ -185,6 +185,7 @@ def main() -> None:
     args = parser.parse_args()
     ratios = [float(v) for v in args.nsr.split(",")]
     models = {name: load_generator(name) for name in args.model}
+    ask_with_starts({name: name for name in models}, models)
     found: list[tuple[float, dict[str, float]]] = []
     columns = {}
     for name in args.sets.split(","):

@@ -48,7 +48,7 @@ from burstsr.metrics import periodic_pattern, psnr, ssim
 from burstsr.refiner.checkpoint import load_generator
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_sr import SCALE, bicubic, merge, run  # noqa: E402
+from bench_sr import SCALE, ask_with_starts, bicubic, merge, run  # noqa: E402
 from crops import busiest, row  # noqa: E402
 from datasets import BURST_NAME, data_dir  # noqa: E402
 
@@ -141,6 +141,7 @@ def main() -> None:
         refs = [int(r) for r in args.references.split(",")]
     truth_periodic = [periodic_pattern(frames[r]) for r in refs]  # the same at every quality
     models = {name: load_generator(name) for name in args.models.split(",") if name}
+    ask_with_starts({name: name for name in models}, models)
     counts = [int(n) for n in args.frames.split(",") if n]
     args.out.mkdir(parents=True, exist_ok=True)
 

@@ -119,6 +119,15 @@ def merge(
 TESTERS: dict = {}
 
 
+def ask_with_starts(paths: dict, models: dict) -> None:
+    """Remember, for each adversarial model of ``models`` (loaded from ``paths``, by name), the
+    model it started from, which :func:`run`'s back-projection test restores with."""
+    for name, path in paths.items():
+        start = load_adversarial_start(path, device=DEVICE[0])
+        if start is not None:
+            TESTERS[id(models[name])] = start
+
+
 def run(
     model,
     frames: list[np.ndarray],
@@ -402,10 +411,7 @@ def main() -> None:
         name: load_generator(path, strength=strengths.get(name)).to(DEVICE[0])
         for name, path in paths.items()
     }
-    for name, path in paths.items():
-        start = load_adversarial_start(path, device=DEVICE[0])
-        if start is not None:
-            TESTERS[id(models[name])] = start
+    ask_with_starts(paths, models)
     sets = {"Set14": args.data / "Set14", "Kodak": args.data / "Kodak"}
     PRISTINE.append(pristine_model(args.data, args.out))
     print(f"# bench_sr (x{SCALE}, 8 frames; torch {torch.__version__})\n")
