@@ -49,8 +49,8 @@ BAYER_SECONDS_PER_MP_FRAME_TAP = {1: 0.052, 2: 0.092}
 BAYER_BYTES_PER_PX = 24
 
 # run's back-projection onto the frames: seconds per output megapixel, frame and iteration
-# (7 frames, 30.7 MP out: 6 iterations in about 90 s on 2 cores; docs/benchmarks.md).
-BACK_PROJECTION_SECONDS_PER_MP_FRAME = 0.07
+# (7 frames, 30.7 MP out: 6 iterations in about 44 s on 2 cores; docs/benchmarks.md).
+BACK_PROJECTION_SECONDS_PER_MP_FRAME = 0.035
 
 DEFAULT_MAX_OUTPUT_MP = 64.0  # a 2000x2000 burst through run is 64 MP; 0 lifts the limit
 

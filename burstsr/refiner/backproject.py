@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
 BLURS = (0.0, 0.2)  # lens blurs (frame pixels) the fit compares
 MIN_FRAMES = 6  # auto back-projects bursts of at least this many frames (docs/benchmarks.md)
-ITERATIONS = 6  # most of the gain (docs/benchmarks.md); about 3 s a MP out, 7 frames, 2 cores
+ITERATIONS = 6  # most of the gain (docs/benchmarks.md); about 1.5 s a MP out, 7 frames, 2 cores
 STEP = 1.0
 ROBUST_CUTOFF = 4.685  # Tukey's biweight constant, in robust spreads of a frame's residual
 SHRINK = 1.0  # the mean residual is shrunk against this many times the noise of the mean
@@ -73,16 +73,21 @@ def _blur(image: np.ndarray, sigma: float) -> np.ndarray:
 
 
 def predict(
-    image: np.ndarray, transform: np.ndarray, scale: int, blur: float = 0.0
+    image: np.ndarray,
+    transform: np.ndarray,
+    scale: int,
+    blur: float = 0.0,
+    interpolation: int = cv2.INTER_LANCZOS4,
 ) -> tuple[np.ndarray, np.ndarray]:
     """What a frame with ``transform`` would measure of ``image`` (``float32 (H, W, 3)``, on a
-    grid ``scale`` times finer than the frames): moved, blurred by ``blur`` frame pixels, each
-    ``scale x scale`` block averaged. Returns the prediction ``(H / scale, W / scale, 3)`` and
-    where it is valid (``bool``: the block saw only the image, nothing beyond its edges)."""
+    grid ``scale`` times finer than the frames): moved (resampled with OpenCV's
+    ``interpolation``), blurred by ``blur`` frame pixels, each ``scale x scale`` block averaged.
+    Returns the prediction ``(H / scale, W / scale, 3)`` and where it is valid (``bool``: the
+    block saw only the image, nothing beyond its edges)."""
     h, w = image.shape[0] // scale, image.shape[1] // scale
     fine = fine_transform(transform, scale)
     size = (w * scale, h * scale)
-    flags = cv2.INTER_LANCZOS4 | cv2.WARP_INVERSE_MAP
+    flags = interpolation | cv2.WARP_INVERSE_MAP
     moved = cv2.warpPerspective(image, np.linalg.inv(fine), size, flags=flags,
                                 borderMode=cv2.BORDER_REFLECT)  # fmt: skip
     inside = cv2.warpPerspective(np.ones(size[::-1], np.float32), np.linalg.inv(fine), size,
@@ -182,7 +187,8 @@ def back_project(
         weight = np.zeros(image.shape[:2], np.float32)
         variance = np.zeros(image.shape[:2], np.float32)  # of the frames' residuals, summed
         for obs in observations:
-            prediction, valid = predict(image, obs.transform, scale)
+            # Bicubic: a seventh of Lanczos's time at the same gain (docs/benchmarks.md).
+            prediction, valid = predict(image, obs.transform, scale, interpolation=cv2.INTER_CUBIC)
             h, w = prediction.shape[:2]
             residual = obs.frame[:h, :w] - prediction
             sigma = noise_level(residual, valid)
