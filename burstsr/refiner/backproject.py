@@ -46,7 +46,7 @@ ROBUST_CUTOFF = 4.685  # Tukey's biweight constant, in robust spreads of a frame
 SHRINK = 1.0  # the mean residual is shrunk against this many times the noise of the mean
 # Bytes :func:`back_project` holds per output pixel at its peak (17 float32 planes: the image,
 # its update, weight and noise, a frame's prediction, spread residual and mask, and their warps
-# back); a 30.7 MP output took 1.9 GB more than run without it (docs/benchmarks.md).
+# back); a 30.7 MP output took 2.1 GB more than run without it (docs/benchmarks.md).
 BACK_PROJECTION_BYTES = 17 * 4
 
 
