@@ -29,7 +29,7 @@ from datasets import data_dir  # noqa: E402
 from burstsr.burst.config import MergeConfig  # noqa: E402
 from burstsr.cli.enhance import input_size, job_estimates  # noqa: E402
 from burstsr.cli.run import run_estimate  # noqa: E402
-from burstsr.estimate import merge_estimate  # noqa: E402
+from burstsr.estimate import back_projection_estimate, merge_estimate  # noqa: E402
 from burstsr.io import load_burst, read_image, write_image  # noqa: E402
 from burstsr.io.crop import Crop  # noqa: E402
 from burstsr.refiner.checkpoint import load_generator  # noqa: E402
@@ -96,6 +96,14 @@ def main() -> None:
             "run (burst), 7 x 800x600",
             run_estimate(cropped, config, grid_model, tile=None, ensemble=False, streamed=True),
             cli + ["run", str(burst_dir), "--crop", str(crop), "-o", "r1.png", "--device", "cpu"],
+        )
+        held = run_estimate(cropped, config, grid_model, tile=None, ensemble=False, streamed=False)
+        measure(
+            "run (burst) --back-project on, 7 x 800x600",
+            back_projection_estimate(held, len(cropped)),
+            cli
+            + ["run", str(burst_dir), "--crop", str(crop), "-o", "r3.png", "--device", "cpu"]
+            + ["--back-project", "on"],
         )
         if args.full:
             measure(
