@@ -124,8 +124,9 @@ def test_auto_leaves_bursts_of_few_frames_alone():
 
     crop = crop_observations(observations, *region)
     assert worth_back_projecting(crop, merge, restore, region, grid=1)[0]
-    assert MIN_FRAMES == 6 and len(crop) == 6
-    assert worth_back_projecting(crop[:5], merge, restore, region, grid=1) == (False, {})
+    assert MIN_FRAMES == 4 and len(crop) == 6
+    assert worth_back_projecting(crop[:4], merge, restore, region, grid=1)[0]
+    assert worth_back_projecting(crop[:3], merge, restore, region, grid=1) == (False, {})
 
 
 def _tiny_model(path: Path) -> Path:

@@ -90,7 +90,7 @@ log = logging.getLogger("burstsr")
     show_default=True,
     help="Make the output agree with the frames it came from (iterative back-projection: "
     "moved and made x4 smaller as each frame was, it should give that frame back). auto: "
-    "for 6 frames or more that look area-sampled without a lens blur (downscaled photos, "
+    "for 4 frames or more that look area-sampled without a lens blur (downscaled photos, "
     "clean sensors; tested on a crop first): +0.5 dB on such simulated bursts and on a "
     "real burst made 4x smaller; phone and camera-like frames are left alone. Not for RAW "
     "bursts; the output is then held whole in memory.",

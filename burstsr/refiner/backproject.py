@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from burstsr.io import Burst
 
 BLURS = (0.0, 0.2)  # lens blurs (frame pixels) the fit compares
-MIN_FRAMES = 6  # auto back-projects bursts of at least this many frames (docs/benchmarks.md)
+MIN_FRAMES = 4  # auto back-projects bursts of at least this many frames (docs/benchmarks.md)
 ITERATIONS = 6  # most of the gain (docs/benchmarks.md); about 1.5 s a MP out, 7 frames, 2 cores
 STEP = 1.0
 ROBUST_CUTOFF = 4.685  # Tukey's biweight constant, in robust spreads of a frame's residual
