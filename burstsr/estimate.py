@@ -172,15 +172,24 @@ def back_projection_estimate(
 ) -> Estimate:
     """``estimate`` (``run``'s; ``streamed``: made for an output written row by row) followed by
     back-projection of that output onto ``frames`` frames (:mod:`burstsr.refiner.backproject`):
-    its iterations' time, and the planes it holds beside the output, which it holds whole."""
-    from burstsr.refiner.backproject import BACK_PROJECTION_BYTES, ITERATIONS
+    its iterations' time over its bands, and what it holds beside the output (held whole): the
+    back-projected copy, and one band's planes at a time."""
+    from burstsr.refiner.backproject import (
+        BACK_PROJECTED_BYTES,
+        BACK_PROJECTION_BYTES,
+        ITERATIONS,
+        band_rows_of,
+    )
 
     px = estimate.width * estimate.height
+    bands = band_rows_of(estimate.height, 4)  # run's outputs are 4 times the frames
+    worked = sum(y1 - y0 for _, _, y0, y1 in bands) * estimate.width
+    at_once = max(y1 - y0 for _, _, y0, y1 in bands) * estimate.width
     seconds = estimate.seconds
     if seconds is not None:
-        seconds += BACK_PROJECTION_SECONDS_PER_MP_FRAME * px / 1e6 * frames * ITERATIONS
-    held = ENHANCE_BYTES_PER_PX["out"] if streamed else 0
-    peak = estimate.peak_bytes + (BACK_PROJECTION_BYTES + held) * px
+        seconds += BACK_PROJECTION_SECONDS_PER_MP_FRAME * worked / 1e6 * frames * ITERATIONS
+    held = ENHANCE_BYTES_PER_PX["out"] * px if streamed else 0  # the output, now held whole
+    peak = estimate.peak_bytes + held + BACK_PROJECTED_BYTES * px + BACK_PROJECTION_BYTES * at_once
     return Estimate(estimate.width, estimate.height, seconds, peak)
 
 

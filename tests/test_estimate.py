@@ -199,21 +199,29 @@ def test_the_refiners_work_is_counted_over_the_tiles_enhance_runs():
 
 def test_back_projection_adds_its_iterations_and_the_planes_it_holds():
     from burstsr.estimate import back_projection_estimate
-    from burstsr.refiner.backproject import BACK_PROJECTION_BYTES
+    from burstsr.refiner.backproject import (
+        BACK_PROJECTED_BYTES,
+        BACK_PROJECTION_BYTES,
+        band_rows_of,
+    )
 
     run = Estimate(6400, 4800, 85.0, 1.6e9)  # run's estimate with the output held whole
     projected = back_projection_estimate(run, 7)
     assert (projected.width, projected.height) == (6400, 4800)
     # Measured on the real burst forced through it (7 frames, 30.7 MP out, docs/benchmarks.md):
-    # 129 s and 3.37 GB in all, against 85 s and 1.26 GB without (written row by row).
-    assert 35 < projected.seconds - run.seconds < 60
-    assert projected.peak_bytes - run.peak_bytes == BACK_PROJECTION_BYTES * 6400 * 4800
-    assert 3.0e9 < projected.peak_bytes < 4.0e9
+    # 128 s and 2.1 GB in all (in bands), against 85 s and 1.26 GB without (written row by row).
+    assert 35 < projected.seconds - run.seconds < 70
+    bands = band_rows_of(4800, 4)
+    assert len(bands) == 5 and max(y1 - y0 for _, _, y0, y1 in bands) < 1300
+    extra = BACK_PROJECTED_BYTES * 6400 * 4800 + BACK_PROJECTION_BYTES * 6400 * 1216
+    assert projected.peak_bytes - run.peak_bytes == extra
+    assert 2.0e9 < projected.peak_bytes < 2.8e9
     # Twice the frames, about twice the extra time; an output that was to be written row by
-    # row is now held as well; no time without a rate.
+    # row is now held as well; no time without a rate; a small output in one band.
     assert back_projection_estimate(run, 14).seconds - run.seconds == pytest.approx(
         2 * (projected.seconds - run.seconds)
     )
     streamed = back_projection_estimate(run, 7, streamed=True)
     assert streamed.peak_bytes - projected.peak_bytes == ENHANCE_BYTES_PER_PX["out"] * 6400 * 4800
     assert back_projection_estimate(Estimate(64, 48, None, 1e9), 7).seconds is None
+    assert band_rows_of(1200, 4) == [(0, 1200, 0, 1200)]

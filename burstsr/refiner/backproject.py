@@ -44,10 +44,13 @@ ITERATIONS = 6  # most of the gain (docs/benchmarks.md); about 1.5 s a MP out, 7
 STEP = 1.0
 ROBUST_CUTOFF = 4.685  # Tukey's biweight constant, in robust spreads of a frame's residual
 SHRINK = 1.0  # the mean residual is shrunk against this many times the noise of the mean
-# Bytes :func:`back_project` holds per output pixel at its peak (17 float32 planes: the image,
-# its update, weight and noise, a frame's prediction, spread residual and mask, and their warps
-# back); a 30.7 MP output took 2.1 GB more than run without it (docs/benchmarks.md).
+BAND_ROWS = 1024  # output rows back-projected at a time (bounded memory)
+BAND_CONTEXT = 16  # output rows one iteration reaches: resampling, a block, the 3 x 3 erosion
+# Bytes :func:`back_project` holds per output pixel of a band at its peak (17 float32 planes:
+# the band, its update, weight and noise, a frame's prediction, spread residual and mask, and
+# their warps back), and of the whole output (the back-projected copy); docs/benchmarks.md.
 BACK_PROJECTION_BYTES = 17 * 4
+BACK_PROJECTED_BYTES = 3 * 4
 
 
 @dataclass(frozen=True)
@@ -175,12 +178,85 @@ def back_project(
     step: float = STEP,
     shrinkage: float = SHRINK,
     progress: Callable[[int, int], None] | None = None,
+    band_rows: int = BAND_ROWS,
 ) -> np.ndarray:
     """``image`` (``float32 (H, W, 3)`` in [0, 1], ``scale`` times the frames' size) after
     ``iterations`` of back-projection onto ``observations`` (see the module's docstring); each
     pixel's mean residual :func:`shrink`-ed against ``shrinkage`` times its noise (0: not at
-    all); clipped to [0, 1]. ``progress(done, total)`` after each iteration."""
-    image = np.array(image, dtype=np.float32)  # a copy: the caller's image is left as it is
+    all); clipped to [0, 1]. ``progress(done, total)`` after each iteration (of each band).
+
+    A taller image is back-projected in bands of ``band_rows`` output rows, each with the rows
+    its iterations reach as context and the rows of every frame that see it
+    (:func:`band_observations`), so the memory is that of a band: the same values as one pass,
+    but for each frame's noise and spread being measured over the band's rows."""
+    image = np.asarray(image, dtype=np.float32)  # read only: each band works on a copy
+    bands = band_rows_of(image.shape[0], scale, iterations, band_rows)
+    if len(bands) == 1:
+        return _back_project(image, observations, scale, iterations, step, shrinkage, progress)
+    out = np.empty_like(image)
+    for index, (top, bottom, y0, y1) in enumerate(bands):
+        rows = band_observations(observations, y0 // scale, (y1 - y0) // scale)
+
+        def banded(done: int, total: int, index: int = index) -> None:
+            if progress is not None:
+                progress(index * total + done, len(bands) * total)
+
+        part = _back_project(image[y0:y1], rows, scale, iterations, step, shrinkage, banded)
+        out[top:bottom] = part[top - y0 : bottom - y0]
+        del part
+    return out
+
+
+def band_rows_of(
+    height: int, scale: int, iterations: int = ITERATIONS, band_rows: int = BAND_ROWS
+) -> list[tuple[int, int, int, int]]:
+    """How :func:`back_project` splits an image of ``height`` output rows: ``(top, bottom, y0,
+    y1)`` for each band, rows ``top .. bottom`` kept from a pass over ``y0 .. y1`` (the band and
+    the rows ``iterations`` reach around it, whole frame rows); one band when that is all."""
+    band = max(scale, band_rows // scale * scale)
+    halo = scale * -(-BAND_CONTEXT * iterations // scale)
+    if height <= band + 2 * halo:
+        return [(0, height, 0, height)]
+    return [
+        (top, min(top + band, height), max(top - halo, 0), min(top + band + halo, height))
+        for top in range(0, height, band)
+    ]
+
+
+def band_observations(
+    observations: Sequence[Observation], y0: int, height: int
+) -> list[Observation]:
+    """The observations of the reference's rows ``y0 .. y0 + height`` (frame pixels, the whole
+    width) as a problem of their own: each frame cut to ``height`` of its rows, those where the
+    band's middle lands in it (moved as the frame moved), its motion re-expressed between the
+    crops. Rows a frame's crop misses (a turn spreads the band over more rows) are left out by
+    :func:`predict`'s valid mask: the caller's context rows around the band let a frame turned by
+    as many rows across the width still see all of the band itself."""
+    cropped = []
+    for obs in observations:
+        fh, fw = obs.frame.shape[:2]
+        transform = np.asarray(obs.transform, np.float64)
+        middle = transform @ np.array([(fw - 1) / 2, y0 + (height - 1) / 2, 1.0])
+        centre = middle[1] / middle[2]
+        top = int(np.clip(round(centre - (height - 1) / 2), 0, max(fh - height, 0)))
+        to_band = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, y0], [0.0, 0.0, 1.0]])
+        to_crop = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, -top], [0.0, 0.0, 1.0]])
+        frame = np.ascontiguousarray(obs.frame[top : top + height])
+        cropped.append(Observation(frame, to_crop @ transform @ to_band))
+    return cropped
+
+
+def _back_project(
+    image: np.ndarray,
+    observations: Sequence[Observation],
+    scale: int,
+    iterations: int,
+    step: float,
+    shrinkage: float,
+    progress: Callable[[int, int], None] | None,
+) -> np.ndarray:
+    """:func:`back_project` of one band: a copy of ``image``, updated and returned."""
+    image = np.array(image, dtype=np.float32)
     height, width = image.shape[:2]
     for done in range(1, iterations + 1):
         update = np.zeros_like(image)
