@@ -158,10 +158,9 @@ def run(
         region = central_region(h, w)
         crop = crop_observations(observations, *region)
         grid = image.shape[0] // h
-        tester = TESTERS.get(id(model))  # an adversarial model's start, as run asks with
-        if tester is not None:
-            enhance = functools.partial(enhance_image, tester, ensemble=ensemble, half=half)
-        if worth_back_projecting(crop, image, enhance, region, grid=grid, confidence=confidence)[0]:
+        tester = TESTERS.get(id(model), model)  # an adversarial model's start, as run asks
+        test = functools.partial(enhance_image, tester, ensemble=ensemble, half=half)
+        if worth_back_projecting(crop, image, test, region, grid=grid, confidence=confidence)[0]:
             out = back_project(out, observations, out.shape[0] // frames[0].shape[0])
     return out
 

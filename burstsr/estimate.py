@@ -168,12 +168,12 @@ def enhance_estimate(
 
 
 def back_projection_estimate(
-    estimate: Estimate, frames: int, *, streamed: bool = False
+    estimate: Estimate, frames: int, *, scale: int = 4, streamed: bool = False
 ) -> Estimate:
     """``estimate`` (``run``'s; ``streamed``: made for an output written row by row) followed by
-    back-projection of that output onto ``frames`` frames (:mod:`burstsr.refiner.backproject`):
-    its iterations' time over its bands, and what it holds beside the output (held whole): the
-    back-projected copy, and one band's planes at a time."""
+    back-projection of that output onto ``frames`` frames ``scale`` times smaller
+    (:mod:`burstsr.refiner.backproject`): its iterations' time over its bands, and what it holds
+    beside the output (held whole): the back-projected copy, and one band's planes at a time."""
     from burstsr.refiner.backproject import (
         BACK_PROJECTED_BYTES,
         BACK_PROJECTION_BYTES,
@@ -182,7 +182,7 @@ def back_projection_estimate(
     )
 
     px = estimate.width * estimate.height
-    bands = band_rows_of(estimate.height, 4)  # run's outputs are 4 times the frames
+    bands = band_rows_of(estimate.height, scale)
     worked = sum(y1 - y0 for _, _, y0, y1 in bands) * estimate.width
     at_once = max(y1 - y0 for _, _, y0, y1 in bands) * estimate.width
     seconds = estimate.seconds

@@ -193,7 +193,7 @@ def run(
     )
     estimate = refining
     if back_project == "on":  # auto says it when the frames have been asked
-        estimate = back_projection_estimate(refining, len(burst))
+        estimate = back_projection_estimate(refining, len(burst), scale=total)
     estimate = outscaled(estimate, size, generator.config.any_scale)
     check_output_size(estimate, max_output_mp, "merge a region of the frames (--crop X,Y,W,H)")
     log.info("output %s", estimate.describe())
@@ -239,6 +239,7 @@ def run(
                 projection = back_projection_estimate(
                     dataclasses.replace(refining, seconds=0.0),
                     len(observations),
+                    scale=factor,
                     streamed=streamed,
                 )
                 log.info(
