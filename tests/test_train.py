@@ -479,3 +479,23 @@ def test_grid_error_loss_sees_a_faint_grid_under_strong_texture():
     assert grid_error_loss(unlocked, hr).item() < 0.3 * loss.item()  # noise is not a grid
     loss.backward()
     assert out.grad.abs().sum() > 0
+
+
+def test_a_gan_trained_further_keeps_the_fidelity_model_as_its_dial_start(tmp_path):
+    make_pairs(tmp_path / "pairs")
+    gan = dict(steps=8, pretrain_steps=0, val_every=8, adv_weight=0.05, content_weight=0.0)
+    train(tiny(tmp_path, out=str(tmp_path / "fid"), steps=6, pretrain_steps=6))
+    train(tiny(tmp_path, out=str(tmp_path / "gan1"), init=str(tmp_path / "fid"), **gan))
+    train(tiny(tmp_path, out=str(tmp_path / "gan2"), init=str(tmp_path / "gan1"), **gan))
+    meta = json.loads((tmp_path / "gan2" / "last.json").read_text())
+    assert meta["train_args"]["init"] == str(tmp_path / "gan1")
+    assert meta["start"] == str(tmp_path / "fid")  # gan1's start, not gan1
+    fidelity = load_generator(tmp_path / "fid").state_dict()
+    for path in (tmp_path / "gan1", tmp_path / "gan2"):
+        start = load_generator(path, strength=0.0).state_dict()
+        assert all(torch.equal(v, fidelity[k]) for k, v in start.items() if v.is_floating_point())
+    # A pixel-loss model trained from the fidelity model starts its dial there too.
+    train(tiny(tmp_path, out=str(tmp_path / "fid2"), init=str(tmp_path / "fid"), steps=6))
+    assert json.loads((tmp_path / "fid2" / "last.json").read_text())["start"] == str(
+        tmp_path / "fid"
+    )

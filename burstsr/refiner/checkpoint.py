@@ -2,9 +2,10 @@
 
 A generator checkpoint is one ``.pt`` file holding only tensors and plain values (loaded with
 ``torch.load(weights_only=True)``): ``{"format", "version", "config", "train_args",
-"state_dict"}``, with a ``.json`` beside it that repeats the config and training arguments for
-people. Resume state (optimisers, schedulers, step, random generators, discriminator, EMA) is a
-separate file, ``resume.pt``, of the same kind. Every write is atomic.
+"metrics", "state_dict"}`` and, for a model trained from another, ``"start"`` (the model its
+``--strength 0`` gives: :func:`start_for`), with a ``.json`` beside it that repeats all but the
+weights for people. Resume state (optimisers, schedulers, step, random generators,
+discriminator, EMA) is a separate file, ``resume.pt``, of the same kind. Every write is atomic.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ __all__ = [
     "resolve_model_path",
     "save_generator",
     "save_resume",
+    "start_for",
 ]
 
 FORMAT = "burstsr-generator"
@@ -45,8 +47,10 @@ def save_generator(
     *,
     train_args: dict | None = None,
     metrics: dict | None = None,
+    start: str | None = None,
 ) -> Path:
-    """Write ``generator`` (config + weights) to ``path`` (``.pt``) and ``path.json``."""
+    """Write ``generator`` (config + weights) to ``path`` (``.pt``) and ``path.json``;
+    ``start``: the model its ``--strength`` dial starts from (:func:`start_for`)."""
     path = Path(path)
     state = {k: v.detach().cpu().clone() for k, v in generator.state_dict().items()}
     payload = {
@@ -57,10 +61,12 @@ def save_generator(
         "metrics": metrics or {},
         "state_dict": state,
     }
+    if start:
+        payload["start"] = start
     buffer = io.BytesIO()
     torch.save(payload, buffer)
     write_bytes(path, buffer.getvalue())
-    info = {k: payload[k] for k in ("format", "version", "config", "train_args", "metrics")}
+    info = {k: v for k, v in payload.items() if k != "state_dict"}
     write_bytes(path.with_suffix(".json"), (json.dumps(info, indent=2) + "\n").encode())
     return path
 
@@ -127,7 +133,7 @@ def load_generator(
     if strength is not None:
         if not 0.0 <= strength <= 1.0:
             raise CheckpointError(f"--strength {strength:g}: expected a value from 0 to 1")
-        base = data.get("train_args", {}).get("init")
+        base = _start(data)
         if not base:
             raise CheckpointError(
                 f"--strength: model {path} was not trained from another model, so there is "
@@ -150,18 +156,41 @@ def load_adversarial_start(
     any frame reads as frames softer than that. None for a model trained without an adversarial
     phase (pixel and content losses only), or whose start cannot be loaded."""
     try:
-        args = _load(resolve_model_path(path)).get("train_args", {})
+        data = _load(resolve_model_path(path))
     except CheckpointError:
         return None
-    adversarial = (args.get("adv_weight") or 0) > 0 and (args.get("steps") or 0) > (
-        args.get("pretrain_steps") or 0
-    )
-    if not adversarial or not args.get("init"):
+    if not _adversarial(data.get("train_args", {})) or not _start(data):
         return None
     try:
         return load_generator(path, device=device, strength=0.0)
     except CheckpointError:
         return None
+
+
+def start_for(init: str) -> str:
+    """The model that a model trained with ``train --init init`` starts its ``--strength`` dial
+    from: ``init``, or, where ``init`` is itself adversarial (a GAN trained further), the model
+    ``init``'s dial starts from, so that ``--strength 0`` stays the fidelity model (a GAN
+    fine-tuned from ``gan`` and shipped as ``gan`` would otherwise start from itself)."""
+    try:
+        data = _load(resolve_model_path(init))
+    except CheckpointError:
+        return init
+    if _adversarial(data.get("train_args", {})) and _start(data):
+        return _start(data)
+    return init
+
+
+def _adversarial(train_args: dict) -> bool:
+    """Trained past its pixel-loss pre-training with an adversarial loss."""
+    return (train_args.get("adv_weight") or 0) > 0 and (train_args.get("steps") or 0) > (
+        train_args.get("pretrain_steps") or 0
+    )
+
+
+def _start(data: dict) -> str | None:
+    """The model a checkpoint's ``--strength 0`` gives: its ``start``, else ``--init``'s."""
+    return data.get("start") or data.get("train_args", {}).get("init") or None
 
 
 def blend_generators(start: Generator, end: Generator, strength: float) -> Generator:

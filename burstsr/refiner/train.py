@@ -35,7 +35,13 @@ from torch.nn.parallel import DistributedDataParallel
 from burstsr.device import autocast, resolve_device
 from burstsr.errors import CheckpointError, InputError
 from burstsr.io import make_folder
-from burstsr.refiner.checkpoint import load_generator, load_resume, save_generator, save_resume
+from burstsr.refiner.checkpoint import (
+    load_generator,
+    load_resume,
+    save_generator,
+    save_resume,
+    start_for,
+)
 from burstsr.refiner.config import TrainConfig
 from burstsr.refiner.data import PairDataset, pairs_merge_kernel
 from burstsr.refiner.distributed import Rank, gather_states, init_distributed
@@ -207,6 +213,7 @@ def train(config: TrainConfig, *, resume: bool = False, progress: Progress | Non
     scaler_g = torch.amp.GradScaler("cuda", enabled=use_amp)
     scaler_d = torch.amp.GradScaler("cuda", enabled=use_amp)
     train_args = config.to_dict()
+    start = start_for(config.init) if config.init else None  # where --strength 0 leads
     metrics_file = out / "metrics.jsonl"
     if ddp.main and not resume:
         metrics_file.write_text("")
@@ -223,10 +230,12 @@ def train(config: TrainConfig, *, resume: bool = False, progress: Progress | Non
         if not ddp.main:
             return
         metrics = {"step": step, **(val or {})}
-        save_generator(out / "last.pt", ema, train_args=train_args, metrics=metrics)
+        save_generator(out / "last.pt", ema, train_args=train_args, metrics=metrics, start=start)
         if val and val["val_psnr"] > best:
             best = val["val_psnr"]
-            save_generator(out / "best.pt", ema, train_args=train_args, metrics=metrics)
+            save_generator(
+                out / "best.pt", ema, train_args=train_args, metrics=metrics, start=start
+            )
         save_resume(
             out / "resume.pt",
             {
