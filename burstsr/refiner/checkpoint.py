@@ -156,15 +156,13 @@ def load_adversarial_start(
     any frame reads as frames softer than that. None for a model trained without an adversarial
     phase (pixel and content losses only), or whose start cannot be loaded."""
     try:
-        data = _load(resolve_model_path(path))
+        start = _adversarial_start(_load(resolve_model_path(path)))
+        if start is None:
+            return None
+        generator, _ = _load_generator(start, None)  # what strength 0 computes, read once
     except CheckpointError:
         return None
-    if not _adversarial(data.get("train_args", {})) or not _start(data):
-        return None
-    try:
-        return load_generator(path, device=device, strength=0.0)
-    except CheckpointError:
-        return None
+    return generator.to(device).eval()
 
 
 def start_for(init: str) -> str:
@@ -173,19 +171,19 @@ def start_for(init: str) -> str:
     ``init``'s dial starts from, so that ``--strength 0`` stays the fidelity model (a GAN
     fine-tuned from ``gan`` and shipped as ``gan`` would otherwise start from itself)."""
     try:
-        data = _load(resolve_model_path(init))
+        return _adversarial_start(_load(resolve_model_path(init))) or init
     except CheckpointError:
         return init
-    if _adversarial(data.get("train_args", {})) and _start(data):
-        return _start(data)
-    return init
 
 
-def _adversarial(train_args: dict) -> bool:
-    """Trained past its pixel-loss pre-training with an adversarial loss."""
-    return (train_args.get("adv_weight") or 0) > 0 and (train_args.get("steps") or 0) > (
-        train_args.get("pretrain_steps") or 0
+def _adversarial_start(data: dict) -> str | None:
+    """The start of a checkpoint trained past its pixel-loss pre-training with an adversarial
+    loss; None for any other."""
+    args = data.get("train_args", {})
+    adversarial = (args.get("adv_weight") or 0) > 0 and (args.get("steps") or 0) > (
+        args.get("pretrain_steps") or 0
     )
+    return _start(data) if adversarial else None
 
 
 def _start(data: dict) -> str | None:
