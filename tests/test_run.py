@@ -194,9 +194,7 @@ def test_every_listed_model_ships_and_loads():
         assert size * 5 < sum(p.numel() for p in fine.parameters()), name
 
 
-def test_strength_blends_a_model_with_the_one_it_started_from(tmp_path):
-    from burstsr.refiner.checkpoint import blend_generators
-
+def test_strength_blends_a_models_output_with_the_one_it_started_from(tmp_path):
     start = load_generator("fidelity")
     tuned = load_generator("fidelity")
     with torch.no_grad():
@@ -205,15 +203,24 @@ def test_strength_blends_a_model_with_the_one_it_started_from(tmp_path):
     save_generator(tmp_path / "tuned.pt", tuned, train_args={"init": "fidelity"})
     x = torch.rand(1, 3, 24, 24)
     with torch.no_grad():
-        outs = {s: load_generator(tmp_path / "tuned.pt", strength=s)(x) for s in (0.0, 0.5, 1.0)}
+        outs = {s: load_generator(tmp_path / "tuned.pt", strength=s)(x) for s in (0, 0.25, 1)}
         plain = load_generator(tmp_path / "tuned.pt")(x)
-        assert torch.equal(outs[0.0], start(x))  # 0: the starting model exactly
-        assert torch.equal(outs[1.0], plain)
-    d_start, d_end = (outs[0.5] - outs[0.0]).abs().mean(), (outs[0.5] - outs[1.0]).abs().mean()
-    assert 0 < d_start and 0 < d_end  # in between
-    mid = blend_generators(start, tuned, 0.5).state_dict()["head.0.weight"]
-    ref = 0.5 * (start.state_dict()["head.0.weight"] + tuned.state_dict()["head.0.weight"])
-    assert torch.allclose(mid, ref, atol=1e-7)
+        assert torch.equal(outs[0], start(x))  # 0: the starting model exactly
+        assert torch.equal(outs[1], plain)
+        # in between: that share of the way from the start's output to this model's
+        assert torch.allclose(outs[0.25], 0.75 * start(x) + 0.25 * plain, atol=1e-6)
+        assert 0 < (outs[0.25] - outs[0]).abs().mean() < (outs[0.25] - outs[1]).abs().mean()
+    # Tiled, with the context the pair needs, as in one piece; twice the work of one model.
+    image = np.random.default_rng(0).random((80, 72, 3), dtype=np.float32)
+    dial = load_generator(tmp_path / "tuned.pt", strength=0.5)
+    whole = enhance_image(dial, image, tile=0)
+    assert np.abs(enhance_image(dial, image, tile=24) - whole).max() < 1e-4
+    ends = [enhance_image(g, image, tile=0) for g in (start, tuned)]
+    inside = (0.02 < ends[0]) & (ends[0] < 0.98) & (0.02 < ends[1]) & (ends[1] < 0.98)
+    assert np.abs(whole - (ends[0] + ends[1]) / 2)[inside].max() < 1e-5
+    assert sum(p.numel() for p in dial.parameters()) == 2 * sum(
+        p.numel() for p in start.parameters()
+    )
     # A model trained from nothing has nothing to blend with: one line, exit 2.
     save_generator(tmp_path / "alone.pt", tuned)
     res = CliRunner().invoke(
@@ -231,39 +238,44 @@ def test_strength_blends_a_model_with_the_one_it_started_from(tmp_path):
     )
     assert res.exit_code == 2 and "nothing to blend" in res.stderr
     assert not (tmp_path / "e.png").exists()
+    # Nor one trained from an earlier model of its own name, which it replaced (burst and
+    # fidelity record themselves): blending it with itself would only double the time.
+    for model in ("burst", "fidelity"):
+        with pytest.raises(CheckpointError, match="which it replaced"):
+            load_generator(model, strength=0.5)
 
 
-def test_strength_blends_a_deeper_wider_model_with_the_narrower_one_it_started_from(tmp_path):
-    from burstsr.refiner.train import init_from
-
+def test_strength_blends_models_of_other_sizes_but_not_of_other_inputs_or_outputs(tmp_path):
     torch.manual_seed(0)
     kind = dict(scale=1, unshuffle=4, confidence=True)
     start = Generator(GeneratorConfig(channels=8, blocks=2, **kind))
     start.train()(torch.rand(4, 4, 32, 32))  # BN statistics that are not the defaults
     save_generator(tmp_path / "start.pt", start.eval())
     grown = Generator(GeneratorConfig(channels=12, blocks=3, **kind))
-    init_from(grown, start)
-    with torch.no_grad():
-        for p in grown.parameters():
-            p.add_(0.01 * torch.randn_like(p))
     save_generator(tmp_path / "grown.pt", grown, train_args={"init": str(tmp_path / "start.pt")})
     x = torch.rand(1, 4, 24, 24)
     with torch.no_grad():
-        outs = {s: load_generator(tmp_path / "grown.pt", strength=s)(x) for s in (0.0, 0.5, 1.0)}
-        assert torch.allclose(outs[0.0], start(x), atol=1e-6)  # 0: the starting model
-        assert torch.equal(outs[1.0], load_generator(tmp_path / "grown.pt")(x))
-        assert 0 < (outs[0.5] - outs[0.0]).abs().mean() and 0 < (outs[0.5] - outs[1.0]).abs().mean()
-    # A narrower, shallower or differently made model is no start to blend with.
-    for other in (dict(channels=16, blocks=2), dict(channels=8, blocks=4)):
-        save_generator(tmp_path / "other.pt", Generator(GeneratorConfig(**other, **kind)))
+        outs = {s: load_generator(tmp_path / "grown.pt", strength=s)(x) for s in (0, 0.5, 1)}
+        end = load_generator(tmp_path / "grown.pt")(x)
+        assert torch.equal(outs[0], start(x)) and torch.equal(outs[1], end)
+        assert torch.allclose(outs[0.5], (start(x) + end) / 2, atol=1e-6)
+    # A start that reads or writes otherwise (scale, folding, confidence, merge kernel, any
+    # output size): refused.
+    others = (
+        dict(channels=8, blocks=2, scale=2, unshuffle=4, confidence=True),
+        dict(channels=8, blocks=2, scale=1, unshuffle=2, confidence=True),
+        dict(channels=8, blocks=2, scale=1, unshuffle=4, confidence=False),
+        dict(channels=8, blocks=2, merge_kernel="adaptive", **kind),
+    )
+    for other, what in zip(others, ("scale", "unshuffle", "in_channels", "kernel"), strict=True):
+        save_generator(tmp_path / "other.pt", Generator(GeneratorConfig(**other)))
         save_generator(
             tmp_path / "from_other.pt", grown, train_args={"init": str(tmp_path / "other.pt")}
         )
-        with pytest.raises(CheckpointError, match="different architectures"):
+        with pytest.raises(CheckpointError, match=f"cannot be blended.*{what}"):
             load_generator(tmp_path / "from_other.pt", strength=0.5)
-    save_generator(tmp_path / "other.pt", Generator(GeneratorConfig(channels=8, blocks=2, scale=1)))
-    with pytest.raises(CheckpointError, match="different architectures"):
-        load_generator(tmp_path / "from_other.pt", strength=0.5)
+    with pytest.raises(CheckpointError, match="any-scale"):  # trained from fidelity
+        load_generator("anyscale", strength=0.5)
 
 
 def test_gan_at_strength_zero_is_burst_exactly():

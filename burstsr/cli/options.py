@@ -35,7 +35,8 @@ strength_option = click.option(
     type=click.FloatRange(0, 1),
     default=None,
     help="For a model trained from another (an adversarial model from its fidelity model): "
-    "blend their weights, 0 = the fidelity model exactly, 1 = this model [default: 1].",
+    "blend their outputs, 0 = the fidelity model exactly, 1 = this model; in between both "
+    "run, twice the time [default: 1].",
 )
 ensemble_option = click.option(
     "--ensemble",

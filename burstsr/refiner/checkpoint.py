@@ -10,7 +10,6 @@ discriminator, EMA) is a separate file, ``resume.pt``, of the same kind. Every w
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import json
 import os
@@ -20,9 +19,9 @@ import torch
 
 from burstsr.errors import CheckpointError
 from burstsr.io import write_bytes
+from burstsr.refiner.dial import Dial, check_dial_pair
 from burstsr.refiner.networks import Generator, GeneratorConfig, build_generator
 from burstsr.refiner.registry import DEFAULT_MODEL, DEFAULT_RUN_MODEL, SHIPPED, WEIGHTS
-from burstsr.refiner.warm_start import init_from
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -113,7 +112,7 @@ def load_generator(
     device: torch.device | str = "cpu",
     scale: int | None = None,
     strength: float | None = None,
-) -> Generator:
+) -> Generator | Dial:
     """Load a generator for inference (``eval()`` mode) on ``device``.
 
     Args:
@@ -121,30 +120,53 @@ def load_generator(
             else ``last.pt``).
         scale: when given, the model must upscale by exactly this factor.
         strength: for a model trained from another (``train --init``, e.g. an adversarial
-            model from a fidelity one): blend the two networks' weights, ``0`` giving the model
-            it started from exactly and ``1`` this one (network interpolation, as ESRGAN's).
+            model from a fidelity one): ``0`` loads the model it started from, ``1`` this one,
+            and a value in between a :class:`~burstsr.refiner.dial.Dial` that blends their
+            outputs (and runs as one generator does).
 
     Raises:
         CheckpointError: missing, corrupt or truncated file, not a burstsr generator, weights that
             do not fit the stated architecture, a scale other than ``scale``, or a ``strength``
-            for a model with no model to blend with.
+            for a model with no model to blend with, or with one whose output differs in kind.
     """
     generator, data = _load_generator(path, scale)
     if strength is not None:
         if not 0.0 <= strength <= 1.0:
             raise CheckpointError(f"--strength {strength:g}: expected a value from 0 to 1")
-        base = _start(data)
-        if not base:
+        start, base = _load_start(path, data, scale)
+        why = check_dial_pair(start.config, generator.config)
+        if why:
             raise CheckpointError(
-                f"--strength: model {path} was not trained from another model, so there is "
-                f"nothing to blend it with"
+                f"--strength: model {path} cannot be blended with the model it started from "
+                f"({base}): {why}"
             )
-        try:
-            start, _ = _load_generator(base, scale)
-        except CheckpointError as exc:
-            raise CheckpointError(f"--strength: the model {path} started from: {exc}") from None
-        generator = blend_generators(start, generator, strength)
+        if strength == 0:
+            generator = start
+        elif strength < 1:
+            generator = Dial(start.to(device).eval(), generator.to(device).eval(), strength)
     return generator.to(device).eval()
+
+
+def _load_start(path: str | os.PathLike, data: dict, scale: int | None) -> tuple[Generator, str]:
+    """The model that checkpoint ``data`` (of ``path``) was trained from, for ``--strength``,
+    and its name as recorded; an error where it has none, or only itself (trained from an
+    earlier model of the same name, which it replaced)."""
+    base = _start(data)
+    if not base:
+        raise CheckpointError(
+            f"--strength: model {path} was not trained from another model, so there is "
+            f"nothing to blend it with"
+        )
+    try:
+        start_path = resolve_model_path(base)
+        if start_path.resolve() != resolve_model_path(path).resolve():
+            return _load_generator(start_path, scale)[0], base
+    except CheckpointError as exc:
+        raise CheckpointError(f"--strength: the model {path} started from: {exc}") from None
+    raise CheckpointError(
+        f"--strength: model {path} was trained from an earlier {base}, which it replaced, "
+        f"so there is nothing to blend it with"
+    )
 
 
 def load_adversarial_start(
@@ -189,46 +211,6 @@ def _adversarial_start(data: dict) -> str | None:
 def _start(data: dict) -> str | None:
     """The model a checkpoint's ``--strength 0`` gives: its ``start``, else ``--init``'s."""
     return data.get("start") or data.get("train_args", {}).get("init") or None
-
-
-def blend_generators(start: Generator, end: Generator, strength: float) -> Generator:
-    """``start``'s weights moved ``strength`` of the way to ``end``'s; ``strength`` 0 is
-    ``start`` exactly, 1 is ``end`` exactly. The same architecture, or ``end`` deeper or wider
-    than ``start`` (trained from it with ``train --init``): ``start`` is then grown into
-    ``end``'s architecture as ``--init`` grew it, which computes exactly what it computes."""
-    if start.config != end.config:
-        start = _grown(start, end.config)
-    a, b = start.state_dict(), end.state_dict()
-    blended = {}
-    for name, value in b.items():
-        if not value.is_floating_point() or strength == 1:  # counters (BN's), or the end
-            blended[name] = value
-        elif strength == 0:
-            blended[name] = a[name]
-        else:
-            blended[name] = torch.lerp(a[name], value, strength)
-    out = build_generator(end.config)
-    out.load_state_dict(blended)
-    return out
-
-
-def _grown(start: Generator, config: GeneratorConfig) -> Generator:
-    """``start`` in the deeper or wider architecture ``config`` (:func:`init_from`: identity
-    blocks, unread channels), computing what it computes; an error for any other change."""
-    same = dataclasses.replace(
-        config,
-        channels=start.config.channels,
-        blocks=start.config.blocks,
-    )
-    if (
-        same != start.config
-        or config.channels < start.config.channels
-        or config.blocks < start.config.blocks
-    ):
-        raise CheckpointError("--strength: the two models have different architectures")
-    grown = build_generator(config)
-    init_from(grown, start)
-    return grown.train(start.training)
 
 
 def _load_generator(path: str | os.PathLike, scale: int | None) -> tuple[Generator, dict]:

@@ -6,7 +6,7 @@ burst: x4 in all from a merge on the x4 grid (``burstsr merge --scale 4``): the 
     the fine merge (unshuffle 4) and restores it at its own size; the default of ``burstsr run``.
 gan: ``burst`` after an adversarial phase: the same merge, more texture; trained from ``burst``
     (then further from itself, its checkpoint recording ``burst`` as its start), so
-    ``--strength`` blends the two (0 = ``burst`` exactly). Retrain them together.
+    ``--strength`` blends the two's outputs (0 = ``burst`` exactly). Retrain them together.
 anyscale: from a merge on the frames' grid, like ``fidelity``, to any output size (``--outscale``,
     ``--width``): a latent field and a coordinate decoder (burstsr.refiner.anyscale); x4 by
     default; ``--sample`` draws its latent.
