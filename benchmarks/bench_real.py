@@ -45,10 +45,9 @@ from burstsr.burst.camera import CameraParams, develop, srgb_to_linear
 from burstsr.burst.camera import jpeg as jpeg_round_trip
 from burstsr.io import read_image, write_image
 from burstsr.metrics import periodic_pattern, psnr, ssim
-from burstsr.refiner.checkpoint import load_generator
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_sr import SCALE, ask_with_starts, bicubic, merge, run  # noqa: E402
+from bench_sr import SCALE, bicubic, load_models, merge, run  # noqa: E402
 from crops import busiest, row  # noqa: E402
 from datasets import BURST_NAME, data_dir  # noqa: E402
 
@@ -110,7 +109,11 @@ def restorations(lows: list[np.ndarray], models: dict, counts: list[int]) -> dic
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=data_dir())
-    parser.add_argument("--models", default="burst,fidelity,gan", help="comma-separated")
+    parser.add_argument(
+        "--models",
+        default="burst,fidelity,gan",
+        help="comma-separated MODEL[@STRENGTH] (gan@0.5: run --model gan --strength 0.5)",
+    )
     parser.add_argument(
         "--references", default="all", help="0-based frames to use as reference, or all"
     )
@@ -140,8 +143,7 @@ def main() -> None:
     else:
         refs = [int(r) for r in args.references.split(",")]
     truth_periodic = [periodic_pattern(frames[r]) for r in refs]  # the same at every quality
-    models = {name: load_generator(name) for name in args.models.split(",") if name}
-    ask_with_starts({name: name for name in models}, models)
+    models = load_models({spec: spec for spec in args.models.split(",") if spec})
     counts = [int(n) for n in args.frames.split(",") if n]
     args.out.mkdir(parents=True, exist_ok=True)
 

@@ -119,11 +119,29 @@ def merge(
 TESTERS: dict = {}
 
 
+def model_spec(spec: str) -> tuple[str, float | None]:
+    """``MODEL[@STRENGTH]`` -> the model and its ``--strength`` (None: not given)."""
+    model, _, strength = spec.rpartition("@") if "@" in spec else (spec, "", "")
+    return model, float(strength) if strength else None
+
+
+def load_models(specs: dict[str, str]) -> dict:
+    """``{name: MODEL[@STRENGTH]}`` -> ``{name: the model, loaded as run loads it}``, each
+    adversarial one with the model it started from as its back-projection tester."""
+    models = {
+        name: load_generator(model_spec(spec)[0], strength=model_spec(spec)[1]).to(DEVICE[0])
+        for name, spec in specs.items()
+    }
+    ask_with_starts(specs, models)
+    return models
+
+
 def ask_with_starts(paths: dict, models: dict) -> None:
-    """Remember, for each adversarial model of ``models`` (loaded from ``paths``, by name), the
-    model it started from, which :func:`run`'s back-projection test restores with."""
+    """Remember, for each adversarial model of ``models`` (loaded from ``paths``, by name:
+    ``MODEL[@STRENGTH]``), the model it started from, which :func:`run`'s back-projection test
+    restores with."""
     for name, path in paths.items():
-        start = load_adversarial_start(path, device=DEVICE[0])
+        start = load_adversarial_start(model_spec(path)[0], device=DEVICE[0])
         if start is not None:
             TESTERS[id(models[name])] = start
 
@@ -303,15 +321,18 @@ def speed_child(model_name: str, out: Path) -> None:
 
 
 def real_burst(folder: Path, models: dict[str, str], out: Path) -> dict:
-    """``burstsr run`` on a real burst, one fresh process per model: wall time and peak memory
-    (``/usr/bin/time``'s maximum resident set), periodic score; a crop figure."""
+    """``burstsr run`` on a real burst, one fresh process per model (``{label:
+    MODEL[@STRENGTH]}``): wall time and peak memory (``/usr/bin/time``'s maximum resident
+    set), periodic score; a crop figure."""
     cli = [sys.executable, "-m", "burstsr", "-q", "run", str(folder), "--overwrite"]
     found = {}
-    for label, model in models.items():
+    for label, spec in models.items():
+        model, strength = model_spec(spec)
+        dial = [] if strength is None else ["--strength", str(strength)]
         target, stats = out / f"real_run_{label}.png", out / f"real_run_{label}.time"
         t0 = time.perf_counter()
         timed = ["/usr/bin/time", "-f", "%M", "-o", str(stats)]
-        subprocess.run([*timed, *cli, "--model", model, "-o", str(target)], check=True)
+        subprocess.run([*timed, *cli, "--model", model, *dial, "-o", str(target)], check=True)
         seconds = time.perf_counter() - t0
         image = read_image(target).pixels
         found[label] = {
@@ -397,20 +418,12 @@ def main() -> None:
     paths = {} if args.no_shipped else {name: name for name, f in SHIPPED.items() if f.is_file()}
     if args.baseline:
         paths["before"] = args.baseline
-    strengths = {}
     for item in args.candidate:
-        name, _, path = item.partition("=")
-        path, _, strength = path.rpartition("@") if "@" in path else (path, "", "")
-        paths[name] = path
-        if strength:
-            strengths[name] = float(strength)
+        name, _, spec = item.partition("=")
+        paths[name] = spec  # MODEL[@STRENGTH]
     if not paths:
         sys.exit("no model: ship one in burstsr/refiner/weights or give --candidate")
-    models = {
-        name: load_generator(path, strength=strengths.get(name)).to(DEVICE[0])
-        for name, path in paths.items()
-    }
-    ask_with_starts(paths, models)
+    models = load_models(paths)
     sets = {"Set14": args.data / "Set14", "Kodak": args.data / "Kodak"}
     PRISTINE.append(pristine_model(args.data, args.out))
     print(f"# bench_sr (x{SCALE}, 8 frames; torch {torch.__version__})\n")

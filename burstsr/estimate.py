@@ -158,7 +158,9 @@ def enhance_estimate(
     cost, config = ENHANCE_BYTES_PER_PX, generator.config
     peak = BASE_BYTES["torch"] + (0 if streamed else cost["out"] * out_px) + cost["in"] * in_px
     working = tile_h * tile_w / config.unshuffle**2
-    peak += working * config.channels * 4 * TILE_ACTIVATIONS
+    # a --strength dial runs its two networks one after the other: the wider one's activations
+    channels = max(g.config.channels for g in getattr(generator, "networks", (generator,)))
+    peak += working * channels * 4 * TILE_ACTIVATIONS
     seconds = None
     if rate is not None:
         worked = tile_work(h, w, tile, blend, pad)

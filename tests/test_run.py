@@ -10,6 +10,7 @@ from click.testing import CliRunner
 from burstsr.burst.synth import simulate_burst
 from burstsr.cli import cli
 from burstsr.errors import CheckpointError
+from burstsr.estimate import enhance_estimate
 from burstsr.io import read_image, write_image
 from burstsr.metrics import psnr
 from burstsr.refiner.checkpoint import SHIPPED, load_generator, save_generator
@@ -259,6 +260,19 @@ def test_strength_blends_models_of_other_sizes_but_not_of_other_inputs_or_output
         end = load_generator(tmp_path / "grown.pt")(x)
         assert torch.equal(outs[0], start(x)) and torch.equal(outs[1], end)
         assert torch.allclose(outs[0.5], (start(x) + end) / 2, atol=1e-6)
+    # A narrower model from a wider one: the dial's memory is the wider one's; not saved as one.
+    save_generator(
+        tmp_path / "narrow.pt",
+        Generator(GeneratorConfig(channels=4, blocks=2, **kind)),
+        train_args={"init": str(tmp_path / "start.pt")},
+    )
+    dial = load_generator(tmp_path / "narrow.pt", strength=0.5)
+    assert (
+        enhance_estimate(dial, (512, 512)).peak_bytes
+        == enhance_estimate(start, (512, 512)).peak_bytes
+    )
+    with pytest.raises(TypeError, match="two models"):
+        save_generator(tmp_path / "dial.pt", dial)
     # A start that reads or writes otherwise (scale, folding, confidence, merge kernel, any
     # output size): refused.
     others = (
@@ -267,7 +281,7 @@ def test_strength_blends_models_of_other_sizes_but_not_of_other_inputs_or_output
         dict(channels=8, blocks=2, scale=1, unshuffle=4, confidence=False),
         dict(channels=8, blocks=2, merge_kernel="adaptive", **kind),
     )
-    for other, what in zip(others, ("scale", "unshuffle", "in_channels", "kernel"), strict=True):
+    for other, what in zip(others, ("scale", "unshuffle", "confidence", "kernel"), strict=True):
         save_generator(tmp_path / "other.pt", Generator(GeneratorConfig(**other)))
         save_generator(
             tmp_path / "from_other.pt", grown, train_args={"init": str(tmp_path / "other.pt")}
@@ -276,6 +290,26 @@ def test_strength_blends_models_of_other_sizes_but_not_of_other_inputs_or_output
             load_generator(tmp_path / "from_other.pt", strength=0.5)
     with pytest.raises(CheckpointError, match="any-scale"):  # trained from fidelity
         load_generator("anyscale", strength=0.5)
+
+
+@pytest.mark.skipif(not SHIPPED["gan"].is_file(), reason="no shipped gan model")
+def test_run_with_gan_at_a_strength_between_writes_the_blend_of_both_runs(tmp_path, monkeypatch):
+    crop = (slice(64, 112), slice(96, 160))  # 48 x 64 of every frame of the example burst
+    frames = sorted((EXAMPLES / "burst").glob("frame_*.png"))
+    write_frames(tmp_path / "b", [read_image(f).pixels[crop] for f in frames])
+    monkeypatch.chdir(tmp_path)
+    outs = {}
+    for strength in ("0", "0.25", "1"):
+        args = ["-q", "run", "b", "--model", "gan", "--strength", strength, "--back-project"]
+        args += ["off", "--bit-depth", "16", "--tile", "32", "-o", f"s{strength}.png"]
+        res = CliRunner().invoke(cli, args)
+        assert res.exit_code == 0, res.output
+        outs[strength] = read_image(tmp_path / f"s{strength}.png").pixels
+    ends = (outs["0"], outs["1"])
+    inside = np.logical_and.reduce([(0.01 < e) & (e < 0.99) for e in ends])  # neither clipped
+    blend = 0.75 * ends[0] + 0.25 * ends[1]
+    assert np.abs(outs["0.25"] - blend)[inside].max() < 1e-3  # tiled, routed: the same blend
+    assert np.abs(ends[0] - ends[1]).mean() > 5e-3  # and the two ends differ
 
 
 def test_gan_at_strength_zero_is_burst_exactly():

@@ -268,7 +268,7 @@ def run(
         used,
         frames,
         config.scale,
-        model,
+        model if strength is None else f"{model} at --strength {strength:g}",
         shape[1],
         shape[0],
         output,

@@ -50,6 +50,8 @@ def save_generator(
 ) -> Path:
     """Write ``generator`` (config + weights) to ``path`` (``.pt``) and ``path.json``;
     ``start``: the model its ``--strength`` dial starts from (:func:`start_for`)."""
+    if isinstance(generator, Dial):  # two networks: their outputs are blended, not their weights
+        raise TypeError("a --strength dial is two models; save each of them")
     path = Path(path)
     state = {k: v.detach().cpu().clone() for k, v in generator.state_dict().items()}
     payload = {

@@ -24,9 +24,12 @@ __all__ = ["Dial", "check_dial_pair"]
 def check_dial_pair(start: GeneratorConfig, end: GeneratorConfig) -> str | None:
     """Why the outputs of models of ``start`` and ``end`` cannot be blended pixel by pixel (they
     read or write differently), or None when they can."""
-    for name in ("scale", "unshuffle", "in_channels"):
+    for name in ("scale", "unshuffle"):
         if getattr(start, name) != getattr(end, name):
             return f"its {name} is {getattr(end, name)}, the start's {getattr(start, name)}"
+    if start.confidence != end.confidence:
+        reads = "reads" if end.confidence else "does not read"
+        return f"it {reads} the merge's confidence map and the start does the opposite"
     if start.merge_reads() != end.merge_reads():
         return f"it reads --kernel {end.merge_kernel} merges, the start {start.merge_kernel} ones"
     if start.any_scale or end.any_scale:
@@ -62,6 +65,10 @@ class Dial(nn.Module):
         """How far an output pixel sees: the farther of the two models' reach."""
         return max(self.start.receptive_radius(), self.end.receptive_radius())
 
+    @property
+    def networks(self) -> tuple[Generator, Generator]:
+        """The two models, start first."""
+        return self.start, self.end
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        base = self.start(x)
-        return torch.lerp(base, self.end(x).to(base.dtype), self.strength)
+        return torch.lerp(self.start(x).float(), self.end(x).float(), self.strength)
