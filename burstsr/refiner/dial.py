@@ -28,8 +28,8 @@ def check_dial_pair(start: GeneratorConfig, end: GeneratorConfig) -> str | None:
         if getattr(start, name) != getattr(end, name):
             return f"its {name} is {getattr(end, name)}, the start's {getattr(start, name)}"
     if start.confidence != end.confidence:
-        reads = "reads" if end.confidence else "does not read"
-        return f"it {reads} the merge's confidence map and the start does the opposite"
+        reader, other = ("it", "the start") if end.confidence else ("the start", "it")
+        return f"{reader} reads the merge's confidence map, {other} does not"
     if start.merge_reads() != end.merge_reads():
         return f"it reads --kernel {end.merge_kernel} merges, the start {start.merge_kernel} ones"
     if start.any_scale or end.any_scale:
