@@ -145,7 +145,7 @@ def load_generator(
         if strength == 0:
             generator = start
         elif strength < 1:
-            generator = Dial(start.to(device).eval(), generator.to(device).eval(), strength)
+            generator = Dial(start, generator, strength)  # moved and put in eval() below
     return generator.to(device).eval()
 
 
